@@ -1,0 +1,76 @@
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import type { Sql } from 'postgres'
+import { configOrExit } from './plugins/app/config.js'
+import { createSql } from './plugins/app/db.js'
+import type { Config } from './schemas/env.js'
+import { resolveDatabase } from './services/embedded-postgres.js'
+import { createLogger } from './services/logger.js'
+import { migrate } from './services/migrator.js'
+
+export interface CliIo {
+  stdout: (line: string) => void
+  stderr: (line: string) => void
+  stdin: () => Promise<string>
+}
+
+interface Command {
+  summary: string
+  run: (ctx: { sql: Sql; args: string[]; io: CliIo; config: Config }) => Promise<number>
+}
+
+const commands: Record<string, Command> = {
+  migrate: {
+    summary: 'apply pending database migrations',
+    async run({ sql, io }) {
+      const { applied } = await migrate(sql)
+      io.stdout(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date')
+      return 0
+    },
+  },
+}
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`)
+  return ['usage: npm run cli -- <command> [options]', 'commands:', ...lines].join('\n')
+}
+
+/** Runs one operator command against the configured (or embedded) database; returns the exit code. */
+export async function runCli(argv: string[], config: Config, io: CliIo, logger?: Logger): Promise<number> {
+  const [name, ...args] = argv
+  const command = name ? commands[name] : undefined
+  if (!command) {
+    io.stderr(name ? `unknown command: ${name}\n${usage()}` : usage())
+    return name ? 1 : 0
+  }
+  const log = logger ?? createLogger({ LOG_LEVEL: 'warn' })
+  const { config: resolved, embedded } = await resolveDatabase(config, log)
+  const sql = createSql(resolved)
+  try {
+    return await command.run({ sql, args, io, config: resolved })
+  } catch (error) {
+    io.stderr(`${name}: ${(error as Error).message}`)
+    return 1
+  } finally {
+    await sql.end({ timeout: 5 })
+    await embedded?.stop()
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+const entry = process.argv[1] ? realpathSync(process.argv[1]) : ''
+if (entry === fileURLToPath(import.meta.url)) {
+  const io: CliIo = {
+    stdout: (line) => process.stdout.write(`${line}\n`),
+    stderr: (line) => process.stderr.write(`${line}\n`),
+    stdin: readStdin,
+  }
+  // embedded-postgres makes Node ignore process.exitCode, so exit explicitly.
+  process.exit(await runCli(process.argv.slice(2), configOrExit(), io))
+}

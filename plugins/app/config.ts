@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs'
+import { Value } from '@sinclair/typebox/value'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { type Config, DEV_JWT_SECRET, EnvSchema, REQUIRED_IN_PRODUCTION } from '../../schemas/env.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Readonly<Config>
+  }
+}
+
+/** A configuration problem: its message is the one line an operator sees before exit code 1. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Reads `.env` into process.env when present; variables already set in the environment win. */
+export function readDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path)
+}
+
+/**
+ * Validates the environment once against schemas/env.ts. Empty strings count as unset, unknown
+ * variables are ignored, and a bad value throws a ConfigError naming the variable (never its value,
+ * which may be a secret).
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const keys = Object.keys(EnvSchema.properties) as (keyof Config)[]
+  const raw: Record<string, string> = {}
+  for (const key of keys) {
+    const value = env[key]
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+  }
+  if (raw.NODE_ENV === 'production') {
+    for (const key of REQUIRED_IN_PRODUCTION) {
+      if (raw[key] === undefined) throw new ConfigError(`${key} is required when NODE_ENV=production`)
+    }
+  }
+  const candidate = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
+  const first = Value.Errors(EnvSchema, candidate).First()
+  if (first) {
+    const name = first.path.replace(/^\//, '') || 'environment'
+    throw new ConfigError(`${name} is invalid: ${first.message.toLowerCase()}`)
+  }
+  const config = candidate as Config
+  if (config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS is invalid: must not exceed REQUEST_TIMEOUT_MS')
+  }
+  return Object.freeze(config)
+}
+
+/** Reads and validates configuration, or prints one line and exits 1. */
+export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    readDotEnv()
+    return loadConfig(env)
+  } catch (error) {
+    const message = error instanceof ConfigError ? error.message : String((error as Error).message ?? error)
+    console.error(`bulwark: invalid configuration: ${message}`)
+    process.exit(1)
+  }
+}
+
+/** Names of the settings that fell back to a development default, for the boot log. */
+export function developmentDefaults(config: Config): string[] {
+  if (config.NODE_ENV === 'production') return []
+  const used: string[] = []
+  if (config.JWT_SECRET === DEV_JWT_SECRET) used.push('JWT_SECRET')
+  if (!config.DATABASE_URL) used.push('DATABASE_URL (embedded PostgreSQL)')
+  return used
+}
+
+async function configPlugin(app: FastifyInstance, opts: { config: Config }) {
+  app.decorate('config', opts.config)
+}
+
+export default fp(configPlugin, { name: 'config' })

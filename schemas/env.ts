@@ -1,0 +1,38 @@
+import { type Static, Type } from '@sinclair/typebox'
+
+/** Development-only signing secret: refused in production, where JWT_SECRET must be set. */
+export const DEV_JWT_SECRET = 'bulwark-development-secret-do-not-use-in-production'
+
+const literals = <T extends string>(values: readonly T[], def: T) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { default: def },
+  )
+
+/**
+ * Every setting the service reads. Values arrive as strings and are converted, defaulted and
+ * validated once at boot; `Config` below is derived from this schema and never written by hand.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: literals(['development', 'test', 'production'] as const, 'development'),
+  HOST: Type.String({ minLength: 1, maxLength: 255, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: literals(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  DATABASE_CONNECT_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 120, default: 5 }),
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  JWT_SECRET: Type.String({ minLength: 32, maxLength: 4096, default: DEV_JWT_SECRET }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 104_857_600, default: 65_536 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000 }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 72_000 }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  EMBEDDED_DB_DIR: Type.String({ minLength: 1, maxLength: 1024, default: '.data/postgres' }),
+  EMBEDDED_DB_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+})
+
+export type Config = Static<typeof EnvSchema>
+
+/** Settings that have no default in production: the service refuses to start without them. */
+export const REQUIRED_IN_PRODUCTION = ['DATABASE_URL', 'JWT_SECRET'] as const

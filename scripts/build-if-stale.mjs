@@ -1,0 +1,29 @@
+// Builds dist/ when it is missing or older than any source file, with a clean tree so a deleted
+// source (say, a route) never lingers in dist/ and gets autoloaded.
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+const SOURCES = ['app.ts', 'server.ts', 'cli.ts', 'plugins', 'routes', 'schemas', 'services', 'repositories']
+const STAMP = 'dist/.build-stamp'
+
+function newest(path) {
+  if (!existsSync(path)) return 0
+  const stat = statSync(path)
+  if (!stat.isDirectory()) return stat.mtimeMs
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))))
+}
+
+export function buildIfStale({ force = false } = {}) {
+  const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : 0
+  const sources = Math.max(...SOURCES.map(newest), newest('tsconfig.json'), newest('tsconfig.build.json'))
+  if (!force && built > sources) return false
+  rmSync('dist', { recursive: true, force: true })
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    stdio: 'inherit',
+  })
+  writeFileSync(STAMP, `${new Date().toISOString()}\n`)
+  return true
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) buildIfStale({ force: process.argv.includes('--force') })

