@@ -52,7 +52,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   await app.register(configPlugin, { config })
   if (existsSync(join(here, 'plugins/external'))) {
-    await app.register(autoload, { dir: join(here, 'plugins/external'), forceESM: true })
+    await app.register(autoload, { dir: join(here, 'plugins/external'), forceESM: true, options: {} })
   }
   await app.register(autoload, {
     dir: join(here, 'plugins/app'),

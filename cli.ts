@@ -4,10 +4,14 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { configOrExit } from './plugins/app/config.js'
 import { createSql } from './plugins/app/db.js'
+import { CreateUserInput, validationErrors } from './schemas/auth.js'
 import type { Config } from './schemas/env.js'
+import { createAudit } from './services/audit.js'
 import { resolveDatabase } from './services/embedded-postgres.js'
+import { AppError } from './services/errors.js'
 import { createLogger } from './services/logger.js'
 import { migrate } from './services/migrator.js'
+import { createUser } from './services/users.js'
 
 export interface CliIo {
   stdout: (line: string) => void
@@ -20,7 +24,42 @@ interface Command {
   run: (ctx: { sql: Sql; args: string[]; io: CliIo; config: Config }) => Promise<number>
 }
 
+/** `--name value` pairs; unknown or repeated flags are errors, never ignored. */
+function parseFlags(args: string[], allowed: string[]): Record<string, string> {
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < args.length; i += 2) {
+    const name = args[i]?.replace(/^--/, '') ?? ''
+    const value = args[i + 1]
+    if (!args[i]?.startsWith('--') || !allowed.includes(name) || value === undefined || name in flags) {
+      throw new Error(`expected ${allowed.map((a) => `--${a} <value>`).join(' ')}`)
+    }
+    flags[name] = value
+  }
+  return flags
+}
+
 const commands: Record<string, Command> = {
+  'create-user': {
+    summary: 'create a user; reads the password from standard input (one line)',
+    async run({ sql, args, io, config }) {
+      const flags = parseFlags(args, ['username', 'email', 'role'])
+      const password = (await io.stdin()).split(/\r?\n/)[0] ?? ''
+      const input = { username: flags.username, email: flags.email, password, role: flags.role ?? 'user' }
+      const problems = validationErrors(CreateUserInput, input)
+      if (problems.length > 0) {
+        io.stderr(`create-user: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`)
+        return 1
+      }
+      const audit = createAudit(sql, createLogger({ LOG_LEVEL: 'silent' }), {
+        ip: null,
+        userAgent: 'cli',
+        requestId: null,
+      })
+      const user = await createUser({ sql, config, audit }, input as CreateUserInput)
+      io.stdout(`created ${user.role} ${user.username} (${user.id})`)
+      return 0
+    },
+  },
   migrate: {
     summary: 'apply pending database migrations',
     async run({ sql, io }) {
@@ -50,7 +89,11 @@ export async function runCli(argv: string[], config: Config, io: CliIo, logger?:
   try {
     return await command.run({ sql, args, io, config: resolved })
   } catch (error) {
-    io.stderr(`${name}: ${(error as Error).message}`)
+    const fields =
+      error instanceof AppError && error.errors
+        ? `: ${error.errors.map((e) => `${e.path} ${e.message}`).join('; ')}`
+        : ''
+    io.stderr(`${name}: ${(error as Error).message}${fields}`)
     return 1
   } finally {
     await sql.end({ timeout: 5 })

@@ -30,6 +30,19 @@ export const EnvSchema = Type.Object({
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   EMBEDDED_DB_DIR: Type.String({ minLength: 1, maxLength: 1024, default: '.data/postgres' }),
   EMBEDDED_DB_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+  BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 900 }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 31_536_000, default: 604_800 }),
+  SESSION_MAX_AGE_SECONDS: Type.Integer({ minimum: 300, maximum: 31_536_000, default: 2_592_000 }),
+  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 10 }),
+  JWT_ISSUER: Type.String({ minLength: 1, maxLength: 255, default: 'bulwark' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, maxLength: 255, default: 'bulwark-api' }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
+  JWT_PREVIOUS_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
+  COOKIE_SECURE: Type.Boolean(),
+  CORS_ORIGINS: Type.String({ maxLength: 8192, default: '' }),
+  PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
 })
 
 export type Config = Static<typeof EnvSchema>

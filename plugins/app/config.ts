@@ -32,11 +32,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const value = env[key]
     if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
   }
-  if (raw.NODE_ENV === 'production') {
+  const production = raw.NODE_ENV === 'production'
+  if (production) {
     for (const key of REQUIRED_IN_PRODUCTION) {
       if (raw[key] === undefined) throw new ConfigError(`${key} is required when NODE_ENV=production`)
     }
   }
+  // Secure cookies by default in production only: plain-http development would otherwise drop them.
+  raw.COOKIE_SECURE ??= String(production)
   const candidate = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
   const first = Value.Errors(EnvSchema, candidate).First()
   if (first) {
@@ -46,6 +49,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const config = candidate as Config
   if (config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HEADERS_TIMEOUT_MS is invalid: must not exceed REQUEST_TIMEOUT_MS')
+  }
+  // OWASP ASVS 11.4.2: a work factor under 10 is too cheap to slow an offline attack.
+  if (production && config.BCRYPT_COST < 10) {
+    throw new ConfigError('BCRYPT_COST is invalid: must be at least 10 when NODE_ENV=production')
+  }
+  if (Boolean(config.JWT_PRIVATE_KEY) !== Boolean(config.JWT_PUBLIC_KEY)) {
+    throw new ConfigError(
+      'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
+    )
+  }
+  for (const origin of config.CORS_ORIGINS.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)) {
+    if (!/^https?:\/\/[^/?#*]+$/.test(origin)) {
+      throw new ConfigError(
+        'CORS_ORIGINS is invalid: each entry must be an exact origin like https://app.example.com',
+      )
+    }
   }
   return Object.freeze(config)
 }

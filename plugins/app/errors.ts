@@ -34,13 +34,14 @@ interface AjvError {
   keyword: string
   message?: string
   params: Record<string, unknown>
+  parentSchema?: { 'x-message'?: string }
 }
 
 /** Turns Ajv's errors into `{ path, message }` pairs a person can read, e.g. `body.username`. */
 export function fieldErrors(validation: AjvError[], context: string | undefined): FieldError[] {
   return validation.map((e) => {
     const segments = e.instancePath.split('/').filter(Boolean)
-    let message = e.message ?? 'is invalid'
+    let message = e.parentSchema?.['x-message'] ?? e.message ?? 'is invalid'
     if (e.keyword === 'required') {
       segments.push(String(e.params.missingProperty))
       message = 'is required'

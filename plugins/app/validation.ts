@@ -7,6 +7,7 @@ const shared: Options = {
   allErrors: true, // every failing field is reported at once; every input schema is bounded
   removeAdditional: false, // an unknown property is an error, never silently dropped
   useDefaults: true,
+  verbose: true, // exposes parentSchema, so a schema's `x-message` can word the error for people
   strict: true,
   // OpenAPI annotations that are not JSON Schema validation keywords.
   keywords: ['example', 'x-message'],

@@ -1,0 +1,171 @@
+import type { Sql, TransactionSql } from 'postgres'
+import type { Role } from '../schemas/auth.js'
+
+type Db = Sql | TransactionSql
+
+export interface Origin {
+  userAgent: string | null
+  ip: string | null
+}
+
+export async function insertSession(
+  db: Db,
+  s: { userId: string; idleSeconds: number; maxAgeSeconds: number } & Origin,
+): Promise<{ id: string; idleExpiresAt: Date }> {
+  const [row] = await db<{ id: string; idleExpiresAt: Date }[]>`
+    insert into sessions (user_id, idle_expires_at, expires_at, user_agent, ip)
+    values (
+      ${s.userId},
+      now() + make_interval(secs => ${s.idleSeconds}),
+      now() + make_interval(secs => ${s.maxAgeSeconds}),
+      ${s.userAgent}, ${s.ip}
+    )
+    returning id, idle_expires_at
+  `
+  return row as { id: string; idleExpiresAt: Date }
+}
+
+/** A child token never outlives its session's absolute lifetime. */
+export async function insertRefreshToken(
+  db: Db,
+  t: {
+    sessionId: string
+    parentId: string | null
+    userId: string
+    tokenHash: Buffer
+    idleSeconds: number
+  } & Origin,
+): Promise<void> {
+  await db`
+    insert into refresh_tokens (session_id, parent_id, user_id, token_hash, expires_at, user_agent, ip)
+    select ${t.sessionId}, ${t.parentId}, ${t.userId}, ${t.tokenHash},
+           least(now() + make_interval(secs => ${t.idleSeconds}), s.expires_at), ${t.userAgent}, ${t.ip}
+    from sessions s where s.id = ${t.sessionId}
+  `
+}
+
+export interface ClaimedToken {
+  id: string
+  sessionId: string
+  userId: string
+}
+
+/**
+ * Consumes a refresh token in one conditional update: of two racing requests only one gets a row
+ * (RFC 9700 §4.14.2). The session must be live and its user enabled.
+ */
+export async function claimRefreshToken(db: Db, tokenHash: Buffer): Promise<ClaimedToken | undefined> {
+  const [row] = await db<ClaimedToken[]>`
+    update refresh_tokens t set used_at = now()
+    from sessions s join users u on u.id = s.user_id
+    where t.token_hash = ${tokenHash}
+      and t.used_at is null and t.revoked_at is null and t.expires_at > now()
+      and s.id = t.session_id and s.revoked_at is null and s.expires_at > now()
+      and not u.disabled
+    returning t.id, t.session_id, t.user_id
+  `
+  return row
+}
+
+export interface TokenState {
+  id: string
+  sessionId: string
+  userId: string
+  usedAt: Date | null
+  revokedAt: Date | null
+  expired: boolean
+  sessionLive: boolean
+  usedSecondsAgo: number | null
+  /** This token's child is unused and unrevoked: it is the immediate parent of the live token. */
+  parentOfLive: boolean
+}
+
+export async function findTokenState(db: Db, tokenHash: Buffer): Promise<TokenState | undefined> {
+  const [row] = await db<TokenState[]>`
+    select t.id, t.session_id, t.user_id, t.used_at, t.revoked_at,
+           t.expires_at <= now() as expired,
+           (s.revoked_at is null and s.expires_at > now() and not u.disabled) as session_live,
+           extract(epoch from now() - t.used_at)::float8 as used_seconds_ago,
+           exists (
+             select 1 from refresh_tokens c
+             where c.parent_id = t.id and c.used_at is null and c.revoked_at is null and c.expires_at > now()
+           ) as parent_of_live
+    from refresh_tokens t
+    join sessions s on s.id = t.session_id
+    join users u on u.id = t.user_id
+    where t.token_hash = ${tokenHash}
+  `
+  return row
+}
+
+export async function touchSession(db: Db, sessionId: string, idleSeconds: number): Promise<void> {
+  await db`
+    update sessions
+    set last_used_at = now(), idle_expires_at = least(now() + make_interval(secs => ${idleSeconds}), expires_at)
+    where id = ${sessionId}
+  `
+}
+
+/** Revokes sessions (and every refresh token in them) matching the filter; returns their ids. */
+export async function revokeSessions(
+  db: Db,
+  filter: { userId: string; sessionId?: string; exceptSessionId?: string },
+  reason: string,
+): Promise<string[]> {
+  const rows = await db<{ id: string }[]>`
+    update sessions set revoked_at = now(), revoked_reason = ${reason}
+    where user_id = ${filter.userId} and revoked_at is null
+      ${filter.sessionId ? db`and id = ${filter.sessionId}` : db``}
+      ${filter.exceptSessionId ? db`and id <> ${filter.exceptSessionId}` : db``}
+    returning id
+  `
+  const ids = rows.map((r) => r.id)
+  if (ids.length > 0) {
+    await db`update refresh_tokens set revoked_at = now() where session_id in ${db(ids)} and revoked_at is null`
+  }
+  return ids
+}
+
+export interface SessionRow {
+  id: string
+  createdAt: Date
+  lastUsedAt: Date
+  userAgent: string | null
+  ip: string | null
+}
+
+export async function listLiveSessions(db: Db, userId: string): Promise<SessionRow[]> {
+  return db<SessionRow[]>`
+    select id, created_at, last_used_at, user_agent, ip
+    from sessions
+    where user_id = ${userId} and revoked_at is null and expires_at > now() and idle_expires_at > now()
+    order by last_used_at desc
+    limit 100
+  `
+}
+
+export interface Principal {
+  userId: string
+  username: string
+  role: Role
+  sessionId: string
+}
+
+/**
+ * The per-request check behind every access token: its session is live and its user enabled, and
+ * the role is read fresh, so revocation, demotion and disabling take effect at once (ASVS 7.4.1).
+ */
+export async function findPrincipal(
+  db: Db,
+  sessionId: string,
+  userId: string,
+): Promise<Principal | undefined> {
+  const [row] = await db<Principal[]>`
+    select u.id as user_id, u.username, u.role, s.id as session_id
+    from sessions s join users u on u.id = s.user_id
+    where s.id = ${sessionId} and s.user_id = ${userId}
+      and s.revoked_at is null and s.expires_at > now() and s.idle_expires_at > now()
+      and not u.disabled
+  `
+  return row
+}

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto'
+import bcrypt from 'bcrypt'
+import type { FieldError } from './errors.js'
+import { AppError } from './errors.js'
+
+/** bcrypt reads at most 72 bytes; longer input would be silently truncated (OWASP ASVS 6.2.9). */
+export const MAX_PASSWORD_BYTES = 72
+
+export function passwordTooLong(password: string): boolean {
+  return Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES
+}
+
+/** The byte rule JSON Schema cannot express (maxLength counts characters). */
+export function assertPasswordBytes(password: string, path: string): void {
+  if (!passwordTooLong(password)) return
+  const errors: FieldError[] = [{ path, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` }]
+  throw new AppError(400, 'The request is invalid; see errors for each field.', {
+    type: 'validation-error',
+    errors,
+  })
+}
+
+/** The async API runs on libuv's thread pool, so hashing never blocks the event loop. */
+export function hashPassword(password: string, cost: number): Promise<string> {
+  return bcrypt.hash(password, cost)
+}
+
+const dummyHashes = new Map<number, Promise<string>>()
+
+/**
+ * Compares against the real hash, or a dummy one of the same cost when the account does not exist,
+ * so response time does not reveal which usernames exist (OWASP ASVS 6.3.8).
+ */
+export async function verifyPassword(
+  password: string,
+  hash: string | undefined,
+  cost: number,
+): Promise<boolean> {
+  if (!dummyHashes.has(cost)) dummyHashes.set(cost, bcrypt.hash(randomBytes(16).toString('hex'), cost))
+  const target = hash ?? (await dummyHashes.get(cost))
+  const match = await bcrypt.compare(password, target as string)
+  return match && hash !== undefined && !passwordTooLong(password)
+}

@@ -1,0 +1,193 @@
+import type { Sql } from 'postgres'
+import * as repo from '../repositories/sessions.js'
+import { findUserByLogin } from '../repositories/users.js'
+import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
+import type { Config } from '../schemas/env.js'
+import type { Audit } from './audit.js'
+import { AppError } from './errors.js'
+import { verifyPassword } from './passwords.js'
+import { hashRefreshToken, newRefreshToken, REFRESH_TOKEN_PATTERN } from './refresh-tokens.js'
+import { toPublicUser } from './users.js'
+
+export interface SessionsContext {
+  sql: Sql
+  config: Pick<
+    Config,
+    | 'BCRYPT_COST'
+    | 'ACCESS_TOKEN_TTL_SECONDS'
+    | 'REFRESH_TOKEN_TTL_SECONDS'
+    | 'SESSION_MAX_AGE_SECONDS'
+    | 'REFRESH_REUSE_GRACE_SECONDS'
+  >
+  sign: (claims: AccessClaims) => string
+  audit: Audit
+  origin: repo.Origin
+}
+
+export interface Tokens {
+  accessToken: string
+  expiresIn: number
+  /** Absent when a concurrent refresh inside the grace window gets only a new access token. */
+  refreshToken?: string
+}
+
+/** Any refresh failure looks the same to the client; `clearCookies` ends the browser's session. */
+export class RefreshRejected extends AppError {
+  constructor() {
+    super(401, 'The refresh token is invalid, expired or revoked.', {
+      type: 'invalid-refresh-token',
+      headers: { 'cache-control': 'no-store' },
+    })
+  }
+}
+
+const invalidCredentials = () =>
+  new AppError(401, 'Invalid credentials.', {
+    type: 'invalid-credentials',
+    headers: { 'cache-control': 'no-store' },
+  })
+
+function accessFor(
+  ctx: SessionsContext,
+  user: { id: string; username: string; role: AccessClaims['role'] },
+  sid: string,
+) {
+  return ctx.sign({ sub: user.id, username: user.username, role: user.role, sid })
+}
+
+/**
+ * One answer for unknown users and wrong passwords, with a dummy hash compare for the former
+ * (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
+ */
+export async function login(ctx: SessionsContext, body: LoginBody): Promise<Tokens & { user: PublicUser }> {
+  const user = await findUserByLogin(ctx.sql, body.username)
+  const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config.BCRYPT_COST)
+  if (!user || !ok) {
+    await ctx.audit('auth.login.failure', user?.id ?? null, {
+      reason: user ? 'bad_password' : 'unknown_user',
+    })
+    throw invalidCredentials()
+  }
+  if (user.disabled) {
+    await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
+    throw new AppError(403, 'This account is disabled.', { type: 'account-disabled' })
+  }
+  const { token, hash } = newRefreshToken()
+  const sessionId = await ctx.sql.begin(async (tx) => {
+    const session = await repo.insertSession(tx, {
+      userId: user.id,
+      idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
+      maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
+      ...ctx.origin,
+    })
+    await repo.insertRefreshToken(tx, {
+      sessionId: session.id,
+      parentId: null,
+      userId: user.id,
+      tokenHash: hash,
+      idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
+      ...ctx.origin,
+    })
+    return session.id
+  })
+  await ctx.audit('auth.login.success', user.id, { sessionId })
+  return {
+    accessToken: accessFor(ctx, user, sessionId),
+    expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
+    refreshToken: token,
+    user: toPublicUser(user),
+  }
+}
+
+/**
+ * Rotation with reuse detection (RFC 9700 §4.14.2): a live token is consumed atomically and replaced
+ * by its child. A consumed token presented again is either a racing tab (inside the grace window,
+ * and only the immediate parent of the live token: a new access token, no new refresh token) or a
+ * replay, which revokes the whole family.
+ */
+export async function refresh(ctx: SessionsContext, presented: string | undefined): Promise<Tokens> {
+  if (!presented || !REFRESH_TOKEN_PATTERN.test(presented)) throw new RefreshRejected()
+  const hash = hashRefreshToken(presented)
+  const { token, hash: childHash } = newRefreshToken()
+  const rotated = await ctx.sql.begin(async (tx) => {
+    const claimed = await repo.claimRefreshToken(tx, hash)
+    if (!claimed) return null
+    await repo.insertRefreshToken(tx, {
+      sessionId: claimed.sessionId,
+      parentId: claimed.id,
+      userId: claimed.userId,
+      tokenHash: childHash,
+      idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
+      ...ctx.origin,
+    })
+    await repo.touchSession(tx, claimed.sessionId, ctx.config.REFRESH_TOKEN_TTL_SECONDS)
+    return claimed
+  })
+  if (rotated) {
+    const principal = await repo.findPrincipal(ctx.sql, rotated.sessionId, rotated.userId)
+    if (!principal) throw new RefreshRejected()
+    return {
+      accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
+      expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
+      refreshToken: token,
+    }
+  }
+  const state = await repo.findTokenState(ctx.sql, hash)
+  if (!state || state.revokedAt || state.expired || !state.sessionLive || !state.usedAt)
+    throw new RefreshRejected()
+  const grace = ctx.config.REFRESH_REUSE_GRACE_SECONDS
+  if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
+    const principal = await repo.findPrincipal(ctx.sql, state.sessionId, state.userId)
+    if (!principal) throw new RefreshRejected()
+    return {
+      accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
+      expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
+    }
+  }
+  await repo.revokeSessions(
+    ctx.sql,
+    { userId: state.userId, sessionId: state.sessionId },
+    'refresh_token_reuse',
+  )
+  await ctx.audit('auth.refresh.reuse_detected', state.userId, { sessionId: state.sessionId })
+  throw new RefreshRejected()
+}
+
+/** Ends the session named by the refresh token or the access token; nothing to end is fine too. */
+export async function logout(
+  ctx: SessionsContext,
+  by: { refreshToken?: string | undefined; principal?: { userId: string; sessionId: string } | null },
+): Promise<void> {
+  let target = by.principal ?? null
+  if (!target && by.refreshToken && REFRESH_TOKEN_PATTERN.test(by.refreshToken)) {
+    const state = await repo.findTokenState(ctx.sql, hashRefreshToken(by.refreshToken))
+    if (state) target = { userId: state.userId, sessionId: state.sessionId }
+  }
+  if (!target) return
+  const revoked = await repo.revokeSessions(ctx.sql, target, 'logout')
+  if (revoked.length > 0) await ctx.audit('auth.logout', target.userId, { sessionId: target.sessionId })
+}
+
+export async function logoutAll(ctx: SessionsContext, userId: string): Promise<void> {
+  const revoked = await repo.revokeSessions(ctx.sql, { userId }, 'logout_all')
+  await ctx.audit('auth.logout_all', userId, { sessionsRevoked: revoked.length })
+}
+
+export async function listSessions(sql: Sql, principal: { userId: string; sessionId: string }) {
+  const rows = await repo.listLiveSessions(sql, principal.userId)
+  return rows.map((s) => ({
+    id: s.id,
+    createdAt: s.createdAt.toISOString(),
+    lastUsedAt: s.lastUsedAt.toISOString(),
+    userAgent: s.userAgent,
+    ip: s.ip,
+    current: s.id === principal.sessionId,
+  }))
+}
+
+/** Only the user's own session can be revoked; another user's is indistinguishable from none. */
+export async function revokeSession(ctx: SessionsContext, userId: string, sessionId: string): Promise<void> {
+  const revoked = await repo.revokeSessions(ctx.sql, { userId, sessionId }, 'revoked_by_user')
+  if (revoked.length === 0) throw new AppError(404, 'The requested resource does not exist.')
+  await ctx.audit('auth.session.revoked', userId, { sessionId })
+}

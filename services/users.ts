@@ -1,0 +1,87 @@
+import type { Sql } from 'postgres'
+import * as sessionsRepo from '../repositories/sessions.js'
+import * as users from '../repositories/users.js'
+import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
+import type { Config } from '../schemas/env.js'
+import type { Audit } from './audit.js'
+import { AppError } from './errors.js'
+import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
+
+export interface UsersContext {
+  sql: Sql
+  config: Pick<Config, 'BCRYPT_COST'>
+  audit: Audit
+}
+
+export function toPublicUser(u: users.UserRow): PublicUser {
+  return {
+    id: u.id,
+    username: u.username,
+    email: u.email,
+    role: u.role,
+    createdAt: u.createdAt.toISOString(),
+  }
+}
+
+const UNIQUE_VIOLATION = '23505'
+
+/** The unique indexes decide between concurrent registrations: one 201, one 409. */
+export async function createUser(
+  ctx: UsersContext,
+  input: RegisterBody & { role?: Role },
+): Promise<PublicUser> {
+  assertPasswordBytes(input.password, 'body.password')
+  const passwordHash = await hashPassword(input.password, ctx.config.BCRYPT_COST)
+  try {
+    const row = await users.insertUser(ctx.sql, {
+      username: input.username,
+      email: input.email.toLowerCase(),
+      passwordHash,
+      role: input.role ?? 'user',
+    })
+    await ctx.audit('auth.register', row.id, { role: row.role })
+    return toPublicUser(row)
+  } catch (error) {
+    const e = error as { code?: string; constraint_name?: string }
+    if (e.code !== UNIQUE_VIOLATION) throw error
+    const field = e.constraint_name === 'users_email_key' ? 'email' : 'username'
+    throw new AppError(
+      409,
+      field === 'email' ? 'That email is already registered.' : 'That username is taken.',
+      {
+        type: 'conflict',
+        errors: [{ path: `body.${field}`, message: 'is already in use' }],
+      },
+    )
+  }
+}
+
+export async function getUser(sql: Sql, id: string): Promise<PublicUser> {
+  const row = await users.findUserById(sql, id)
+  if (!row) throw new AppError(404, 'The requested resource does not exist.')
+  return toPublicUser(row)
+}
+
+/** Re-authenticates with the current password, then ends every other session (ASVS 7.4.3). */
+export async function changePassword(
+  ctx: UsersContext,
+  principal: { userId: string; sessionId: string },
+  body: PasswordChangeBody,
+): Promise<void> {
+  assertPasswordBytes(body.newPassword, 'body.newPassword')
+  const user = await users.findUserById(ctx.sql, principal.userId)
+  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config.BCRYPT_COST))) {
+    await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
+    throw new AppError(403, 'The current password is incorrect.', { type: 'invalid-current-password' })
+  }
+  const hash = await hashPassword(body.newPassword, ctx.config.BCRYPT_COST)
+  const revoked = await ctx.sql.begin(async (tx) => {
+    await users.updatePasswordHash(tx, principal.userId, hash)
+    return sessionsRepo.revokeSessions(
+      tx,
+      { userId: principal.userId, exceptSessionId: principal.sessionId },
+      'password_changed',
+    )
+  })
+  await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length })
+}

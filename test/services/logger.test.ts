@@ -1,0 +1,95 @@
+import t from 'tap'
+import { build, logCapture } from '../helper.js'
+
+const SECRET_VALUES = [
+  'Sup3rSecretPass!',
+  'eyJhbGciOiJIUzI1NiJ9.secret-token',
+  'sid=cookie-secret',
+  'db-pass-123',
+]
+
+t.test('x-request-id: well-formed ids are kept, others replaced by a UUID', async (t) => {
+  const app = await build(t)
+  const cases: [string | undefined, boolean][] = [
+    ['gw-7f3a:01.abc_DEF', true],
+    ['a'.repeat(128), true],
+    ['a'.repeat(129), false],
+    ['has space', false],
+    ['<script>', false],
+    ['line\nbreak', false],
+    ['-leading-dash', false],
+    ['', false],
+    [undefined, false],
+  ]
+  for (const [given, kept] of cases) {
+    const res = await app.inject({
+      url: '/health/live',
+      headers: given === undefined ? {} : { 'x-request-id': given.replace('\n', ' ') },
+    })
+    const id = res.headers['x-request-id'] as string
+    if (kept) t.equal(id, given, `kept ${given?.slice(0, 20)}`)
+    else
+      t.match(
+        id,
+        /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+        `generated for ${given}`,
+      )
+  }
+  const a = await app.inject('/health/live')
+  const b = await app.inject('/health/live')
+  t.not(a.headers['x-request-id'], b.headers['x-request-id'], 'each request gets its own id')
+})
+
+t.test('one log line per request with method, route, status, duration and the request id', async (t) => {
+  const capture = logCapture()
+  const app = await build(t, { logStream: capture.stream })
+  capture.lines.length = 0
+  await app.inject({ url: '/health/live?token=abc', headers: { 'x-request-id': 'req-1' } })
+  await app.inject({ url: '/missing', headers: { 'x-request-id': 'req-2' } })
+  const requests = capture.lines.filter((l) => l.event === 'request')
+  t.equal(requests.length, 2)
+  t.match(requests[0], {
+    requestId: 'req-1',
+    method: 'GET',
+    route: '/health/live',
+    path: '/health/live',
+    status: 200,
+  })
+  t.type(requests[0]?.durationMs, 'number')
+  t.match(requests[1], { requestId: 'req-2', route: null, path: '/missing', status: 404 })
+  t.equal(
+    capture.lines.filter((l) => l.requestId === 'req-1').length,
+    1,
+    'nothing else is logged for a plain request',
+  )
+  t.notMatch(capture.raw.join('\n'), /token=abc/, 'query strings are not logged')
+})
+
+t.test('secrets never reach the log', async (t) => {
+  const capture = logCapture()
+  const app = await build(t, {
+    logStream: capture.stream,
+    setup: (app) => {
+      app.post('/test/leak', async (request) => {
+        const body = request.body as Record<string, unknown>
+        request.log.info({ body, headers: request.headers, user: { password: body.password } }, 'test log')
+        request.log.error(
+          { err: Object.assign(new Error('boom'), { parameters: [body.password] }) },
+          'db error',
+        )
+        throw Object.assign(new Error('query failed'), { parameters: [body.password], query: 'select $1' })
+      })
+    },
+  })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/test/leak',
+    headers: { authorization: `Bearer ${SECRET_VALUES[1]}`, cookie: SECRET_VALUES[2] },
+    payload: { password: SECRET_VALUES[0], token: SECRET_VALUES[1], secret: SECRET_VALUES[3] },
+  })
+  t.equal(res.statusCode, 500)
+  const all = capture.raw.join('\n')
+  t.match(all, /test log/, 'the log lines were written')
+  t.match(all, /\[Redacted\]/)
+  for (const secret of SECRET_VALUES) t.notOk(all.includes(secret), `${secret.slice(0, 8)}… is redacted`)
+})
