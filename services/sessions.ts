@@ -55,6 +55,16 @@ function accessFor(
   return ctx.sign({ sub: user.id, username: user.username, role: user.role, sid })
 }
 
+/** A new access token for a session, from the session's current state (live, role, enabled). */
+async function accessForSession(ctx: SessionsContext, sessionId: string, userId: string): Promise<Tokens> {
+  const principal = await repo.findPrincipal(ctx.sql, sessionId, userId)
+  if (!principal) throw new RefreshRejected()
+  return {
+    accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
+    expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
+  }
+}
+
 /**
  * One answer for unknown users and wrong passwords, with a dummy hash compare for the former
  * (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
@@ -123,26 +133,14 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
     await repo.touchSession(tx, claimed.sessionId, ctx.config.REFRESH_TOKEN_TTL_SECONDS)
     return claimed
   })
-  if (rotated) {
-    const principal = await repo.findPrincipal(ctx.sql, rotated.sessionId, rotated.userId)
-    if (!principal) throw new RefreshRejected()
-    return {
-      accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
-      expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
-      refreshToken: token,
-    }
-  }
+  if (rotated)
+    return { ...(await accessForSession(ctx, rotated.sessionId, rotated.userId)), refreshToken: token }
   const state = await repo.findTokenState(ctx.sql, hash)
   if (!state || state.revokedAt || state.expired || !state.sessionLive || !state.usedAt)
     throw new RefreshRejected()
   const grace = ctx.config.REFRESH_REUSE_GRACE_SECONDS
   if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
-    const principal = await repo.findPrincipal(ctx.sql, state.sessionId, state.userId)
-    if (!principal) throw new RefreshRejected()
-    return {
-      accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
-      expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
-    }
+    return accessForSession(ctx, state.sessionId, state.userId)
   }
   await repo.revokeSessions(
     ctx.sql,
