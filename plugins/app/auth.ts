@@ -85,7 +85,8 @@ async function authPlugin(app: FastifyInstance) {
     const header = request.headers.authorization
     let token: string | undefined
     if (header !== undefined) {
-      const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/.exec(header)
+      // The scheme name is case-insensitive (RFC 9110 §11.1).
+      const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i.exec(header)
       if (!match) throw unauthorized(true)
       token = match[1]
     } else {
