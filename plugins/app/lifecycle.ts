@@ -15,6 +15,11 @@ async function lifecyclePlugin(app: FastifyInstance) {
     lifecycle.draining = true
     done()
   })
+  // A keep-alive connection whose request was in flight when close began would otherwise stay open
+  // for KEEP_ALIVE_TIMEOUT_MS and hold shutdown: tell the client to reconnect elsewhere.
+  app.addHook('onSend', async function closeWhileDraining(request, reply) {
+    if (lifecycle.draining && request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
+  })
 }
 
 export default fp(lifecyclePlugin, { name: 'lifecycle' })

@@ -50,7 +50,10 @@ t.test('register → login → me → refresh → logout, with cookies', async (
   t.same(me.json().user, user)
   const viaCookie = await app.inject({ url: '/api/users/me', cookies: { access_token: session.access } })
   t.equal(viaCookie.statusCode, 200, 'the access cookie authenticates too')
-  const lower = await app.inject({ url: '/api/users/me', headers: { authorization: `bearer ${session.access}` } })
+  const lower = await app.inject({
+    url: '/api/users/me',
+    headers: { authorization: `bearer ${session.access}` },
+  })
   t.equal(lower.statusCode, 200, 'the auth scheme is case-insensitive (RFC 9110 §11.1)')
 
   const rotated = await refreshWith(app, session.refresh)

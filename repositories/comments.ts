@@ -1,0 +1,68 @@
+import type { Sql } from 'postgres'
+import type { Position } from '../services/cursor.js'
+
+export interface CommentRow {
+  id: string
+  body: string
+  authorId: string
+  authorUsername: string
+  createdAt: Date
+  updatedAt: Date
+  /** created_at as PostgreSQL prints it (microseconds), for exact keyset cursors. */
+  cursorAt: string
+}
+
+const columns = (sql: Sql) => sql`
+  c.id, c.body, c.author_id, u.username as author_username, c.created_at, c.updated_at,
+  c.created_at::text as cursor_at
+`
+
+export async function insertComment(sql: Sql, authorId: string, body: string): Promise<CommentRow> {
+  const [row] = await sql<CommentRow[]>`
+    with c as (insert into comments (author_id, body) values (${authorId}, ${body}) returning *)
+    select ${columns(sql)} from c join users u on u.id = c.author_id
+  `
+  return row as CommentRow
+}
+
+export async function findComment(sql: Sql, id: string): Promise<CommentRow | undefined> {
+  const [row] = await sql<CommentRow[]>`
+    select ${columns(sql)} from comments c join users u on u.id = c.author_id where c.id = ${id}
+  `
+  return row
+}
+
+/** Newest first, after the cursor's (created_at, id); one extra row tells if a next page exists. */
+export async function listComments(
+  sql: Sql,
+  q: { limit: number; after: Position | null; author?: string | undefined },
+): Promise<CommentRow[]> {
+  return sql<CommentRow[]>`
+    select ${columns(sql)}
+    from comments c join users u on u.id = c.author_id
+    where true
+      ${q.author !== undefined ? sql`and lower(u.username) = lower(${q.author})` : sql``}
+      ${q.after ? sql`and (c.created_at, c.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : sql``}
+    order by c.created_at desc, c.id desc
+    limit ${q.limit + 1}
+  `
+}
+
+/** Updates only when the caller is the author: ownership is part of the statement, not a prior check. */
+export async function updateOwnComment(
+  sql: Sql,
+  id: string,
+  authorId: string,
+  body: string,
+): Promise<boolean> {
+  const rows = await sql`
+    update comments set body = ${body}, updated_at = clock_timestamp()
+    where id = ${id} and author_id = ${authorId} returning id
+  `
+  return rows.length === 1
+}
+
+export async function deleteComment(sql: Sql, id: string): Promise<{ authorId: string } | undefined> {
+  const [row] = await sql<{ authorId: string }[]>`delete from comments where id = ${id} returning author_id`
+  return row
+}

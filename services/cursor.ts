@@ -1,0 +1,63 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { AppError } from './errors.js'
+
+/** A keyset position: the row's exact created_at (as PostgreSQL prints it) and its id. */
+export interface Position {
+  createdAt: string
+  id: string
+}
+
+export interface CursorCodec {
+  encode(position: Position): string
+  decode(cursor: string | undefined): Position | null
+}
+
+const POSITION = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?\|[0-9a-f-]{36}$/
+
+const forged = () =>
+  new AppError(400, 'The cursor is invalid.', {
+    type: 'validation-error',
+    errors: [{ path: 'querystring.cursor', message: 'is not a cursor this service issued' }],
+  })
+
+/**
+ * Opaque, signed cursors: clients cannot read or forge a position (a changed cursor is 400), and
+ * what reaches SQL has already passed a strict pattern.
+ */
+export function createCursorCodec(secret: string): CursorCodec {
+  const key = createHash('sha256').update(`bulwark-cursor:${secret}`).digest()
+  const mac = (payload: string) => createHmac('sha256', key).update(payload).digest().subarray(0, 16)
+  return {
+    encode({ createdAt, id }) {
+      const payload = `${createdAt}|${id}`
+      return `${Buffer.from(payload).toString('base64url')}.${mac(payload).toString('base64url')}`
+    },
+    decode(cursor) {
+      if (cursor === undefined) return null
+      const [body, sig] = cursor.split('.')
+      if (!body || !sig) throw forged()
+      const payload = Buffer.from(body, 'base64url').toString('utf8')
+      const given = Buffer.from(sig, 'base64url')
+      const expected = mac(payload)
+      if (given.length !== expected.length || !timingSafeEqual(given, expected) || !POSITION.test(payload)) {
+        throw forged()
+      }
+      const [createdAt, id] = payload.split('|') as [string, string]
+      return { createdAt, id }
+    },
+  }
+}
+
+/** Fetch one row more than asked: its presence says whether a next page exists. */
+export function page<T extends { cursorAt: string; id: string }>(
+  rows: T[],
+  limit: number,
+  codec: CursorCodec,
+): { items: T[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit)
+  const last = items.at(-1)
+  return {
+    items,
+    nextCursor: rows.length > limit && last ? codec.encode({ createdAt: last.cursorAt, id: last.id }) : null,
+  }
+}

@@ -1,0 +1,277 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { get as httpGet } from 'node:http'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import type { App } from '../app.js'
+import { installGracefulShutdown, type ShutdownOptions } from '../server.js'
+import { build, logCapture, testDatabaseUrl } from './helper.js'
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)))
+const SIGNAL = 'SIGUSR2' // not one tap listens to
+
+/** Builds the app with a slow route, listening on a free port. */
+async function slowApp(t: Test, delayMs: number) {
+  const log = logCapture()
+  const app = await build(t, {
+    logStream: log.stream,
+    setup: (app) => {
+      app.get('/test/slow', async () => {
+        await sleep(delayMs)
+        return { done: true }
+      })
+    },
+  })
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  // Runs before build()'s app.close(): a connection left open must not hold the test for 72 s.
+  t.teardown(() => app.server.closeAllConnections())
+  return { app, url, log }
+}
+
+/** Installs the shutdown handler on SIGUSR2, recording what it does. */
+function install(t: Test, app: App, options: Partial<ShutdownOptions> = {}) {
+  const calls: string[] = []
+  let exited!: (code: number) => void
+  const exit = new Promise<number>((r) => {
+    exited = r
+  })
+  const before = process.listenerCount(SIGNAL)
+  const remove = installGracefulShutdown(app, {
+    timeoutMs: 5000,
+    signals: [SIGNAL],
+    cleanup: async () => {
+      calls.push('cleanup')
+    },
+    exit: (code) => {
+      calls.push(`exit:${code}`)
+      exited(code)
+    },
+    ...options,
+  })
+  t.teardown(remove)
+  return { calls, exit, remove, before }
+}
+
+interface Reply {
+  status: number
+  body: unknown
+}
+
+/** GET over a keep-alive connection from fetch's pool, as a gateway sends requests. */
+const keepAliveGet = (url: string): Promise<Reply> =>
+  fetch(url).then(async (res) => ({ status: res.status, body: await res.json() }))
+
+/** GET over a connection of its own that the client closes after the response. */
+const oneShotGet = (url: string): Promise<Reply> =>
+  new Promise((resolveReply, reject) => {
+    const req = httpGet(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        text += chunk
+      })
+      res.on('end', () => resolveReply({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+
+const newConnectionRefused = { cause: { code: 'ECONNREFUSED' } }
+
+t.test('installGracefulShutdown', async (t) => {
+  t.test('drains the in-flight request, refuses new connections, cleans up, exits 0', async (t) => {
+    const { app, url, log } = await slowApp(t, 500)
+    const { calls, exit, remove, before } = install(t, app)
+    t.equal(process.listenerCount(SIGNAL), before + 1, 'listens to the given signal')
+
+    const inFlight = oneShotGet(`${url}/test/slow`)
+    await sleep(100)
+    process.emit(SIGNAL, SIGNAL)
+
+    t.same(await inFlight, { status: 200, body: { done: true } }, 'the in-flight request completes')
+    t.equal(await exit, 0, 'exit code 0')
+    t.same(calls, ['cleanup', 'exit:0'], 'cleanup runs once, before exit')
+    await t.rejects(fetch(`${url}/health/live`), newConnectionRefused, 'new connections are refused')
+    t.match(
+      log.lines.filter((l) => typeof l.event === 'string' && l.event.startsWith('server.')),
+      [{ event: 'server.shutdown', signal: SIGNAL, level: 'info' }],
+    )
+    t.equal(app.lifecycle.draining, true)
+
+    remove()
+    t.equal(process.listenerCount(SIGNAL), before, 'the returned function removes the listener')
+  })
+
+  t.test('a keep-alive client (fetch, like a gateway) does not hold shutdown open', async (t) => {
+    const { app, url } = await slowApp(t, 500)
+    const { calls, exit } = install(t, app, { timeoutMs: 2000 })
+
+    const inFlight = keepAliveGet(`${url}/test/slow`)
+    await sleep(100)
+    process.emit(SIGNAL, SIGNAL)
+
+    t.same(await inFlight, { status: 200, body: { done: true } }, 'the in-flight request completes')
+    t.equal(await exit, 0, 'exit code 0, before timeoutMs')
+    t.same(calls, ['cleanup', 'exit:0'])
+    await t.rejects(
+      fetch(`${url}/health/live`),
+      newConnectionRefused,
+      'the pooled connection was closed and a new one is refused',
+    )
+  })
+
+  t.test('a shutdown that outlasts timeoutMs exits 1', async (t) => {
+    const { app, url, log } = await slowApp(t, 3000)
+    const { calls, exit } = install(t, app, { timeoutMs: 300 })
+
+    const inFlight = oneShotGet(`${url}/test/slow`)
+    await sleep(100)
+    const signalledAt = Date.now()
+    process.emit(SIGNAL, SIGNAL)
+
+    t.equal(await exit, 1, 'exit code 1')
+    const elapsed = Date.now() - signalledAt
+    t.ok(elapsed >= 250 && elapsed < 2000, `exit follows timeoutMs, not the request (${elapsed} ms)`)
+    t.same(calls, ['cleanup', 'exit:1'], 'cleanup still runs')
+    t.match(
+      log.lines.filter((l) => l.event === 'server.shutdown.timeout'),
+      [{ level: 'error', timeoutMs: 300 }],
+    )
+    // The request still completes and close() then resolves, but exit is not called a second time.
+    t.same(await inFlight, { status: 200, body: { done: true } })
+    await sleep(100)
+    t.same(calls, ['cleanup', 'exit:1'], 'exit is called only once')
+  })
+
+  t.test('regression: a hung cleanup cannot keep the process alive', async (t) => {
+    const { app } = await slowApp(t, 10)
+    const { exit } = install(t, app, { timeoutMs: 200, cleanup: () => new Promise<void>(() => {}) })
+    // Our timers are unref'd, as in the service; keep this test process alive as a hung cleanup would.
+    const alive = setInterval(() => {}, 1000)
+    t.teardown(() => clearInterval(alive))
+    const signalledAt = Date.now()
+    process.emit(SIGNAL, SIGNAL)
+    t.equal(await exit, 1, 'the timer still forces exit 1')
+    t.ok(Date.now() - signalledAt < 6000, 'within timeoutMs plus the bounded cleanup wait')
+  })
+
+  t.test('a second signal during shutdown exits 1 at once', async (t) => {
+    const { app, url, log } = await slowApp(t, 1500)
+    const { calls, exit } = install(t, app, { timeoutMs: 10_000 })
+
+    const inFlight = oneShotGet(`${url}/test/slow`)
+    await sleep(100)
+    const signalledAt = Date.now()
+    process.emit(SIGNAL, SIGNAL)
+    await sleep(50)
+    process.emit(SIGNAL, SIGNAL)
+
+    t.equal(await exit, 1)
+    t.ok(Date.now() - signalledAt < 1000, 'does not wait for the in-flight request')
+    t.match(
+      log.lines.filter((l) => l.event === 'server.shutdown.forced'),
+      [{ level: 'warn', signal: SIGNAL }],
+    )
+    await inFlight
+    await sleep(100)
+    t.same(calls, ['cleanup', 'exit:1'], 'cleanup and exit happen once')
+  })
+})
+
+interface Run {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs server.ts in a real Node process with tap's TypeScript loader. */
+function runServer(t: Test, env: NodeJS.ProcessEnv, cwd = root) {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk
+  })
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk
+  })
+  const done = new Promise<Run>((resolveRun) =>
+    child.once('close', (code, signal) => resolveRun({ code, signal, stdout, stderr })),
+  )
+  const events = () =>
+    stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  return { child, done, events }
+}
+
+t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with 0', async (t) => {
+  t.notOk(existsSync(join(root, '.env')), 'no .env in the repository root can change this run')
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: await testDatabaseUrl(),
+  }
+  const server = runServer(t, env)
+  const started = await new Promise<Record<string, unknown>>((resolveStarted, reject) => {
+    const look = () => {
+      const event = server.events().find((e) => e.event === 'server.started')
+      if (event) resolveStarted(event)
+    }
+    server.child.stdout?.on('data', () => setImmediate(look))
+    void server.done.then((run) =>
+      reject(new Error(`server exited (${run.code}) before starting: ${run.stderr}`)),
+    )
+  })
+  t.match(started, { level: 'info', url: /^http:\/\/127\.0\.0\.1:\d+$/ })
+  const url = started.url as string
+
+  const ready = await fetch(`${url}/health/ready`)
+  t.equal(ready.status, 200)
+  t.same(await ready.json(), { status: 'ok' })
+
+  server.child.kill('SIGTERM')
+  const run = await server.done
+  t.equal(run.code, 0, 'exit code 0')
+  t.equal(run.signal, null, 'exited by itself, not killed by the signal')
+  t.match(
+    server.events().filter((e) => e.event === 'server.shutdown'),
+    [{ signal: 'SIGTERM' }],
+    'shutdown is logged',
+  )
+  t.equal(run.stderr, '', 'nothing on stderr')
+})
+
+t.test('server.ts in production without JWT_SECRET exits 1 with one line', async (t) => {
+  // An empty working directory: no .env can supply the missing secret.
+  const cwd = mkdtempSync(join(tmpdir(), 'bulwark-server-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TS_NODE_PROJECT: join(root, 'tsconfig.json'),
+    NODE_ENV: 'production',
+    DATABASE_URL: await testDatabaseUrl(),
+  }
+  delete env.JWT_SECRET
+  const run = await runServer(t, env, cwd).done
+  t.equal(run.code, 1, 'exit code 1')
+  t.match(run.stderr, /^bulwark: invalid configuration: JWT_SECRET is required when NODE_ENV=production\n$/)
+  t.equal(run.stderr.trimEnd().split('\n').length, 1, 'exactly one line')
+  t.notMatch(run.stderr, '    at ', 'no stack trace')
+  t.equal(run.stdout, '', 'nothing is logged before configuration is valid')
+})
