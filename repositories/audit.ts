@@ -1,4 +1,5 @@
 import type { Sql, TransactionSql } from 'postgres'
+import type { Position } from '../services/cursor.js'
 
 export interface AuditEvent {
   event: string
@@ -13,5 +14,34 @@ export async function insertAuditEvent(db: Sql | TransactionSql, e: AuditEvent):
   await db`
     insert into audit_events (event, user_id, ip, user_agent, request_id, detail)
     values (${e.event}, ${e.userId}, ${e.ip}, ${e.userAgent}, ${e.requestId}, ${db.json(e.detail)})
+  `
+}
+
+export interface AuditRow extends AuditEvent {
+  id: string
+  createdAt: Date
+  cursorAt: string
+}
+
+export async function listAuditEvents(
+  db: Sql,
+  q: {
+    limit: number
+    after: Position | null
+    event?: string | undefined
+    userId?: string | undefined
+    since?: string | undefined
+  },
+): Promise<AuditRow[]> {
+  return db<AuditRow[]>`
+    select id, event, user_id, ip, user_agent, request_id, detail, created_at, created_at::text as cursor_at
+    from audit_events
+    where true
+      ${q.event !== undefined ? db`and event = ${q.event}` : db``}
+      ${q.userId !== undefined ? db`and user_id = ${q.userId}` : db``}
+      ${q.since !== undefined ? db`and created_at >= ${q.since}::timestamptz` : db``}
+      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : db``}
+    order by created_at desc, id desc
+    limit ${q.limit + 1}
   `
 }

@@ -1,5 +1,6 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Role } from '../schemas/auth.js'
+import type { Position } from '../services/cursor.js'
 
 type Db = Sql | TransactionSql
 
@@ -49,4 +50,65 @@ export async function findUserById(db: Db, id: string): Promise<UserWithHash | u
 
 export async function updatePasswordHash(db: Db, id: string, passwordHash: string): Promise<void> {
   await db`update users set password_hash = ${passwordHash}, updated_at = now() where id = ${id}`
+}
+
+export async function findUserByUsername(db: Db, username: string): Promise<UserRow | undefined> {
+  const [row] = await db<UserRow[]>`
+    select id, username, email, role, disabled, created_at from users where lower(username) = lower(${username})
+  `
+  return row
+}
+
+/** LIKE metacharacters in a search prefix are literals, not wildcards. */
+const likePrefix = (q: string) => `${q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`
+
+export async function listUsers(
+  db: Db,
+  q: {
+    limit: number
+    after: Position | null
+    role?: Role | undefined
+    disabled?: boolean | undefined
+    q?: string | undefined
+  },
+): Promise<(UserRow & { cursorAt: string })[]> {
+  return db<(UserRow & { cursorAt: string })[]>`
+    select id, username, email, role, disabled, created_at, created_at::text as cursor_at
+    from users
+    where true
+      ${q.role !== undefined ? db`and role = ${q.role}` : db``}
+      ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
+      ${q.q !== undefined ? db`and (lower(username) like ${likePrefix(q.q)} or email like ${likePrefix(q.q)})` : db``}
+      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : db``}
+    order by created_at desc, id desc
+    limit ${q.limit + 1}
+  `
+}
+
+/** Locks the enabled admins, so two concurrent demotions cannot both pass the last-admin check. */
+export async function lockEnabledAdmins(tx: TransactionSql): Promise<string[]> {
+  const rows = await tx<{ id: string }[]>`
+    select id from users where role = 'admin' and not disabled order by id for update
+  `
+  return rows.map((r) => r.id)
+}
+
+export async function lockUser(tx: TransactionSql, id: string): Promise<UserRow | undefined> {
+  const [row] = await tx<UserRow[]>`
+    select id, username, email, role, disabled, created_at from users where id = ${id} for update
+  `
+  return row
+}
+
+export async function updateRoleAndStatus(
+  tx: TransactionSql,
+  id: string,
+  change: { role: Role; disabled: boolean },
+): Promise<UserRow> {
+  const [row] = await tx<UserRow[]>`
+    update users set role = ${change.role}, disabled = ${change.disabled}, updated_at = now()
+    where id = ${id}
+    returning id, username, email, role, disabled, created_at
+  `
+  return row as UserRow
 }

@@ -8,7 +8,14 @@ const jwks: FastifyPluginAsyncTypebox = async (app) => {
   const document = { keys: [...app.jwtKeys.publicKeys.values()].map((k) => k.jwk as Record<string, string>) }
   app.get(
     '/.well-known/jwks.json',
-    { schema: { response: { 200: Jwks } } },
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Public keys for verifying access tokens (RFC 7517)',
+        security: [],
+        response: { 200: Jwks },
+      },
+    },
     async function publishKeys(_request, reply) {
       reply.header('cache-control', 'public, max-age=300')
       return document

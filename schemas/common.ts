@@ -31,3 +31,6 @@ export const Limit = Type.Integer({
 })
 export const Cursor = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$' })
 export const NextCursor = Type.Union([Type.String(), Type.Null()])
+
+/** OpenAPI: routes that need an access token, by header or by cookie. */
+export const SIGNED_IN: Record<string, string[]>[] = [{ bearerAuth: [] }, { cookieAuth: [] }]

@@ -42,6 +42,7 @@ export const EnvSchema = Type.Object({
   JWT_PREVIOUS_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
   COOKIE_SECURE: Type.Boolean(),
   CORS_ORIGINS: Type.String({ maxLength: 8192, default: '' }),
+  DOCS_ENABLED: Type.Boolean(),
   PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
 })
 

@@ -3,6 +3,7 @@ import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Config } from '../schemas/env.js'
+import type { Profile } from '../schemas/users.js'
 import type { Audit } from './audit.js'
 import { AppError } from './errors.js'
 import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
@@ -84,4 +85,22 @@ export async function changePassword(
     )
   })
   await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length })
+}
+
+/** A profile for any signed-in user; the email only for the user themself or an admin (ASVS 8.2.3). */
+export async function getProfile(
+  sql: Sql,
+  viewer: { userId: string; role: Role },
+  username: string,
+): Promise<Profile> {
+  const row = await users.findUserByUsername(sql, username)
+  if (!row) throw new AppError(404, 'The requested resource does not exist.')
+  const profile: Profile = {
+    id: row.id,
+    username: row.username,
+    role: row.role,
+    createdAt: row.createdAt.toISOString(),
+  }
+  if (viewer.userId === row.id || viewer.role === 'admin') profile.email = row.email
+  return profile
 }

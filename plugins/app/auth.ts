@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { findPrincipal, type Principal } from '../../repositories/sessions.js'
 import type { AccessClaims, Role } from '../../schemas/auth.js'
 import { createAudit } from '../../services/audit.js'
+import { type CursorCodec, createCursorCodec } from '../../services/cursor.js'
 import { AppError } from '../../services/errors.js'
 import { type JwtKeys, jwtKeys } from '../../services/jwt-keys.js'
 import type { SessionsContext } from '../../services/sessions.js'
@@ -11,8 +12,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     authorize: (role: Role) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-    /** Everything the auth services need for this request: db, config, signer, audit, origin. */
-    authContext: (request: FastifyRequest) => SessionsContext
+    /** What services need for this request: db, config, signer, cursors, audit bound to the request, origin. */
+    serviceContext: (request: FastifyRequest) => SessionsContext & { cursors: CursorCodec }
+    cursors: CursorCodec
     authCookies: { access: string; refresh: string }
     jwtKeys: JwtKeys
   }
@@ -53,6 +55,8 @@ async function authPlugin(app: FastifyInstance) {
   const refreshCookie = { ...base, path: '/api/auth', maxAge: config.REFRESH_TOKEN_TTL_SECONDS }
   app.decorate('authCookies', names)
   app.decorate('jwtKeys', keys)
+  const cursors = createCursorCodec(config.JWT_SECRET)
+  app.decorate('cursors', cursors)
   app.decorateRequest('principal', null)
   app.decorateRequest('requirePrincipal', function requirePrincipal(this: FastifyRequest) {
     if (!this.principal) throw unauthorized(false)
@@ -113,11 +117,12 @@ async function authPlugin(app: FastifyInstance) {
     }
   })
 
-  app.decorate('authContext', function authContext(request: FastifyRequest): SessionsContext {
+  app.decorate('serviceContext', function serviceContext(request: FastifyRequest) {
     const userAgent = request.headers['user-agent']?.slice(0, MAX_USER_AGENT) ?? null
     return {
       sql: app.sql,
       config,
+      cursors,
       sign: (claims) => app.jwt.sign(claims),
       audit: createAudit(app.sql, request.log, { ip: request.ip, userAgent, requestId: request.id }),
       origin: { ip: request.ip, userAgent },

@@ -40,6 +40,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   // Secure cookies by default in production only: plain-http development would otherwise drop them.
   raw.COOKIE_SECURE ??= String(production)
+  // API docs UI is a development convenience; production opts in.
+  raw.DOCS_ENABLED ??= String(!production)
   const candidate = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
   const first = Value.Errors(EnvSchema, candidate).First()
   if (first) {

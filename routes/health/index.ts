@@ -12,7 +12,15 @@ const notReady = (detail: string) =>
 const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/live',
-    { config: { rateLimit: false }, schema: { response: { 200: StatusOkSchema } } },
+    {
+      config: { rateLimit: false },
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process answers',
+        security: [],
+        response: { 200: StatusOkSchema },
+      },
+    },
     async function live() {
       return { status: 'ok' as const }
     },
@@ -20,7 +28,15 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/ready',
-    { config: { rateLimit: false }, schema: { response: { 200: StatusOkSchema, 503: ProblemSchema } } },
+    {
+      config: { rateLimit: false },
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: database reachable and migrated',
+        security: [],
+        response: { 200: StatusOkSchema, 503: ProblemSchema },
+      },
+    },
     async function ready() {
       if (app.lifecycle.draining) throw notReady('The service is shutting down.')
       let timer: NodeJS.Timeout | undefined

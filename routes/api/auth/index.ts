@@ -8,10 +8,11 @@ import {
   TokenResponse,
   UserEnvelope,
 } from '../../../schemas/auth.js'
-import { ProblemSchema } from '../../../schemas/common.js'
+import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import * as sessions from '../../../services/sessions.js'
 import { createUser } from '../../../services/users.js'
 
+const tags = ['auth']
 const problems = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema }
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
@@ -19,9 +20,17 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/register',
-    { schema: { body: RegisterBody, response: { 201: UserEnvelope, ...problems } } },
+    {
+      schema: {
+        tags,
+        summary: 'Create an account',
+        security: [],
+        body: RegisterBody,
+        response: { 201: UserEnvelope, ...problems },
+      },
+    },
     async function register(request, reply) {
-      const ctx = app.authContext(request)
+      const ctx = app.serviceContext(request)
       const user = await createUser(ctx, request.body)
       return reply.code(201).send({ user })
     },
@@ -29,9 +38,17 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/login',
-    { schema: { body: LoginBody, response: { 200: LoginResponse, ...problems } } },
+    {
+      schema: {
+        tags,
+        summary: 'Sign in: access token in the body and cookies',
+        security: [],
+        body: LoginBody,
+        response: { 200: LoginResponse, ...problems },
+      },
+    },
     async function login(request, reply) {
-      const { refreshToken, ...result } = await sessions.login(app.authContext(request), request.body)
+      const { refreshToken, ...result } = await sessions.login(app.serviceContext(request), request.body)
       reply.setAuthCookies({ accessToken: result.accessToken, refreshToken })
       return { ...result, tokenType: 'Bearer' as const }
     },
@@ -39,11 +56,18 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/refresh',
-    { schema: { response: { 200: TokenResponse, 401: ProblemSchema, 403: ProblemSchema } } },
+    {
+      schema: {
+        tags,
+        summary: 'Rotate the refresh cookie for a new access token',
+        security: [{ refreshCookie: [] }],
+        response: { 200: TokenResponse, 401: ProblemSchema, 403: ProblemSchema },
+      },
+    },
     async function refresh(request, reply) {
       try {
         const tokens = await sessions.refresh(
-          app.authContext(request),
+          app.serviceContext(request),
           request.cookies[app.authCookies.refresh],
         )
         reply.setAuthCookies(tokens)
@@ -58,7 +82,14 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/logout',
-    { schema: { response: { 204: { type: 'null' }, 403: ProblemSchema } } },
+    {
+      schema: {
+        tags,
+        summary: 'End this session and clear both cookies',
+        security: [{ refreshCookie: [] }, ...SIGNED_IN, {}],
+        response: { 204: { type: 'null' }, 403: ProblemSchema },
+      },
+    },
     async function logout(request, reply) {
       // Idempotent: a bad or missing access token still logs out by the refresh cookie, or not at all.
       const principal =
@@ -68,7 +99,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
               () => null,
             )
           : null
-      await sessions.logout(app.authContext(request), {
+      await sessions.logout(app.serviceContext(request), {
         principal,
         refreshToken: request.cookies[app.authCookies.refresh],
       })
@@ -78,16 +109,32 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/logout-all',
-    { ...bearer, schema: { response: { 204: { type: 'null' }, 401: ProblemSchema } } },
+    {
+      ...bearer,
+      schema: {
+        tags,
+        summary: 'End every session of the user',
+        security: SIGNED_IN,
+        response: { 204: { type: 'null' }, 401: ProblemSchema },
+      },
+    },
     async function logoutAll(request, reply) {
-      await sessions.logoutAll(app.authContext(request), request.requirePrincipal().userId)
+      await sessions.logoutAll(app.serviceContext(request), request.requirePrincipal().userId)
       return reply.clearAuthCookies().code(204).send()
     },
   )
 
   app.get(
     '/sessions',
-    { ...bearer, schema: { response: { 200: SessionList, 401: ProblemSchema } } },
+    {
+      ...bearer,
+      schema: {
+        tags,
+        summary: "List the user's live sessions",
+        security: SIGNED_IN,
+        response: { 200: SessionList, 401: ProblemSchema },
+      },
+    },
     async function listSessions(request) {
       return { items: await sessions.listSessions(app.sql, request.requirePrincipal()) }
     },
@@ -98,13 +145,16 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     {
       ...bearer,
       schema: {
+        tags,
+        summary: 'Revoke one of your sessions',
+        security: SIGNED_IN,
         params: SessionParams,
         response: { 204: { type: 'null' }, 401: ProblemSchema, 404: ProblemSchema },
       },
     },
     async function revokeSession(request, reply) {
       await sessions.revokeSession(
-        app.authContext(request),
+        app.serviceContext(request),
         request.requirePrincipal().userId,
         request.params.id,
       )

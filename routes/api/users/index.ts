@@ -1,12 +1,24 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PasswordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
-import { ProblemSchema } from '../../../schemas/common.js'
-import { changePassword, getUser } from '../../../services/users.js'
+import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+
+const tags = ['users']
+
+import { Profile, UsernameParams } from '../../../schemas/users.js'
+import { changePassword, getProfile, getUser } from '../../../services/users.js'
 
 const users: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/me',
-    { onRequest: [app.authenticate], schema: { response: { 200: UserEnvelope, 401: ProblemSchema } } },
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags,
+        summary: 'Your account',
+        security: SIGNED_IN,
+        response: { 200: UserEnvelope, 401: ProblemSchema },
+      },
+    },
     async function me(request) {
       return { user: await getUser(app.sql, request.requirePrincipal().userId) }
     },
@@ -17,13 +29,33 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     {
       onRequest: [app.authenticate],
       schema: {
+        tags,
+        summary: 'Change your password (ends your other sessions)',
+        security: SIGNED_IN,
         body: PasswordChangeBody,
         response: { 204: { type: 'null' }, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
       },
     },
     async function updatePassword(request, reply) {
-      await changePassword(app.authContext(request), request.requirePrincipal(), request.body)
+      await changePassword(app.serviceContext(request), request.requirePrincipal(), request.body)
       return reply.code(204).send()
+    },
+  )
+
+  app.get(
+    '/:username',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags,
+        summary: "A user's profile (email only for yourself or admins)",
+        security: SIGNED_IN,
+        params: UsernameParams,
+        response: { 200: Profile, 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async function profile(request) {
+      return getProfile(app.sql, request.requirePrincipal(), request.params.username)
     },
   )
 }

@@ -1,0 +1,35 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+
+/** The path as a lenient router or proxy might read it: decoded, lower-case, single slashes, no trailing slash. */
+export function normalizedPath(url: string): string {
+  const path = url.split('?')[0] ?? ''
+  let decoded = path
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    // a malformed escape stays as sent
+  }
+  return decoded
+    .toLowerCase()
+    .replace(/\/+/g, '/')
+    .replace(/(.)\/$/, '$1')
+}
+
+const ADMIN = /^\/api\/admin(\/|$)/
+
+/**
+ * routes/api/admin/autohooks.ts guards the routes that match. A request that only looks like an
+ * admin path (other case, double or trailing slash, escapes) matches no route, and 404 handling
+ * skips route hooks; answer it as the admin API would, 401 or 403, so spelling reveals nothing.
+ */
+async function adminGuardPlugin(app: FastifyInstance) {
+  const requireAdmin = app.authorize('admin')
+  app.addHook('onRequest', async function adminSpellings(request: FastifyRequest, reply: FastifyReply) {
+    if (request.routeOptions.url !== undefined || !ADMIN.test(normalizedPath(request.url))) return
+    await app.authenticate(request, reply)
+    await requireAdmin(request, reply)
+  })
+}
+
+export default fp(adminGuardPlugin, { name: 'admin-guard', dependencies: ['auth'] })

@@ -1,0 +1,31 @@
+import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
+import type { FastifyInstance } from 'fastify'
+
+/** OpenAPI 3.1 built from the route schemas; served by plugins/app/docs.ts. */
+export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions => ({
+  openapi: {
+    openapi: '3.1.0',
+    info: {
+      title: 'Bulwark API',
+      version: '0.1.0',
+      description: 'Errors are application/problem+json (RFC 9457).',
+    },
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        refreshCookie: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: app.config.COOKIE_SECURE ? '__Secure-refresh_token' : 'refresh_token',
+        },
+        cookieAuth: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: app.config.COOKIE_SECURE ? '__Host-access_token' : 'access_token',
+        },
+      },
+    },
+  },
+})
+
+export default swagger

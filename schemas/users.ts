@@ -1,0 +1,82 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { Role, Username } from './auth.js'
+import { Cursor, Limit, NextCursor, Uuid } from './common.js'
+
+export const UsernameParams = Type.Object({ username: Username }, { additionalProperties: false })
+
+/** A profile as other users see it; `email` only for the user themself or an admin. */
+export const Profile = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    username: Type.String(),
+    role: Role,
+    createdAt: Type.String({ format: 'date-time' }),
+    email: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+)
+export type Profile = Static<typeof Profile>
+
+export const AdminUser = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    username: Type.String(),
+    email: Type.String(),
+    role: Role,
+    disabled: Type.Boolean(),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+)
+export type AdminUser = Static<typeof AdminUser>
+
+export const AdminUserQuery = Type.Object(
+  {
+    limit: Limit,
+    cursor: Type.Optional(Cursor),
+    role: Type.Optional(Role),
+    disabled: Type.Optional(Type.Boolean()),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
+  },
+  { additionalProperties: false },
+)
+export type AdminUserQuery = Static<typeof AdminUserQuery>
+
+export const AdminUserPage = Type.Object({ items: Type.Array(AdminUser), nextCursor: NextCursor })
+
+export const AdminUserPatch = Type.Object(
+  { role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, minProperties: 1 },
+)
+export type AdminUserPatch = Static<typeof AdminUserPatch>
+
+export const AuditEventItem = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    event: Type.String(),
+    userId: Type.Union([Type.String(), Type.Null()]),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    userAgent: Type.Union([Type.String(), Type.Null()]),
+    requestId: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.Record(
+      Type.String(),
+      Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]),
+    ),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+)
+
+export const AuditQuery = Type.Object(
+  {
+    limit: Limit,
+    cursor: Type.Optional(Cursor),
+    event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$' })),
+    userId: Type.Optional(Uuid),
+    since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
+  },
+  { additionalProperties: false },
+)
+export type AuditQuery = Static<typeof AuditQuery>
+
+export const AuditPage = Type.Object({ items: Type.Array(AuditEventItem), nextCursor: NextCursor })

@@ -1,0 +1,81 @@
+import type { Sql } from 'postgres'
+import { listAuditEvents } from '../repositories/audit.js'
+import { revokeSessions } from '../repositories/sessions.js'
+import * as users from '../repositories/users.js'
+import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/users.js'
+import type { Audit } from './audit.js'
+import { type CursorCodec, page } from './cursor.js'
+import { AppError } from './errors.js'
+
+export interface AdminContext {
+  sql: Sql
+  cursors: CursorCodec
+  audit: Audit
+}
+
+const toAdminUser = (u: users.UserRow): AdminUser => ({
+  id: u.id,
+  username: u.username,
+  email: u.email,
+  role: u.role,
+  disabled: u.disabled,
+  createdAt: u.createdAt.toISOString(),
+})
+
+export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
+  const rows = await users.listUsers(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor) })
+  const result = page(rows, q.limit, ctx.cursors)
+  return { items: result.items.map(toAdminUser), nextCursor: result.nextCursor }
+}
+
+/**
+ * Role and status changes take effect at once: the user's sessions are revoked in the same
+ * transaction (ASVS 7.4.2). The service never leaves itself without an enabled admin.
+ */
+export async function updateUser(ctx: AdminContext, actorId: string, id: string, patch: AdminUserPatch) {
+  const { before, after } = await ctx.sql.begin(async (tx) => {
+    const admins = await users.lockEnabledAdmins(tx)
+    const before = await users.lockUser(tx, id)
+    if (!before) throw new AppError(404, 'The requested resource does not exist.')
+    const next = { role: patch.role ?? before.role, disabled: patch.disabled ?? before.disabled }
+    const losesAdmin = admins.includes(id) && (next.role !== 'admin' || next.disabled)
+    if (losesAdmin && admins.length === 1) {
+      throw new AppError(409, 'This would leave no enabled admin.', { type: 'last-admin' })
+    }
+    if (next.role === before.role && next.disabled === before.disabled) return { before, after: before }
+    const after = await users.updateRoleAndStatus(tx, id, next)
+    await revokeSessions(tx, { userId: id }, 'admin_change')
+    return { before, after }
+  })
+  if (after.role !== before.role) {
+    await ctx.audit('admin.user.role_changed', actorId, {
+      targetUserId: id,
+      from: before.role,
+      to: after.role,
+    })
+  }
+  if (after.disabled !== before.disabled) {
+    await ctx.audit(after.disabled ? 'admin.user.disabled' : 'admin.user.enabled', actorId, {
+      targetUserId: id,
+    })
+  }
+  return toAdminUser(after)
+}
+
+export async function listAudit(ctx: AdminContext, q: AuditQuery) {
+  const rows = await listAuditEvents(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor) })
+  const result = page(rows, q.limit, ctx.cursors)
+  return {
+    items: result.items.map((r) => ({
+      id: r.id,
+      event: r.event,
+      userId: r.userId,
+      ip: r.ip,
+      userAgent: r.userAgent,
+      requestId: r.requestId,
+      detail: r.detail,
+      createdAt: r.createdAt.toISOString(),
+    })),
+    nextCursor: result.nextCursor,
+  }
+}
