@@ -8,6 +8,7 @@ import { CreateUserInput, validationErrors } from './schemas/auth.js'
 import type { Config } from './schemas/env.js'
 import { createAudit } from './services/audit.js'
 import { resolveDatabase } from './services/embedded-postgres.js'
+import { AppError } from './services/errors.js'
 import { createLogger } from './services/logger.js'
 import { migrate } from './services/migrator.js'
 import { createUser } from './services/users.js'
@@ -88,7 +89,9 @@ export async function runCli(argv: string[], config: Config, io: CliIo, logger?:
   try {
     return await command.run({ sql, args, io, config: resolved })
   } catch (error) {
-    io.stderr(`${name}: ${(error as Error).message}`)
+    const fields =
+      error instanceof AppError && error.errors ? error.errors.map((e) => `${e.path} ${e.message}`) : []
+    io.stderr([`${name}: ${(error as Error).message}`, ...fields].join(' '))
     return 1
   } finally {
     await sql.end({ timeout: 5 })

@@ -23,6 +23,8 @@ export interface AuditRow extends AuditEvent {
   cursorAt: string
 }
 
+// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
+// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listAuditEvents(
   db: Sql,
   q: {
@@ -39,8 +41,8 @@ export async function listAuditEvents(
     where true
       ${q.event !== undefined ? db`and event = ${q.event}` : db``}
       ${q.userId !== undefined ? db`and user_id = ${q.userId}` : db``}
-      ${q.since !== undefined ? db`and created_at >= ${q.since}::timestamptz` : db``}
-      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : db``}
+      ${q.since !== undefined ? db`and created_at >= ${q.since}::text::timestamptz` : db``}
+      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : db``}
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `

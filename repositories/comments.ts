@@ -33,6 +33,8 @@ export async function findComment(sql: Sql, id: string): Promise<CommentRow | un
 }
 
 /** Newest first, after the cursor's (created_at, id); one extra row tells if a next page exists. */
+// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
+// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listComments(
   sql: Sql,
   q: { limit: number; after: Position | null; author?: string | undefined },
@@ -42,7 +44,7 @@ export async function listComments(
     from comments c join users u on u.id = c.author_id
     where true
       ${q.author !== undefined ? sql`and lower(u.username) = lower(${q.author})` : sql``}
-      ${q.after ? sql`and (c.created_at, c.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : sql``}
+      ${q.after ? sql`and (c.created_at, c.id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : sql``}
     order by c.created_at desc, c.id desc
     limit ${q.limit + 1}
   `

@@ -25,7 +25,7 @@ export async function insertSession(
   return row as { id: string; idleExpiresAt: Date }
 }
 
-/** A child token never outlives its session's absolute lifetime. */
+/** A child token never outlives its session's absolute lifetime. Returns its lifetime in seconds. */
 export async function insertRefreshToken(
   db: Db,
   t: {
@@ -35,13 +35,15 @@ export async function insertRefreshToken(
     tokenHash: Buffer
     idleSeconds: number
   } & Origin,
-): Promise<void> {
-  await db`
+): Promise<number> {
+  const [row] = await db<{ expiresIn: number }[]>`
     insert into refresh_tokens (session_id, parent_id, user_id, token_hash, expires_at, user_agent, ip)
     select ${t.sessionId}, ${t.parentId}, ${t.userId}, ${t.tokenHash},
            least(now() + make_interval(secs => ${t.idleSeconds}), s.expires_at), ${t.userAgent}, ${t.ip}
     from sessions s where s.id = ${t.sessionId}
+    returning greatest(0, floor(extract(epoch from expires_at - now())))::int as expires_in
   `
+  return row?.expiresIn ?? 0
 }
 
 export interface ClaimedToken {
@@ -55,6 +57,13 @@ export interface ClaimedToken {
  * (RFC 9700 §4.14.2). The session must be live and its user enabled.
  */
 export async function claimRefreshToken(db: Db, tokenHash: Buffer): Promise<ClaimedToken | undefined> {
+  // Session row first, then token rows: the order revokeSessions (password change, logout, admin)
+  // takes them in, so a rotation racing a revocation waits instead of deadlocking.
+  await db`
+    select s.id from sessions s join refresh_tokens t on t.session_id = s.id
+    where t.token_hash = ${tokenHash}
+    for no key update of s
+  `
   const [row] = await db<ClaimedToken[]>`
     update refresh_tokens t set used_at = now()
     from sessions s join users u on u.id = s.user_id
@@ -73,7 +82,6 @@ export interface TokenState {
   userId: string
   usedAt: Date | null
   revokedAt: Date | null
-  expired: boolean
   sessionLive: boolean
   usedSecondsAgo: number | null
   /** This token's child is unused and unrevoked: it is the immediate parent of the live token. */
@@ -83,7 +91,6 @@ export interface TokenState {
 export async function findTokenState(db: Db, tokenHash: Buffer): Promise<TokenState | undefined> {
   const [row] = await db<TokenState[]>`
     select t.id, t.session_id, t.user_id, t.used_at, t.revoked_at,
-           t.expires_at <= now() as expired,
            (s.revoked_at is null and s.expires_at > now() and not u.disabled) as session_live,
            extract(epoch from now() - t.used_at)::float8 as used_seconds_ago,
            exists (

@@ -62,6 +62,8 @@ export async function findUserByUsername(db: Db, username: string): Promise<User
 /** LIKE metacharacters in a search prefix are literals, not wildcards. */
 const likePrefix = (q: string) => `${q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`
 
+// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
+// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listUsers(
   db: Db,
   q: {
@@ -79,23 +81,26 @@ export async function listUsers(
       ${q.role !== undefined ? db`and role = ${q.role}` : db``}
       ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
       ${q.q !== undefined ? db`and (lower(username) like ${likePrefix(q.q)} or email like ${likePrefix(q.q)})` : db``}
-      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : db``}
+      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : db``}
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `
 }
 
-/** Locks the enabled admins, so two concurrent demotions cannot both pass the last-admin check. */
+/**
+ * Locks the enabled admins, so two concurrent demotions cannot both pass the last-admin check.
+ * NO KEY UPDATE, not UPDATE: inserts that reference the user (refresh tokens) must not block on it.
+ */
 export async function lockEnabledAdmins(tx: TransactionSql): Promise<string[]> {
   const rows = await tx<{ id: string }[]>`
-    select id from users where role = 'admin' and not disabled order by id for update
+    select id from users where role = 'admin' and not disabled order by id for no key update
   `
   return rows.map((r) => r.id)
 }
 
 export async function lockUser(tx: TransactionSql, id: string): Promise<UserRow | undefined> {
   const [row] = await tx<UserRow[]>`
-    select id, username, email, role, disabled, created_at from users where id = ${id} for update
+    select id, username, email, role, disabled, created_at from users where id = ${id} for no key update
   `
   return row
 }

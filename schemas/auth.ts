@@ -1,5 +1,6 @@
 import { FormatRegistry, type Static, Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { IdParams } from './common.js'
 
 export const Username = Type.String({
   minLength: 3,
@@ -24,7 +25,7 @@ export const Email = Type.String({
 /** Password rules (OWASP ASVS 6.2): each failing rule is reported on its own. 72 bytes is checked in services/passwords.ts. */
 export const NewPassword = Type.Intersect([
   Type.String({ minLength: 8, 'x-message': 'must be at least 8 characters' }),
-  Type.String({ maxLength: 72, 'x-message': 'must be at most 72 bytes in UTF-8' }),
+  Type.String({ maxLength: 72, 'x-max-bytes': 72, 'x-message': 'must be at most 72 bytes in UTF-8' }),
   Type.String({ pattern: '[0-9]', 'x-message': 'must contain a digit' }),
   Type.String({ pattern: '[A-Z]', 'x-message': 'must contain an upper-case letter' }),
 ])
@@ -85,10 +86,7 @@ export const SessionItem = Type.Object({
 })
 export const SessionList = Type.Object({ items: Type.Array(SessionItem) })
 
-export const SessionParams = Type.Object(
-  { id: Type.String({ format: 'uuid', 'x-message': 'must be a UUID' }) },
-  { additionalProperties: false },
-)
+export const SessionParams = IdParams
 
 export const PasswordChangeBody = Type.Object(
   { currentPassword: Type.String({ minLength: 1, maxLength: 256 }), newPassword: NewPassword },

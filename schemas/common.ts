@@ -19,7 +19,11 @@ export type Problem = Static<typeof ProblemSchema>
 
 export const StatusOkSchema = Type.Object({ status: Type.Literal('ok') })
 
-export const Uuid = Type.String({ format: 'uuid', maxLength: 36, 'x-message': 'must be a UUID' })
+/** Plain 8-4-4-4-12 hex: ajv's `uuid` format also takes a `urn:uuid:` prefix that PostgreSQL refuses. */
+export const Uuid = Type.String({
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  'x-message': 'must be a UUID',
+})
 export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false })
 
 /** Query numbers are bounded integers: `limit=1e9`, `-1` and `abc` are 400. */

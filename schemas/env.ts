@@ -43,6 +43,29 @@ export const EnvSchema = Type.Object({
   COOKIE_SECURE: Type.Boolean(),
   CORS_ORIGINS: Type.String({ maxLength: 8192, default: '' }),
   DOCS_ENABLED: Type.Boolean(),
+  TRUST_PROXY: Type.String({ maxLength: 4096, default: '' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
+  RATE_LIMIT_KEY_PREFIX: Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9:_-]+$',
+    default: 'bulwark:',
+  }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
+  LOGIN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000, default: 5 }),
+  LOGIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
+  LOGIN_ACCOUNT_MAX_FAILURES: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+  LOGIN_ACCOUNT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
+  REGISTER_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+  REGISTER_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 3_600_000 }),
+  REFRESH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 100_000, default: 60 }),
+  REFRESH_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
+  UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
+  UNDER_PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  UNDER_PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  UNDER_PRESSURE_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  MAX_PARAM_LENGTH: Type.Integer({ minimum: 36, maximum: 2048, default: 100 }),
   PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
 })
 
@@ -50,3 +73,11 @@ export type Config = Static<typeof EnvSchema>
 
 /** Settings that have no default in production: the service refuses to start without them. */
 export const REQUIRED_IN_PRODUCTION = ['DATABASE_URL', 'JWT_SECRET'] as const
+
+/** A comma-separated setting as its trimmed, non-empty entries. */
+export function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+}

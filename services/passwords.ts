@@ -27,6 +27,17 @@ export function hashPassword(password: string, cost: number): Promise<string> {
 
 const dummyHashes = new Map<number, Promise<string>>()
 
+/** Builds the dummy hash at boot, so the first unknown-user login is not slower than the rest. */
+export function prepareDummyHash(cost: number): Promise<string> {
+  if (!dummyHashes.has(cost)) dummyHashes.set(cost, bcrypt.hash(randomBytes(16).toString('hex'), cost))
+  return dummyHashes.get(cost) as Promise<string>
+}
+
+/** A hash made under another BCRYPT_COST answers faster or slower than the rest: rehash it. */
+export function needsRehash(hash: string, cost: number): boolean {
+  return bcrypt.getRounds(hash) !== cost
+}
+
 /**
  * Compares against the real hash, or a dummy one of the same cost when the account does not exist,
  * so response time does not reveal which usernames exist (OWASP ASVS 6.3.8).
@@ -36,8 +47,7 @@ export async function verifyPassword(
   hash: string | undefined,
   cost: number,
 ): Promise<boolean> {
-  if (!dummyHashes.has(cost)) dummyHashes.set(cost, bcrypt.hash(randomBytes(16).toString('hex'), cost))
-  const target = hash ?? (await dummyHashes.get(cost))
+  const target = hash ?? (await prepareDummyHash(cost))
   const match = await bcrypt.compare(password, target as string)
   return match && hash !== undefined && !passwordTooLong(password)
 }

@@ -1,11 +1,12 @@
 import type { Sql } from 'postgres'
 import * as repo from '../repositories/sessions.js'
-import { findUserByLogin } from '../repositories/users.js'
+import { findUserByLogin, updatePasswordHash } from '../repositories/users.js'
 import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
 import type { Config } from '../schemas/env.js'
 import type { Audit } from './audit.js'
 import { AppError } from './errors.js'
-import { verifyPassword } from './passwords.js'
+import type { LoginThrottle } from './login-throttle.js'
+import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { hashRefreshToken, newRefreshToken, REFRESH_TOKEN_PATTERN } from './refresh-tokens.js'
 import { toPublicUser } from './users.js'
 
@@ -22,6 +23,8 @@ export interface SessionsContext {
   sign: (claims: AccessClaims) => string
   audit: Audit
   origin: repo.Origin
+  /** Login limits per client and per account; `client` is the rate-limit identity of the caller. */
+  throttle?: { limiter: LoginThrottle; client: string }
 }
 
 export interface Tokens {
@@ -29,6 +32,8 @@ export interface Tokens {
   expiresIn: number
   /** Absent when a concurrent refresh inside the grace window gets only a new access token. */
   refreshToken?: string
+  /** Seconds until the refresh token expires (its cookie's Max-Age). */
+  refreshExpiresIn?: number
 }
 
 /** Any refresh failure looks the same to the client; `clearCookies` ends the browser's session. */
@@ -82,15 +87,18 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
     await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
     throw new AppError(403, 'This account is disabled.', { type: 'account-disabled' })
   }
+  if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
+    await updatePasswordHash(ctx.sql, user.id, await hashPassword(body.password, ctx.config.BCRYPT_COST))
+  }
   const { token, hash } = newRefreshToken()
-  const sessionId = await ctx.sql.begin(async (tx) => {
+  const { sessionId, refreshExpiresIn } = await ctx.sql.begin(async (tx) => {
     const session = await repo.insertSession(tx, {
       userId: user.id,
       idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
       maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
       ...ctx.origin,
     })
-    await repo.insertRefreshToken(tx, {
+    const refreshExpiresIn = await repo.insertRefreshToken(tx, {
       sessionId: session.id,
       parentId: null,
       userId: user.id,
@@ -98,13 +106,14 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
       idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
       ...ctx.origin,
     })
-    return session.id
+    return { sessionId: session.id, refreshExpiresIn }
   })
   await ctx.audit('auth.login.success', user.id, { sessionId })
   return {
     accessToken: accessFor(ctx, user, sessionId),
     expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
     refreshToken: token,
+    refreshExpiresIn,
     user: toPublicUser(user),
   }
 }
@@ -122,7 +131,7 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
   const rotated = await ctx.sql.begin(async (tx) => {
     const claimed = await repo.claimRefreshToken(tx, hash)
     if (!claimed) return null
-    await repo.insertRefreshToken(tx, {
+    const expiresIn = await repo.insertRefreshToken(tx, {
       sessionId: claimed.sessionId,
       parentId: claimed.id,
       userId: claimed.userId,
@@ -131,13 +140,17 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
       ...ctx.origin,
     })
     await repo.touchSession(tx, claimed.sessionId, ctx.config.REFRESH_TOKEN_TTL_SECONDS)
-    return claimed
+    return { ...claimed, expiresIn }
   })
   if (rotated)
-    return { ...(await accessForSession(ctx, rotated.sessionId, rotated.userId)), refreshToken: token }
+    return {
+      ...(await accessForSession(ctx, rotated.sessionId, rotated.userId)),
+      refreshToken: token,
+      refreshExpiresIn: rotated.expiresIn,
+    }
   const state = await repo.findTokenState(ctx.sql, hash)
-  if (!state || state.revokedAt || state.expired || !state.sessionLive || !state.usedAt)
-    throw new RefreshRejected()
+  // A consumed token is reuse even after its own expiry (while its session lives): a stolen one replayed late.
+  if (!state || state.revokedAt || !state.sessionLive || !state.usedAt) throw new RefreshRejected()
   const grace = ctx.config.REFRESH_REUSE_GRACE_SECONDS
   if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
     return accessForSession(ctx, state.sessionId, state.userId)

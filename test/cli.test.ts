@@ -124,7 +124,7 @@ t.test(
       'Adm1nPassword\n',
     )
     t.equal(again.code, 1, 'an existing user is exit 1')
-    t.same(again.err, ['create-user: That username is taken.'])
+    t.same(again.err, ['create-user: That username is taken. body.username is already in use'])
 
     const weak = await run(['--username', 'second', '--email', 'second@example.com'], 'weak\n')
     t.equal(weak.code, 1)

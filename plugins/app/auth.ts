@@ -3,9 +3,12 @@ import fp from 'fastify-plugin'
 import { findPrincipal, type Principal } from '../../repositories/sessions.js'
 import type { AccessClaims, Role } from '../../schemas/auth.js'
 import { createAudit } from '../../services/audit.js'
+import { clientKey } from '../../services/client-key.js'
 import { type CursorCodec, createCursorCodec } from '../../services/cursor.js'
 import { AppError } from '../../services/errors.js'
 import { type JwtKeys, jwtKeys } from '../../services/jwt-keys.js'
+import { createLoginThrottle, type LoginThrottle } from '../../services/login-throttle.js'
+import { prepareDummyHash } from '../../services/passwords.js'
 import type { SessionsContext } from '../../services/sessions.js'
 
 declare module 'fastify' {
@@ -15,21 +18,32 @@ declare module 'fastify' {
     /** What services need for this request: db, config, signer, cursors, audit bound to the request, origin. */
     serviceContext: (request: FastifyRequest) => SessionsContext & { cursors: CursorCodec }
     cursors: CursorCodec
+    loginThrottle: LoginThrottle
     authCookies: { access: string; refresh: string }
     jwtKeys: JwtKeys
+    /** The user id of a valid access token, without touching the database (rate-limit keys); else null. */
+    peekUserId: (request: FastifyRequest) => string | null
   }
   interface FastifyRequest {
     principal: Principal | null
     /** The authenticated principal; throws 401 if the route forgot app.authenticate. */
     requirePrincipal: () => Principal
+    /** The refresh cookie, or undefined when absent or sent more than once (cookie tossing). */
+    refreshCookie: () => string | undefined
   }
   interface FastifyReply {
-    setAuthCookies: (tokens: { accessToken: string; refreshToken?: string | undefined }) => FastifyReply
+    setAuthCookies: (tokens: {
+      accessToken: string
+      refreshToken?: string | undefined
+      refreshExpiresIn?: number | undefined
+    }) => FastifyReply
     clearAuthCookies: () => FastifyReply
   }
 }
 
 const MAX_USER_AGENT = 512
+/** An admin may do whatever a user may. */
+const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 }
 
 /** RFC 6750 §3: say that a Bearer token is needed, and whether the one sent was bad. */
 function unauthorized(tokenSent: boolean): AppError {
@@ -57,7 +71,17 @@ async function authPlugin(app: FastifyInstance) {
   app.decorate('jwtKeys', keys)
   const cursors = createCursorCodec(config.JWT_SECRET)
   app.decorate('cursors', cursors)
+  app.decorate('loginThrottle', createLoginThrottle(app.counters, config))
+  await prepareDummyHash(config.BCRYPT_COST)
   app.decorateRequest('principal', null)
+  // A sibling subdomain can plant a second cookie of the same name ("cookie tossing"); with two,
+  // we cannot tell ours, so we take neither (OWASP Session Management cheat sheet).
+  const refreshName = new RegExp(`(?:^|;)\\s*${names.refresh.replace(/[-_]/g, '\\$&')}=`, 'g')
+  app.decorateRequest('refreshCookie', function refreshCookie(this: FastifyRequest) {
+    const header = this.headers.cookie ?? ''
+    if ((header.match(refreshName) ?? []).length > 1) return undefined
+    return this.cookies[names.refresh]
+  })
   app.decorateRequest('requirePrincipal', function requirePrincipal(this: FastifyRequest) {
     if (!this.principal) throw unauthorized(false)
     return this.principal
@@ -65,7 +89,13 @@ async function authPlugin(app: FastifyInstance) {
 
   app.decorateReply('setAuthCookies', function setAuthCookies(this: FastifyReply, tokens) {
     this.setCookie(names.access, tokens.accessToken, accessCookie)
-    if (tokens.refreshToken) this.setCookie(names.refresh, tokens.refreshToken, refreshCookie)
+    // The cookie lives exactly as long as its token, which never outlives the session (RFC 6265 Max-Age).
+    if (tokens.refreshToken) {
+      this.setCookie(names.refresh, tokens.refreshToken, {
+        ...refreshCookie,
+        maxAge: tokens.refreshExpiresIn ?? refreshCookie.maxAge,
+      })
+    }
     return this.header('cache-control', 'no-store')
   })
   app.decorateReply('clearAuthCookies', function clearAuthCookies(this: FastifyReply) {
@@ -84,19 +114,31 @@ async function authPlugin(app: FastifyInstance) {
     return app.jwt.verify<AccessClaims>(token)
   }
 
-  /** Bearer header first, else the access cookie; never the query string (RFC 6750 §2.3, ASVS 7.2). */
-  app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+  /**
+   * Bearer header first, else the access cookie; never the query string (RFC 6750 §2.3, ASVS 7.2).
+   * `null` is a malformed Authorization header; `undefined` is no token at all.
+   */
+  function tokenOf(request: FastifyRequest): string | null | undefined {
     const header = request.headers.authorization
-    let token: string | undefined
-    if (header !== undefined) {
-      // The scheme name is case-insensitive (RFC 9110 §11.1).
-      const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i.exec(header)
-      if (!match) throw unauthorized(true)
-      token = match[1]
-    } else {
-      token = request.cookies[names.access]
+    if (header === undefined) return request.cookies[names.access] || undefined
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    return /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i.exec(header)?.[1] ?? null
+  }
+
+  app.decorate('peekUserId', function peekUserId(request: FastifyRequest): string | null {
+    const token = tokenOf(request)
+    if (!token) return null
+    try {
+      return verifyAccessToken(token).sub
+    } catch {
+      return null
     }
-    if (!token) throw unauthorized(false)
+  })
+
+  app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    const token = tokenOf(request)
+    if (token === null) throw unauthorized(true)
+    if (token === undefined) throw unauthorized(false)
     let claims: AccessClaims
     try {
       claims = verifyAccessToken(token)
@@ -111,7 +153,7 @@ async function authPlugin(app: FastifyInstance) {
 
   app.decorate('authorize', function authorize(role: Role) {
     return async function requireRole(request: FastifyRequest) {
-      if (request.principal?.role !== role) {
+      if (!request.principal || ROLE_RANK[request.principal.role] < ROLE_RANK[role]) {
         throw new AppError(403, 'You do not have permission to do this.', { type: 'forbidden' })
       }
     }
@@ -126,11 +168,12 @@ async function authPlugin(app: FastifyInstance) {
       sign: (claims) => app.jwt.sign(claims),
       audit: createAudit(app.sql, request.log, { ip: request.ip, userAgent, requestId: request.id }),
       origin: { ip: request.ip, userAgent },
+      throttle: { limiter: app.loginThrottle, client: clientKey(request.ip) },
     }
   })
 }
 
 export default fp(authPlugin, {
   name: 'auth',
-  dependencies: ['config', 'db', '@fastify/jwt', '@fastify/cookie'],
+  dependencies: ['config', 'db', 'redis', '@fastify/jwt', '@fastify/cookie'],
 })

@@ -1,8 +1,15 @@
 import { existsSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { type Config, DEV_JWT_SECRET, EnvSchema, REQUIRED_IN_PRODUCTION } from '../../schemas/env.js'
+import {
+  type Config,
+  DEV_JWT_SECRET,
+  EnvSchema,
+  REQUIRED_IN_PRODUCTION,
+  splitList,
+} from '../../schemas/env.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -61,9 +68,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
     )
   }
-  for (const origin of config.CORS_ORIGINS.split(',')
-    .map((o) => o.trim())
-    .filter(Boolean)) {
+  if (config.CORS_ORIGINS.includes('*')) {
+    // Credentialed CORS with a wildcard would let any site read users' data (OWASP ASVS 3.4.x).
+    throw new ConfigError('CORS_ORIGINS is invalid: a wildcard is not allowed because credentials are on')
+  }
+  for (const entry of splitList(config.TRUST_PROXY)) {
+    if (!isIP(entry.split('/')[0] ?? '') && !['loopback', 'linklocal', 'uniquelocal'].includes(entry)) {
+      throw new ConfigError('TRUST_PROXY is invalid: use gateway addresses or CIDR ranges, comma-separated')
+    }
+  }
+  for (const origin of splitList(config.CORS_ORIGINS)) {
     if (!/^https?:\/\/[^/?#*]+$/.test(origin)) {
       throw new ConfigError(
         'CORS_ORIGINS is invalid: each entry must be an exact origin like https://app.example.com',

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { splitList } from '../../schemas/env.js'
 import { AppError } from '../../services/errors.js'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -11,11 +12,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
  * cookie-borne: a browser cannot add that header cross-site without CORS allowing it.
  */
 async function csrfPlugin(app: FastifyInstance) {
-  const allowed = new Set(
-    app.config.CORS_ORIGINS.split(',')
-      .map((o) => o.trim())
-      .filter(Boolean),
-  )
+  const allowed = new Set(splitList(app.config.CORS_ORIGINS))
   if (app.config.PUBLIC_ORIGIN) allowed.add(app.config.PUBLIC_ORIGIN)
   const cookieNames = Object.values(app.authCookies)
 

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Problem } from '../../schemas/common.js'
+import { StoreUnavailable } from '../../services/counter-store.js'
 import { AppError, type FieldError, statusTitle } from '../../services/errors.js'
 
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
@@ -23,6 +24,11 @@ const DB_UNAVAILABLE_CODES = new Set([
   '57P03',
   '53300',
 ])
+
+/** SQLSTATE 22021 (invalid byte sequence, e.g. NUL), 22P05 (untranslatable character), 22P02 (bad literal). */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05', '22P02'])
+/** Deadlock or serialization failure: the transaction was rolled back and can simply be retried. */
+const RETRYABLE = new Set(['40P01', '40001'])
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
@@ -60,6 +66,8 @@ function send(
 ) {
   const body: Problem = { ...problem, instance: request.url.split('?')[0] ?? '/', requestId: request.id }
   // Serialize here, not through the route's response schema, so no field of the problem is dropped.
+  // Also here, not only in the request-id hook: a hook that rejects earlier (CSRF) must not lose it.
+  reply.header('x-request-id', request.id)
   return reply.code(problem.status).type(PROBLEM_TYPE).serializer(JSON.stringify).send(body)
 }
 
@@ -90,7 +98,20 @@ function errorHandler(
       ...(error.errors ? { errors: error.errors } : {}),
     })
   }
-  if (isDatabaseUnavailable(error)) {
+  if (UNSTORABLE_TEXT.has((error as { code?: string }).code ?? '')) {
+    // PostgreSQL cannot store NUL (or bytes invalid in UTF-8); the statement failed and changed nothing.
+    return send(request, reply, {
+      type: 'urn:bulwark:problem:validation-error',
+      title: 'Validation failed',
+      status: 400,
+      detail: 'The request contains characters that cannot be stored (such as NUL).',
+    })
+  }
+  if (
+    isDatabaseUnavailable(error) ||
+    error instanceof StoreUnavailable ||
+    RETRYABLE.has((error as { code?: string }).code ?? '')
+  ) {
     request.log.error({ err: error, event: 'db.unavailable' }, 'database unavailable')
     reply.header('retry-after', RETRY_AFTER_SECONDS)
     return send(request, reply, {
@@ -133,7 +154,8 @@ function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
 
 async function errorsPlugin(app: FastifyInstance) {
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler(notFoundHandler)
+  // Unknown routes count against the global limit too, so scanning costs the scanner.
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, notFoundHandler)
 }
 
-export default fp(errorsPlugin, { name: 'errors' })
+export default fp(errorsPlugin, { name: 'errors', dependencies: ['@fastify/rate-limit'] })

@@ -1,6 +1,6 @@
 import { Ajv, type Options } from 'ajv'
 import addFormats from 'ajv-formats'
-import type { FastifyInstance, FastifySchema } from 'fastify'
+import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } from 'fastify'
 import fp from 'fastify-plugin'
 
 const shared: Options = {
@@ -16,6 +16,13 @@ const shared: Options = {
 function makeAjv(coerceTypes: Options['coerceTypes']): Ajv {
   const ajv = new Ajv({ ...shared, coerceTypes })
   addFormats.default(ajv)
+  // UTF-8 length, for limits like bcrypt's 72 bytes that maxLength (characters) cannot express.
+  ajv.addKeyword({
+    keyword: 'x-max-bytes',
+    type: 'string',
+    schemaType: 'number',
+    validate: (max: number, data: string) => Buffer.byteLength(data, 'utf8') <= max,
+  })
   return ajv
 }
 
@@ -27,8 +34,37 @@ async function validationPlugin(app: FastifyInstance) {
   const strictAjv = makeAjv(false)
   const coercingAjv = makeAjv('array')
   app.setValidatorCompiler<FastifySchema>(({ schema, httpPart }) =>
-    (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object),
+    httpPart === 'body'
+      ? strictAjv.compile(schema as object)
+      : finiteOnly(coercingAjv.compile(schema as object)),
   )
+}
+
+type Validate = ((data: unknown) => boolean) & { errors?: FastifySchemaValidationError[] | null }
+
+/**
+ * Ajv coerces "Infinity" and "1e999" to Infinity, which passes `type: integer` and skips
+ * minimum/maximum (they only test finite numbers). Coerced parts are flat, so check their values.
+ */
+function finiteOnly(validate: Validate): Validate {
+  const wrapped: Validate = (data) => {
+    const ok = validate(data)
+    const infinite = Object.entries((data ?? {}) as Record<string, unknown>).filter(
+      ([, v]) => typeof v === 'number' && !Number.isFinite(v),
+    )
+    wrapped.errors = [
+      ...((validate.errors ?? []) as FastifySchemaValidationError[]),
+      ...infinite.map(([key]) => ({
+        instancePath: `/${key}`,
+        schemaPath: '#/type',
+        keyword: 'type',
+        params: {},
+        message: 'must be a finite number',
+      })),
+    ]
+    return ok && infinite.length === 0
+  }
+  return wrapped
 }
 
 export default fp(validationPlugin, { name: 'validation' })

@@ -13,7 +13,8 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/live',
     {
-      config: { rateLimit: false },
+      // Liveness answers even under load shedding: the process is alive, just busy.
+      config: { rateLimit: false, pressureHandler: () => undefined },
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process answers',

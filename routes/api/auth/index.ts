@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import {
   LoginBody,
   LoginResponse,
@@ -9,6 +10,7 @@ import {
   UserEnvelope,
 } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { clientKey } from '../../../services/client-key.js'
 import * as sessions from '../../../services/sessions.js'
 import { createUser } from '../../../services/users.js'
 
@@ -17,10 +19,26 @@ const problems = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 4
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
   const bearer = { onRequest: [app.authenticate] }
+  const byAddress = { keyGenerator: (request: FastifyRequest) => `ip:${clientKey(request.ip)}` }
+  const registerLimit = {
+    rateLimit: {
+      ...byAddress,
+      max: app.config.REGISTER_RATE_LIMIT_MAX,
+      timeWindow: app.config.REGISTER_RATE_LIMIT_WINDOW_MS,
+    },
+  }
+  const refreshLimit = {
+    rateLimit: {
+      ...byAddress,
+      max: app.config.REFRESH_RATE_LIMIT_MAX,
+      timeWindow: app.config.REFRESH_RATE_LIMIT_WINDOW_MS,
+    },
+  }
 
   app.post(
     '/register',
     {
+      config: registerLimit,
       schema: {
         tags,
         summary: 'Create an account',
@@ -48,8 +66,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function login(request, reply) {
-      const { refreshToken, ...result } = await sessions.login(app.serviceContext(request), request.body)
-      reply.setAuthCookies({ accessToken: result.accessToken, refreshToken })
+      const { refreshToken, refreshExpiresIn, ...result } = await sessions.login(
+        app.serviceContext(request),
+        request.body,
+      )
+      reply.setAuthCookies({ accessToken: result.accessToken, refreshToken, refreshExpiresIn })
       return { ...result, tokenType: 'Bearer' as const }
     },
   )
@@ -57,6 +78,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/refresh',
     {
+      config: refreshLimit,
       schema: {
         tags,
         summary: 'Rotate the refresh cookie for a new access token',
@@ -66,10 +88,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function refresh(request, reply) {
       try {
-        const tokens = await sessions.refresh(
-          app.serviceContext(request),
-          request.cookies[app.authCookies.refresh],
-        )
+        const tokens = await sessions.refresh(app.serviceContext(request), request.refreshCookie())
         reply.setAuthCookies(tokens)
         return { accessToken: tokens.accessToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn }
       } catch (error) {
@@ -101,7 +120,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
           : null
       await sessions.logout(app.serviceContext(request), {
         principal,
-        refreshToken: request.cookies[app.authCookies.refresh],
+        refreshToken: request.refreshCookie(),
       })
       return reply.clearAuthCookies().code(204).send()
     },

@@ -1,0 +1,31 @@
+import cors, { type FastifyCorsOptions } from '@fastify/cors'
+import type { FastifyInstance } from 'fastify'
+import { splitList } from '../../schemas/env.js'
+
+/**
+ * Exact-origin allowlist with credentials (OWASP ASVS 3.4): an allowed origin is echoed with
+ * Access-Control-Allow-Credentials; any other (null, look-alikes, other scheme or port) gets no
+ * Access-Control-Allow-* header at all. A wildcard is refused at boot (plugins/app/config.ts).
+ */
+export const autoConfig = (app: FastifyInstance): FastifyCorsOptions => {
+  const allowed = new Set(splitList(app.config.CORS_ORIGINS))
+  return {
+    hook: 'onRequest',
+    origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+    exposedHeaders: [
+      'x-request-id',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'retry-after',
+    ],
+    maxAge: 600,
+    strictPreflight: true,
+    optionsSuccessStatus: 204,
+  }
+}
+
+export default cors

@@ -1,0 +1,90 @@
+import type { Redis } from 'ioredis'
+
+export interface Count {
+  count: number
+  /** Milliseconds until the window resets. */
+  ttlMs: number
+}
+
+/** Fixed-window counters shared by every replica (Redis) or local to one (memory). */
+export interface CounterStore {
+  increment(key: string, windowMs: number): Promise<Count>
+  read(key: string): Promise<Count>
+}
+
+/** The store could not be reached; callers that must fail closed turn this into a 503. */
+export class StoreUnavailable extends Error {
+  override name = 'StoreUnavailable'
+}
+
+export class MemoryCounterStore implements CounterStore {
+  readonly #counts = new Map<string, { count: number; resetAt: number }>()
+  readonly #sweep: NodeJS.Timeout
+
+  constructor() {
+    this.#sweep = setInterval(() => {
+      const now = Date.now()
+      for (const [key, entry] of this.#counts) if (entry.resetAt <= now) this.#counts.delete(key)
+    }, 60_000)
+    this.#sweep.unref()
+  }
+
+  async increment(key: string, windowMs: number): Promise<Count> {
+    const now = Date.now()
+    let entry = this.#counts.get(key)
+    if (!entry || entry.resetAt <= now) {
+      entry = { count: 0, resetAt: now + windowMs }
+      this.#counts.set(key, entry)
+    }
+    entry.count += 1
+    return { count: entry.count, ttlMs: entry.resetAt - now }
+  }
+
+  async read(key: string): Promise<Count> {
+    const entry = this.#counts.get(key)
+    const now = Date.now()
+    return !entry || entry.resetAt <= now
+      ? { count: 0, ttlMs: 0 }
+      : { count: entry.count, ttlMs: entry.resetAt - now }
+  }
+
+  close(): void {
+    clearInterval(this.#sweep)
+  }
+}
+
+export class RedisCounterStore implements CounterStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async increment(key: string, windowMs: number): Promise<Count> {
+    try {
+      // One round trip: count, start the window on first use only (NX), read what is left of it.
+      const results = await this.redis
+        .multi()
+        .incr(this.prefix + key)
+        .pexpire(this.prefix + key, windowMs, 'NX')
+        .pttl(this.prefix + key)
+        .exec()
+      const count = Number(results?.[0]?.[1] ?? 0)
+      const ttlMs = Number(results?.[2]?.[1] ?? windowMs)
+      return { count, ttlMs: ttlMs > 0 ? ttlMs : windowMs }
+    } catch (error) {
+      throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
+    }
+  }
+
+  async read(key: string): Promise<Count> {
+    try {
+      const [count, ttl] = await Promise.all([
+        this.redis.get(this.prefix + key),
+        this.redis.pttl(this.prefix + key),
+      ])
+      return { count: Number(count ?? 0), ttlMs: Math.max(0, ttl) }
+    } catch (error) {
+      throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
+    }
+  }
+}

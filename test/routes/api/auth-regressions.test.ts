@@ -1,0 +1,184 @@
+// Regressions from the security review of the auth issue, each named after what it found.
+import bcrypt from 'bcrypt'
+import t from 'tap'
+import { build } from '../../helper.js'
+
+type App = Awaited<ReturnType<typeof build>>
+const PASSWORD = 'Passw0rdX'
+let seq = 0
+const uniq = (p: string) => `${p}${process.pid % 1000}_${++seq}`
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+async function signUp(app: App) {
+  const username = uniq('rg')
+  await app.inject({
+    method: 'POST',
+    url: '/api/auth/register',
+    payload: { username, email: `${username}@example.com`, password: PASSWORD },
+  })
+  return username
+}
+
+async function login(app: App, username: string, password = PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } })
+  return {
+    res,
+    access: res.json().accessToken as string,
+    refresh: res.cookies.find((c) => c.name === 'refresh_token')?.value as string,
+  }
+}
+
+const refresh = (app: App, token: string) =>
+  app.inject({ method: 'POST', url: '/api/auth/refresh', cookies: { refresh_token: token } })
+
+t.test(
+  'refresh racing a password change never deadlocks into a 500, and the change always wins',
+  async (t) => {
+    const app = await build(t, {
+      env: { BCRYPT_COST: '4', DATABASE_POOL_MAX: '8', REFRESH_RATE_LIMIT_MAX: '1000' },
+    })
+    const username = await signUp(app)
+    for (let round = 0; round < 20; round++) {
+      const password = round % 2 ? 'N3wPassword' : PASSWORD
+      const next = round % 2 ? PASSWORD : 'N3wPassword'
+      const victim = await login(app, username, password)
+      const attacker = await login(app, username, password)
+      const [rotated, changed] = await Promise.all([
+        refresh(app, attacker.refresh),
+        app.inject({
+          method: 'PUT',
+          url: '/api/users/me/password',
+          headers: bearer(victim.access),
+          payload: { currentPassword: password, newPassword: next },
+        }),
+      ])
+      t.not(rotated.statusCode, 500, `round ${round}: refresh`)
+      t.equal(changed.statusCode, 204, `round ${round}: password change`)
+      const child = rotated.cookies.find((c) => c.name === 'refresh_token')?.value
+      t.equal(
+        child ? (await refresh(app, child)).statusCode : 401,
+        401,
+        `round ${round}: the other session is dead`,
+      )
+    }
+  },
+)
+
+t.test('a consumed token replayed after its own expiry still revokes the family', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const s = await login(app, await signUp(app))
+  const first = await refresh(app, s.refresh)
+  const child = first.cookies.find((c) => c.name === 'refresh_token')?.value as string
+  await app.sql`
+    update refresh_tokens set used_at = now() - interval '8 days', expires_at = now() - interval '1 day'
+    where used_at is not null and parent_id is null`
+  t.equal((await refresh(app, s.refresh)).statusCode, 401)
+  t.equal((await refresh(app, child)).statusCode, 401, 'the live child is revoked')
+  const [event] =
+    await app.sql`select count(*)::int as n from audit_events where event = 'auth.refresh.reuse_detected'`
+  t.equal(event?.n, 1)
+})
+
+t.test('crafted ids and NUL characters are 400, never 500', async (t) => {
+  const app = await build(t, {
+    env: { BCRYPT_COST: '10', NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
+  })
+  const s = await login(app, await signUp(app))
+  for (const id of [
+    'urn:uuid:00000000-0000-4000-8000-000000000000',
+    'URN:UUID:00000000-0000-4000-8000-000000000000',
+  ]) {
+    const res = await app.inject({
+      method: 'DELETE',
+      url: `/api/auth/sessions/${id}`,
+      headers: bearer(s.access),
+    })
+    t.equal(res.statusCode, 400, id)
+  }
+  const nul = await app.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    payload: { username: 'ali\u0000ce', password: 'x' },
+  })
+  t.equal(nul.statusCode, 400)
+  t.match(nul.headers['content-type'], /problem\+json/)
+})
+
+t.test('the refresh cookie lives no longer than its token and session', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4', SESSION_MAX_AGE_SECONDS: '300' } })
+  const s = await login(app, await signUp(app))
+  const cookie = s.res.cookies.find((c) => c.name === 'refresh_token')
+  t.ok(
+    cookie?.maxAge !== undefined && cookie.maxAge <= 300 && cookie.maxAge >= 298,
+    `Max-Age ${cookie?.maxAge}`,
+  )
+  const rotated = await refresh(app, s.refresh)
+  const next = rotated.cookies.find((c) => c.name === 'refresh_token')
+  t.ok(next?.maxAge !== undefined && next.maxAge <= 300, `rotated Max-Age ${next?.maxAge}`)
+})
+
+t.test('a problem from an early hook (CSRF) still carries x-request-id', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/auth/logout',
+    headers: { origin: 'https://evil.example', 'x-request-id': 'gw-123' },
+    cookies: { refresh_token: 'x'.repeat(43) },
+  })
+  t.equal(res.statusCode, 403)
+  t.equal(res.headers['x-request-id'], 'gw-123')
+})
+
+t.test('every password rule is named at once, the 72-byte one included', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/auth/register',
+    payload: { username: uniq('bytes'), email: 'bytes@example.com', password: 'é'.repeat(40) },
+  })
+  t.equal(res.statusCode, 400)
+  t.same(
+    res
+      .json()
+      .errors.map((e: { message: string }) => e.message)
+      .sort(),
+    ['must be at most 72 bytes in UTF-8', 'must contain a digit', 'must contain an upper-case letter'],
+  )
+})
+
+t.test('a hash made under another cost is upgraded at the next login', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '5' } })
+  const username = await signUp(app)
+  await app.sql`update users set password_hash = ${await bcrypt.hash(PASSWORD, 4)} where username = ${username}`
+  t.equal((await login(app, username)).res.statusCode, 200)
+  const [row] = await app.sql`select password_hash from users where username = ${username}`
+  t.equal(bcrypt.getRounds(row?.passwordHash), 5)
+  t.equal((await login(app, username)).res.statusCode, 200, 'and still verifies')
+})
+
+t.test('two refresh cookies of the same name (cookie tossing) are refused', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const s = await login(app, await signUp(app))
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/auth/refresh',
+    headers: { cookie: `refresh_token=${'A'.repeat(43)}; refresh_token=${s.refresh}` },
+  })
+  t.equal(res.statusCode, 401)
+  t.equal((await refresh(app, s.refresh)).statusCode, 200, 'the real token was not consumed')
+})
+
+t.test('an admin passes a user-level role check', async (t) => {
+  const app = await build(t, {
+    env: { BCRYPT_COST: '4' },
+    setup: (app) => {
+      app.get('/test/user-only', { onRequest: [app.authenticate, app.authorize('user')] }, async () => ({
+        ok: true,
+      }))
+    },
+  })
+  const username = await signUp(app)
+  await app.sql`update users set role = 'admin' where username = ${username}`
+  const s = await login(app, username)
+  t.equal((await app.inject({ url: '/test/user-only', headers: bearer(s.access) })).statusCode, 200)
+})
