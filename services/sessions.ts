@@ -75,9 +75,11 @@ async function accessForSession(ctx: SessionsContext, sessionId: string, userId:
  * (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
  */
 export async function login(ctx: SessionsContext, body: LoginBody): Promise<Tokens & { user: PublicUser }> {
+  await ctx.throttle?.limiter.admit(ctx.throttle.client, body.username)
   const user = await findUserByLogin(ctx.sql, body.username)
   const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config.BCRYPT_COST)
   if (!user || !ok) {
+    await ctx.throttle?.limiter.recordFailure(body.username)
     await ctx.audit('auth.login.failure', user?.id ?? null, {
       reason: user ? 'bad_password' : 'unknown_user',
     })

@@ -38,8 +38,26 @@ export function testDatabaseUrl(): Promise<string> {
   return fileDatabase
 }
 
+/**
+ * Every request from app.inject comes from 127.0.0.1, so the production limits would throttle
+ * ordinary tests; tests of the limits set their own values.
+ */
+const GENEROUS_LIMITS = {
+  RATE_LIMIT_MAX: '100000',
+  LOGIN_RATE_LIMIT_MAX: '10000',
+  LOGIN_ACCOUNT_MAX_FAILURES: '10000',
+  REGISTER_RATE_LIMIT_MAX: '10000',
+  REFRESH_RATE_LIMIT_MAX: '100000',
+}
+
 export async function testConfig(env: Record<string, string> = {}): Promise<Config> {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: await testDatabaseUrl(), ...env })
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: await testDatabaseUrl(),
+    ...GENEROUS_LIMITS,
+    ...env,
+  })
 }
 
 /** Collects every log line the app writes, parsed, for assertions about logging. */

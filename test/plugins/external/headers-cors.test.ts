@@ -1,0 +1,117 @@
+import t from 'tap'
+import { loadConfig } from '../../../plugins/app/config.js'
+import { build } from '../../helper.js'
+
+const API_HEADERS = {
+  'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+  'x-frame-options': 'DENY',
+}
+
+t.test('the API header profile is on every class of response', async (t) => {
+  const app = await build(t, {
+    env: { RATE_LIMIT_MAX: '3', BCRYPT_COST: '4' },
+    setup: (app) => {
+      app.get('/test/crash', async () => {
+        throw new Error('boom')
+      })
+    },
+  })
+  const responses = {
+    '200': await app.inject({ url: '/health/live', remoteAddress: '10.5.0.1' }),
+    '400': await app.inject({ url: '/api/comments?limit=0', remoteAddress: '10.5.0.2' }),
+    '401': await app.inject({ url: '/api/users/me', remoteAddress: '10.5.0.3' }),
+    '404': await app.inject({ url: '/nope', remoteAddress: '10.5.0.4' }),
+    '415': await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'text/plain' }, payload: 'x', remoteAddress: '10.5.0.5' }),
+    '500': await app.inject({ url: '/test/crash', remoteAddress: '10.5.0.6' }),
+  } as Record<string, Awaited<ReturnType<typeof app.inject>>>
+  for (let i = 0; i < 3; i++) await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
+  responses['429'] = await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
+  for (const [status, res] of Object.entries(responses)) {
+    t.equal(String(res.statusCode), status)
+    for (const [name, value] of Object.entries(API_HEADERS)) t.equal(res.headers[name], value, `${status}: ${name}`)
+    t.equal(res.headers['x-powered-by'], undefined, `${status}: no x-powered-by`)
+    t.equal(res.headers.server, undefined, `${status}: no server header`)
+    t.equal(res.headers['strict-transport-security'], undefined, `${status}: no HSTS over plain http`)
+  }
+})
+
+t.test('HSTS when cookies are secure; Swagger UI gets its own policy only under /docs', async (t) => {
+  const app = await build(t, { env: { COOKIE_SECURE: 'true', DOCS_ENABLED: 'true' } })
+  const res = await app.inject('/health/live')
+  t.equal(res.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains')
+  const docs = await app.inject('/docs/')
+  t.equal(docs.statusCode, 200)
+  t.not(docs.headers['content-security-policy'], API_HEADERS['content-security-policy'], 'relaxed for the UI')
+  t.match(docs.headers['content-security-policy'], /script-src/)
+  const json = await app.inject('/docs/json')
+  t.equal(json.headers['x-frame-options'], 'DENY')
+})
+
+t.test('CORS: exact allowed origins only, with credentials', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' } })
+  const get = (origin: string) => app.inject({ url: '/api/comments', headers: { origin } })
+  for (const origin of ['https://app.example.com', 'http://localhost:5173']) {
+    const res = await get(origin)
+    t.equal(res.headers['access-control-allow-origin'], origin, `${origin} echoed`)
+    t.equal(res.headers['access-control-allow-credentials'], 'true')
+    t.match(res.headers.vary, /Origin/)
+    t.match(res.headers['access-control-expose-headers'], /x-request-id/)
+  }
+  const foreign = [
+    'null',
+    'https://evil.example',
+    'https://app.example.com.evil.io',
+    'https://evilapp.example.com',
+    'https://app.example.co',
+    'http://app.example.com',
+    'https://app.example.com:8443',
+    'http://localhost:5174',
+    'https://APP.EXAMPLE.COM',
+  ]
+  for (const origin of foreign) {
+    const res = await get(origin)
+    t.equal(res.statusCode, 200, `${origin}: the request itself still answers`)
+    t.notOk(
+      Object.keys(res.headers).some((h) => h.startsWith('access-control-allow-')),
+      `${origin}: no Access-Control-Allow-* header`,
+    )
+  }
+})
+
+t.test('CORS preflight: 204 with methods, headers and max-age for allowed origins only', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: 'https://app.example.com' } })
+  const preflight = (origin: string) =>
+    app.inject({
+      method: 'OPTIONS',
+      url: '/api/comments',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
+    })
+  const ok = await preflight('https://app.example.com')
+  t.equal(ok.statusCode, 204)
+  t.equal(ok.headers['access-control-allow-origin'], 'https://app.example.com')
+  t.equal(ok.headers['access-control-allow-credentials'], 'true')
+  t.match(ok.headers['access-control-allow-methods'], /POST/)
+  t.match(ok.headers['access-control-allow-methods'], /DELETE/)
+  t.match(ok.headers['access-control-allow-headers'], /authorization/)
+  t.equal(ok.headers['access-control-max-age'], '600')
+  for (const origin of ['null', 'https://evil.example', 'https://app.example.com.evil.io']) {
+    const res = await preflight(origin)
+    t.notOk(
+      Object.keys(res.headers).some((h) => h.startsWith('access-control-allow-')),
+      `${origin}: preflight grants nothing`,
+    )
+  }
+})
+
+t.test('a wildcard or a malformed origin is refused at boot', async (t) => {
+  t.throws(() => loadConfig({ CORS_ORIGINS: '*' }), { message: /wildcard is not allowed/ })
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://*.example.com' }), { message: /wildcard is not allowed/ })
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/' }), { message: /exact origin/ })
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'app.example.com' }), { message: /exact origin/ })
+  t.throws(() => loadConfig({ TRUST_PROXY: '2' }), { message: /TRUST_PROXY is invalid/ }, 'a hop count is refused')
+  t.throws(() => loadConfig({ TRUST_PROXY: 'gateway.local' }), { message: /TRUST_PROXY is invalid/ })
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, loopback' }).TRUST_PROXY, '10.0.0.0/8, ::1, loopback')
+})
