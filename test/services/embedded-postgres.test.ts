@@ -189,6 +189,19 @@ t.test(
     t.ok(isRunning(stalePid), 'the child started a postmaster')
     await query(childUrl, (sql) => sql`create table before_crash (id integer)`)
 
+    // Regression: while its owner lives (a running `npm start`), a second process (the CLI) must
+    // share the postmaster, not stop it as stale.
+    const attachLog = logCapture()
+    const attached = await startEmbeddedPostgres({
+      dataDir,
+      logger: createLogger({ LOG_LEVEL: 'info' }, attachLog.stream),
+    })
+    t.equal(attached.url, childUrl, 'the same server, the same credentials')
+    t.match(attachLog.lines, [{ event: 'db.embedded.attached' }])
+    t.equal(readPostmasterPid(dataDir), stalePid, 'the running postmaster was left alone')
+    await attached.stop()
+    t.ok(isRunning(stalePid), "stopping the attached handle does not stop the owner's database")
+
     child.kill('SIGKILL')
     t.equal(await exited, 'SIGKILL')
     t.ok(isRunning(stalePid), 'the postmaster outlives the SIGKILLed process that started it')
