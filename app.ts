@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { STATUS_CODES } from 'node:http'
+import { type Server, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions } from 'fastify'
 import type { Logger } from 'pino'
 import configPlugin from './plugins/app/config.js'
 import redisPlugin from './plugins/app/redis.js'
@@ -21,6 +21,30 @@ export interface BuildOptions {
 }
 
 /**
+ * What helmet (plugins/external/helmet.ts) sets on every response, for the few answers written
+ * before any hook runs: client errors on the raw socket and router errors.
+ */
+const EARLY_ANSWER_HEADERS = {
+  'content-type': 'application/problem+json; charset=utf-8',
+  'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+  'cross-origin-resource-policy': 'same-origin',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+}
+
+function earlyProblem(status: number, detail: string, instance: string, requestId: string): string {
+  return JSON.stringify({
+    type: 'about:blank',
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    instance,
+    requestId,
+  })
+}
+
+/**
  * Errors Node raises before Fastify sees a request (a slow client cut off by requestTimeout or
  * headersTimeout, oversized or malformed headers) still get a problem+json answer.
  */
@@ -31,23 +55,23 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
   }
   const status =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-  const title = STATUS_CODES[status] ?? 'Bad Request'
-  const body = JSON.stringify({
-    type: 'about:blank',
-    title,
-    status,
-    detail: status === 408 ? 'The request took too long to arrive.' : 'The request could not be read.',
-    instance: '',
-    requestId: randomUUID(),
-  })
-  socket.end(
-    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
-  )
+  const requestId = randomUUID()
+  const detail = status === 408 ? 'The request took too long to arrive.' : 'The request could not be read.'
+  const body = earlyProblem(status, detail, '', requestId)
+  const headers = {
+    ...EARLY_ANSWER_HEADERS,
+    'x-request-id': requestId,
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  }
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\n${head}\r\n\r\n${body}`)
 }
 
 /** The one set of server options, used by server.ts and every test alike. */
-export function serverOptions(config: Config): FastifyServerOptions {
+export function serverOptions(config: Config): FastifyHttpOptions<Server> {
   return {
     logController: new RequestLogController(),
     genReqId: requestIdFor,
@@ -62,6 +86,21 @@ export function serverOptions(config: Config): FastifyServerOptions {
     // forwarding headers are ignored and cannot be rotated to dodge rate limits.
     trustProxy: splitList(config.TRUST_PROXY).length > 0 ? splitList(config.TRUST_PROXY) : false,
     clientErrorHandler: answerClientError,
+    // Node checks requestTimeout/headersTimeout only every connectionsCheckingInterval (30 s by
+    // default): check often enough that a slow client is cut off close to the configured timeout.
+    http: { connectionsCheckingInterval: Math.min(1000, Math.floor(config.HEADERS_TIMEOUT_MS / 2)) },
+    // URL errors caught by the router (a parameter over maxParamLength, bad percent-encoding) are
+    // answered before any hook or the error handler runs: write the problem and headers here.
+    frameworkErrors: function routerError(error, request, reply) {
+      const status = error.statusCode === 414 ? 414 : 400
+      const requestId = String(request.id)
+      const detail = status === 414 ? 'A path segment is too long.' : 'The URL could not be read.'
+      const instance = (request.url.split('?')[0] ?? '/').slice(0, 256)
+      reply
+        .code(status as never)
+        .headers({ ...EARLY_ANSWER_HEADERS, 'x-request-id': requestId })
+        .send(earlyProblem(status, detail, instance, requestId) as never)
+    },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: {

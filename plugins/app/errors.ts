@@ -107,12 +107,12 @@ function errorHandler(
       detail: 'The request contains characters that cannot be stored (such as NUL).',
     })
   }
-  if (
-    isDatabaseUnavailable(error) ||
-    error instanceof StoreUnavailable ||
-    RETRYABLE.has((error as { code?: string }).code ?? '')
-  ) {
-    request.log.error({ err: error, event: 'db.unavailable' }, 'database unavailable')
+  const storeDown = error instanceof StoreUnavailable
+  if (isDatabaseUnavailable(error) || storeDown || RETRYABLE.has((error as { code?: string }).code ?? '')) {
+    request.log.error(
+      { err: error, event: storeDown ? 'ratelimit.store_unavailable' : 'db.unavailable' },
+      storeDown ? 'rate-limit store unavailable' : 'database unavailable',
+    )
     reply.header('retry-after', RETRY_AFTER_SECONDS)
     return send(request, reply, {
       type: 'urn:bulwark:problem:service-unavailable',

@@ -24,14 +24,21 @@ t.test('the API header profile is on every class of response', async (t) => {
     '400': await app.inject({ url: '/api/comments?limit=0', remoteAddress: '10.5.0.2' }),
     '401': await app.inject({ url: '/api/users/me', remoteAddress: '10.5.0.3' }),
     '404': await app.inject({ url: '/nope', remoteAddress: '10.5.0.4' }),
-    '415': await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'text/plain' }, payload: 'x', remoteAddress: '10.5.0.5' }),
+    '415': await app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+      remoteAddress: '10.5.0.5',
+    }),
     '500': await app.inject({ url: '/test/crash', remoteAddress: '10.5.0.6' }),
   } as Record<string, Awaited<ReturnType<typeof app.inject>>>
   for (let i = 0; i < 3; i++) await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
   responses['429'] = await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
   for (const [status, res] of Object.entries(responses)) {
     t.equal(String(res.statusCode), status)
-    for (const [name, value] of Object.entries(API_HEADERS)) t.equal(res.headers[name], value, `${status}: ${name}`)
+    for (const [name, value] of Object.entries(API_HEADERS))
+      t.equal(res.headers[name], value, `${status}: ${name}`)
     t.equal(res.headers['x-powered-by'], undefined, `${status}: no x-powered-by`)
     t.equal(res.headers.server, undefined, `${status}: no server header`)
     t.equal(res.headers['strict-transport-security'], undefined, `${status}: no HSTS over plain http`)
@@ -87,7 +94,11 @@ t.test('CORS preflight: 204 with methods, headers and max-age for allowed origin
     app.inject({
       method: 'OPTIONS',
       url: '/api/comments',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,authorization',
+      },
     })
   const ok = await preflight('https://app.example.com')
   t.equal(ok.statusCode, 204)
@@ -108,10 +119,16 @@ t.test('CORS preflight: 204 with methods, headers and max-age for allowed origin
 
 t.test('a wildcard or a malformed origin is refused at boot', async (t) => {
   t.throws(() => loadConfig({ CORS_ORIGINS: '*' }), { message: /wildcard is not allowed/ })
-  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://*.example.com' }), { message: /wildcard is not allowed/ })
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://*.example.com' }), {
+    message: /wildcard is not allowed/,
+  })
   t.throws(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/' }), { message: /exact origin/ })
   t.throws(() => loadConfig({ CORS_ORIGINS: 'app.example.com' }), { message: /exact origin/ })
-  t.throws(() => loadConfig({ TRUST_PROXY: '2' }), { message: /TRUST_PROXY is invalid/ }, 'a hop count is refused')
+  t.throws(
+    () => loadConfig({ TRUST_PROXY: '2' }),
+    { message: /TRUST_PROXY is invalid/ },
+    'a hop count is refused',
+  )
   t.throws(() => loadConfig({ TRUST_PROXY: 'gateway.local' }), { message: /TRUST_PROXY is invalid/ })
   t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, loopback' }).TRUST_PROXY, '10.0.0.0/8, ::1, loopback')
 })

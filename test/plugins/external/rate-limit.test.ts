@@ -41,11 +41,19 @@ t.test('global limit: standard headers, a 429 problem with Retry-After, and a re
   const limited = await get()
   t.equal(limited.statusCode, 429)
   t.match(limited.headers['content-type'], /^application\/problem\+json/)
-  t.match(limited.json(), { status: 429, title: 'Too Many Requests', type: 'urn:bulwark:problem:rate-limited' })
+  t.match(limited.json(), {
+    status: 429,
+    title: 'Too Many Requests',
+    type: 'urn:bulwark:problem:rate-limited',
+  })
   t.ok(Number(limited.headers['retry-after']) >= 1)
   t.equal(limited.headers['ratelimit-remaining'], '0')
   t.equal(limited.headers['x-content-type-options'], 'nosniff', 'security headers on a 429 too')
-  t.equal((await app.inject({ url: '/api/comments', remoteAddress: '10.0.0.8' })).statusCode, 200, 'another client is unaffected')
+  t.equal(
+    (await app.inject({ url: '/api/comments', remoteAddress: '10.0.0.8' })).statusCode,
+    200,
+    'another client is unaffected',
+  )
   await sleep(1600)
   t.equal((await get()).statusCode, 200, 'the window resets')
 })
@@ -65,18 +73,30 @@ t.test('unknown routes count; health endpoints never do', async (t) => {
 })
 
 t.test('a signed-in user has a budget of their own; IPv6 clients are grouped by /64', async (t) => {
-  const app = await build(t, { env: { RATE_LIMIT_MAX: '3', BCRYPT_COST: '4', REGISTER_RATE_LIMIT_MAX: '50' } })
+  const app = await build(t, {
+    env: { RATE_LIMIT_MAX: '3', BCRYPT_COST: '4', REGISTER_RATE_LIMIT_MAX: '50' },
+  })
   const alice = await signUp(app, '10.2.0.1')
   const bob = await signUp(app, '10.2.0.1')
-  const as = (token: string) => app.inject({ url: '/api/comments', remoteAddress: '10.2.0.1', headers: { authorization: `Bearer ${token}` } })
+  const as = (token: string) =>
+    app.inject({
+      url: '/api/comments',
+      remoteAddress: '10.2.0.1',
+      headers: { authorization: `Bearer ${token}` },
+    })
   for (let i = 0; i < 3; i++) t.equal((await as(alice.token)).statusCode, 200)
   t.equal((await as(alice.token)).statusCode, 429, 'alice is limited')
   t.equal((await as(bob.token)).statusCode, 200, 'bob, behind the same address, is not')
-  const forged = await app.inject({ url: '/api/comments', remoteAddress: '10.2.0.9', headers: { authorization: 'Bearer forged.token.here' } })
+  const forged = await app.inject({
+    url: '/api/comments',
+    remoteAddress: '10.2.0.9',
+    headers: { authorization: 'Bearer forged.token.here' },
+  })
   t.equal(forged.headers['ratelimit-remaining'], '2', 'an invalid token counts against the address')
 
   const v6 = (addr: string) => app.inject({ url: '/api/comments', remoteAddress: addr })
-  for (const addr of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3']) t.equal((await v6(addr)).statusCode, 200)
+  for (const addr of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3'])
+    t.equal((await v6(addr)).statusCode, 200)
   t.equal((await v6('2001:db8:1:2::4')).statusCode, 429, 'the same /64 shares one bucket')
   t.equal((await v6('2001:db8:1:3::1')).statusCode, 200, 'the next /64 does not')
 })
@@ -159,7 +179,12 @@ t.test('login: per-address limit, and a per-account failure limit across many ad
 
 t.test('register and refresh have limits of their own', async (t) => {
   const app = await build(t, {
-    env: { BCRYPT_COST: '4', REGISTER_RATE_LIMIT_MAX: '2', REFRESH_RATE_LIMIT_MAX: '2', RATE_LIMIT_MAX: '1000' },
+    env: {
+      BCRYPT_COST: '4',
+      REGISTER_RATE_LIMIT_MAX: '2',
+      REFRESH_RATE_LIMIT_MAX: '2',
+      RATE_LIMIT_MAX: '1000',
+    },
   })
   const register = () => {
     const name = uniq('reg')
@@ -176,7 +201,12 @@ t.test('register and refresh have limits of their own', async (t) => {
   t.equal(second.headers['ratelimit-limit'], '2')
   t.equal((await register()).statusCode, 429)
   const refresh = () =>
-    app.inject({ method: 'POST', url: '/api/auth/refresh', remoteAddress: '10.4.0.2', cookies: { refresh_token: 'x'.repeat(43) } })
+    app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      remoteAddress: '10.4.0.2',
+      cookies: { refresh_token: 'x'.repeat(43) },
+    })
   t.equal((await refresh()).statusCode, 401)
   t.equal((await refresh()).statusCode, 401)
   t.equal((await refresh()).statusCode, 429)
