@@ -93,3 +93,28 @@ t.test('secrets never reach the log', async (t) => {
   t.match(all, /\[Redacted\]/)
   for (const secret of SECRET_VALUES) t.notOk(all.includes(secret), `${secret.slice(0, 8)}… is redacted`)
 })
+
+t.test('redaction reaches any depth and letter case, and leaves the logged objects untouched', async (t) => {
+  const capture = logCapture()
+  const app = await build(t, { logStream: capture.stream })
+  const deep = { a: { b: { c: { d: { Password: SECRET_VALUES[0], keep: 'visible' } } } } }
+  const list = [{ TOKEN: SECRET_VALUES[1] }, 'plain']
+  const error = Object.assign(new Error('wrapped'), { secret: SECRET_VALUES[3] })
+  app.log.info(
+    { deep, list, cause: error, headers: { Authorization: 'Bearer x', 'Set-Cookie': SECRET_VALUES[2] } },
+    'deep',
+  )
+  // biome-ignore lint/suspicious/noExplicitAny: a parsed log line is walked by known paths
+  const line = capture.lines.find((l) => l.msg === 'deep') as Record<string, any>
+  t.equal(line.deep.a.b.c.d.Password, '[Redacted]')
+  t.equal(line.deep.a.b.c.d.keep, 'visible', 'other fields stay')
+  t.equal(line.list[0].TOKEN, '[Redacted]')
+  t.equal(line.list[1], 'plain')
+  t.equal(line.cause.secret, '[Redacted]')
+  t.equal(line.cause.message, 'wrapped', 'an error keeps its message')
+  t.equal(line.headers.Authorization, '[Redacted]')
+  t.equal(line.headers['Set-Cookie'], '[Redacted]')
+  t.equal(deep.a.b.c.d.Password, SECRET_VALUES[0], "the caller's object is not changed")
+  t.equal(error.secret, SECRET_VALUES[3])
+  for (const secret of SECRET_VALUES) t.notOk(capture.raw.join('\n').includes(secret))
+})
