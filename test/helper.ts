@@ -93,3 +93,25 @@ export async function build(test: Test, options: BuildTestOptions = {}) {
   await app.ready()
   return app
 }
+
+export const TEST_PASSWORD = 'Passw0rdX'
+type TestApp = Awaited<ReturnType<typeof build>>
+
+/** Registers a user through the API; anything but 201 fails the calling test loudly. */
+export async function register(app: TestApp, username: string, password = TEST_PASSWORD) {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/auth/register',
+    payload: { username, email: `${username}@example.com`, password },
+  })
+  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
+  return res.json().user as { id: string; username: string; email: string; role: string }
+}
+
+/** Logs in through the API: the response, its access token and the cookies it set. */
+export async function login(app: TestApp, username: string, password = TEST_PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } })
+  if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
+  const cookies = Object.fromEntries(res.cookies.map((c) => [c.name, c.value])) as Record<string, string>
+  return { res, accessToken: res.json().accessToken as string, cookies }
+}

@@ -1,7 +1,7 @@
 import { createHash, createHmac, createPublicKey, sign as cryptoSign, generateKeyPairSync } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { DEV_JWT_SECRET } from '../../../schemas/env.js'
-import { build } from '../../helper.js'
+import { build, login, register } from '../../helper.js'
 
 /** Attacker's-side tests of access-token verification (RFC 8725, RFC 6750). */
 
@@ -10,7 +10,6 @@ type Res = Awaited<ReturnType<App['inject']>>
 type Json = Record<string, unknown>
 
 const PROBLEM = /^application\/problem\+json; charset=utf-8$/
-const PASSWORD = 'Passw0rdX'
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
@@ -54,26 +53,6 @@ function keyEnv(keys: { privateKey: string; publicKey: string }, previous?: stri
     JWT_PUBLIC_KEY: keys.publicKey,
     ...(previous ? { JWT_PREVIOUS_PUBLIC_KEY: previous } : {}),
   }
-}
-
-async function register(app: App, username: string) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username, email: `${username}@example.com`, password: PASSWORD },
-  })
-  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
-}
-
-async function login(app: App, username: string) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    payload: { username, password: PASSWORD },
-  })
-  if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
-  const cookies = Object.fromEntries(res.cookies.map((c) => [c.name, c.value])) as Record<string, string>
-  return { accessToken: res.json().accessToken as string, cookies }
 }
 
 const me = (app: App, token?: string, url = '/api/users/me') =>

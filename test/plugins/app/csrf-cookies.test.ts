@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { build } from '../../helper.js'
+import { build, login, register } from '../../helper.js'
 
 /** CSRF defences (Origin / Fetch Metadata, JSON-only bodies) and the auth cookies' attributes. */
 
@@ -10,26 +10,6 @@ const PROBLEM = /^application\/problem\+json; charset=utf-8$/
 const PASSWORD = 'Passw0rdX'
 const OWN_ORIGIN = 'http://localhost:80'
 const ALLOWED = 'https://app.example.com'
-
-async function register(app: App, username: string) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username, email: `${username}@example.com`, password: PASSWORD },
-  })
-  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
-}
-
-async function login(app: App, username: string) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    payload: { username, password: PASSWORD },
-  })
-  if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
-  const cookies = Object.fromEntries(res.cookies.map((c) => [c.name, c.value])) as Record<string, string>
-  return { res, accessToken: res.json().accessToken as string, cookies }
-}
 
 const me = (app: App, token: string) =>
   app.inject({ url: '/api/users/me', headers: { authorization: `Bearer ${token}` } })

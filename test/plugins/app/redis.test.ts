@@ -4,7 +4,7 @@ import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { build, logCapture } from '../../helper.js'
+import { build, logCapture, register } from '../../helper.js'
 
 /**
  * Rate limits across replicas: counters in Redis are shared by every instance; when Redis goes
@@ -119,15 +119,6 @@ async function redisReady(app: App): Promise<void> {
     if (Date.now() > deadline) throw new Error(`Redis connection not ready: ${redis.status}`)
     await sleep(20)
   }
-}
-
-async function register(app: App, username: string) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username, email: `${username}@example.com`, password: PASSWORD },
-  })
-  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
 }
 
 const login = (app: App, username: string) =>
