@@ -44,6 +44,7 @@ t.test('/docs/json is a valid OpenAPI 3.1 document describing every route', asyn
     t.ok(op.summary, `${method} ${url} is summarized`)
     t.ok(Array.isArray(op.security), `${method} ${url} says what it needs`)
     t.ok(Object.keys(op.responses ?? {}).length > 0, `${method} ${url} lists responses`)
+    t.ok(op.responses?.['4XX'] && op.responses?.['5XX'], `${method} ${url} declares its problem responses`)
   }
   t.same(Object.keys(doc.components.securitySchemes).sort(), ['bearerAuth', 'cookieAuth', 'refreshCookie'])
 })
