@@ -6,6 +6,6 @@ if (entry !== 'server' && entry !== 'cli') {
   console.error('usage: node scripts/run.mjs server|cli [args]')
   process.exit(2)
 }
-if (buildIfStale()) console.error('bulwark: built dist/')
+buildIfStale()
 process.argv = [process.argv[0], new URL(`../dist/${entry}.js`, import.meta.url).pathname, ...args]
 await import(`../dist/${entry}.js`)
