@@ -23,8 +23,8 @@ const toAdminUser = (u: users.UserRow): AdminUser => ({
 })
 
 export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
-  const rows = await users.listUsers(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor) })
-  const result = page(rows, q.limit, ctx.cursors)
+  const rows = await users.listUsers(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor, 'admin-users') })
+  const result = page(rows, q.limit, ctx.cursors, 'admin-users')
   return { items: result.items.map(toAdminUser), nextCursor: result.nextCursor }
 }
 
@@ -63,8 +63,8 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
 }
 
 export async function listAudit(ctx: AdminContext, q: AuditQuery) {
-  const rows = await listAuditEvents(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor) })
-  const result = page(rows, q.limit, ctx.cursors)
+  const rows = await listAuditEvents(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor, 'audit-events') })
+  const result = page(rows, q.limit, ctx.cursors, 'audit-events')
   return {
     items: result.items.map((r) => ({
       id: r.id,

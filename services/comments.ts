@@ -53,9 +53,9 @@ export async function getComment(sql: Sql, id: string): Promise<Comment> {
 }
 
 export async function listComments(ctx: CommentsContext, q: CommentQuery) {
-  const after = ctx.cursors.decode(q.cursor)
+  const after = ctx.cursors.decode(q.cursor, 'comments')
   const rows = await repo.listComments(ctx.sql, { limit: q.limit, after, author: q.author })
-  const result = page(rows, q.limit, ctx.cursors)
+  const result = page(rows, q.limit, ctx.cursors, 'comments')
   return { items: result.items.map(toComment), nextCursor: result.nextCursor }
 }
 

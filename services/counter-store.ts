@@ -10,6 +10,8 @@ export interface Count {
 export interface CounterStore {
   increment(key: string, windowMs: number): Promise<Count>
   read(key: string): Promise<Count>
+  /** Gives one back (never below zero); the window is unchanged. */
+  decrement(key: string): Promise<void>
 }
 
 /** The store could not be reached; callers that must fail closed turn this into a 503. */
@@ -48,6 +50,11 @@ export class MemoryCounterStore implements CounterStore {
       : { count: entry.count, ttlMs: entry.resetAt - now }
   }
 
+  async decrement(key: string): Promise<void> {
+    const entry = this.#counts.get(key)
+    if (entry && entry.count > 0) entry.count -= 1
+  }
+
   close(): void {
     clearInterval(this.#sweep)
   }
@@ -71,6 +78,19 @@ export class RedisCounterStore implements CounterStore {
       const count = Number(results?.[0]?.[1] ?? 0)
       const ttlMs = Number(results?.[2]?.[1] ?? windowMs)
       return { count, ttlMs: ttlMs > 0 ? ttlMs : windowMs }
+    } catch (error) {
+      throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
+    }
+  }
+
+  async decrement(key: string): Promise<void> {
+    try {
+      // Only an existing key: a DECR on a missing one would create it without an expiry.
+      await this.redis.eval(
+        "if redis.call('exists', KEYS[1]) == 1 and tonumber(redis.call('get', KEYS[1])) > 0 then return redis.call('decr', KEYS[1]) end return 0",
+        1,
+        this.prefix + key,
+      )
     } catch (error) {
       throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
     }

@@ -7,9 +7,12 @@ export interface Position {
   id: string
 }
 
+/** Which listing a cursor belongs to: a cursor from one list is refused by another. */
+export type CursorScope = 'comments' | 'admin-users' | 'audit-events'
+
 export interface CursorCodec {
-  encode(position: Position): string
-  decode(cursor: string | undefined): Position | null
+  encode(position: Position, scope: CursorScope): string
+  decode(cursor: string | undefined, scope: CursorScope): Position | null
 }
 
 const POSITION = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?\|[0-9a-f-]{36}$/
@@ -21,24 +24,25 @@ const forged = () =>
   })
 
 /**
- * Opaque, signed cursors: clients cannot read or forge a position (a changed cursor is 400), and
+ * Signed cursors, bound to their listing: clients cannot forge a position (a changed cursor is 400), and
  * what reaches SQL has already passed a strict pattern.
  */
 export function createCursorCodec(secret: string): CursorCodec {
   const key = createHash('sha256').update(`bulwark-cursor:${secret}`).digest()
   const mac = (payload: string) => createHmac('sha256', key).update(payload).digest().subarray(0, 16)
   return {
-    encode({ createdAt, id }) {
+    encode({ createdAt, id }, scope) {
       const payload = `${createdAt}|${id}`
-      return `${Buffer.from(payload).toString('base64url')}.${mac(payload).toString('base64url')}`
+      return `${Buffer.from(payload).toString('base64url')}.${mac(`${scope}|${payload}`).toString('base64url')}`
     },
-    decode(cursor) {
+    decode(cursor, scope) {
       if (cursor === undefined) return null
-      const [body, sig] = cursor.split('.')
-      if (!body || !sig) throw forged()
+      const parts = cursor.split('.')
+      const [body, sig] = parts
+      if (parts.length !== 2 || !body || !sig) throw forged()
       const payload = Buffer.from(body, 'base64url').toString('utf8')
       const given = Buffer.from(sig, 'base64url')
-      const expected = mac(payload)
+      const expected = mac(`${scope}|${payload}`)
       if (given.length !== expected.length || !timingSafeEqual(given, expected) || !POSITION.test(payload)) {
         throw forged()
       }
@@ -53,11 +57,13 @@ export function page<T extends { cursorAt: string; id: string }>(
   rows: T[],
   limit: number,
   codec: CursorCodec,
+  scope: CursorScope,
 ): { items: T[]; nextCursor: string | null } {
   const items = rows.slice(0, limit)
   const last = items.at(-1)
   return {
     items,
-    nextCursor: rows.length > limit && last ? codec.encode({ createdAt: last.cursorAt, id: last.id }) : null,
+    nextCursor:
+      rows.length > limit && last ? codec.encode({ createdAt: last.cursorAt, id: last.id }, scope) : null,
   }
 }

@@ -24,18 +24,20 @@ function tooMany(detail: string, limit: number, ttlMs: number): AppError {
   })
 }
 
-/** The account a login names, as the database matches it (case-insensitive username or email). */
-const accountKey = (login: string) => `login:account:${login.trim().toLowerCase()}`
-
 /**
  * Two limits guard login (OWASP ASVS 6.3.1, OWASP Credential Stuffing cheat sheet): attempts per
  * client address, and failures per account across all addresses, so a botnet cannot grind one
- * account. Both windows expire on their own: no permanent lockout for anyone to trigger. The
- * account check runs before the password is checked and answers the same for unknown accounts.
+ * account. Both windows expire on their own: no permanent lockout for anyone to trigger.
+ *
+ * The account budget is reserved atomically before the password is checked (an increment, not a
+ * read), so attempts racing through the bcrypt window cannot all pass; a successful login gives
+ * its reservation back. It is keyed by the account itself, so the username and the email share one
+ * budget, and by the typed name for unknown accounts, which answer the same way.
  */
 export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
+  const accountKey = (account: string) => `login:account:${account}`
   return {
-    async admit(client: string, login: string): Promise<void> {
+    async admitClient(client: string): Promise<void> {
       const perClient = await store.increment(`login:ip:${client}`, limits.LOGIN_RATE_LIMIT_WINDOW_MS)
       if (perClient.count > limits.LOGIN_RATE_LIMIT_MAX) {
         throw tooMany(
@@ -44,17 +46,19 @@ export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
           perClient.ttlMs,
         )
       }
-      const failures = await store.read(accountKey(login))
-      if (failures.count >= limits.LOGIN_ACCOUNT_MAX_FAILURES) {
+    },
+    async reserveAccount(account: string): Promise<void> {
+      const attempts = await store.increment(accountKey(account), limits.LOGIN_ACCOUNT_WINDOW_MS)
+      if (attempts.count > limits.LOGIN_ACCOUNT_MAX_FAILURES) {
         throw tooMany(
           'Too many failed logins for this account. Try again later.',
           limits.LOGIN_ACCOUNT_MAX_FAILURES,
-          failures.ttlMs,
+          attempts.ttlMs,
         )
       }
     },
-    async recordFailure(login: string): Promise<void> {
-      await store.increment(accountKey(login), limits.LOGIN_ACCOUNT_WINDOW_MS)
+    async release(account: string): Promise<void> {
+      await store.decrement(accountKey(account))
     },
   }
 }

@@ -75,16 +75,19 @@ async function accessForSession(ctx: SessionsContext, sessionId: string, userId:
  * (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
  */
 export async function login(ctx: SessionsContext, body: LoginBody): Promise<Tokens & { user: PublicUser }> {
-  await ctx.throttle?.limiter.admit(ctx.throttle.client, body.username)
+  const throttle = ctx.throttle?.limiter
+  await throttle?.admitClient(ctx.throttle?.client ?? '')
   const user = await findUserByLogin(ctx.sql, body.username)
+  const account = user ? `user:${user.id}` : `name:${body.username.trim().toLowerCase()}`
+  await throttle?.reserveAccount(account)
   const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config.BCRYPT_COST)
   if (!user || !ok) {
-    await ctx.throttle?.limiter.recordFailure(body.username)
     await ctx.audit('auth.login.failure', user?.id ?? null, {
       reason: user ? 'bad_password' : 'unknown_user',
     })
     throw invalidCredentials()
   }
+  await throttle?.release(account)
   if (user.disabled) {
     await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
     throw new AppError(403, 'This account is disabled.', { type: 'account-disabled' })

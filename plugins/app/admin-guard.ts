@@ -32,4 +32,4 @@ async function adminGuardPlugin(app: FastifyInstance) {
   })
 }
 
-export default fp(adminGuardPlugin, { name: 'admin-guard', dependencies: ['auth'] })
+export default fp(adminGuardPlugin, { name: 'admin-guard', dependencies: ['auth', 'global-rate-limit'] })

@@ -36,4 +36,7 @@ async function csrfPlugin(app: FastifyInstance) {
   })
 }
 
-export default fp(csrfPlugin, { name: 'csrf', dependencies: ['config', 'auth', '@fastify/cookie'] })
+export default fp(csrfPlugin, {
+  name: 'csrf',
+  dependencies: ['config', 'auth', 'global-rate-limit', '@fastify/cookie'],
+})

@@ -25,8 +25,11 @@ const DB_UNAVAILABLE_CODES = new Set([
   '53300',
 ])
 
-/** SQLSTATE 22021 (invalid byte sequence, e.g. NUL), 22P05 (untranslatable character), 22P02 (bad literal). */
-const UNSTORABLE_TEXT = new Set(['22021', '22P05', '22P02'])
+/**
+ * SQLSTATE class 22, data exception: a value from the request PostgreSQL cannot take (NUL in text,
+ * a bad literal, a date out of range). The statement failed and changed nothing.
+ */
+const isDataException = (code: string) => code.startsWith('22')
 /** Deadlock or serialization failure: the transaction was rolled back and can simply be retried. */
 const RETRYABLE = new Set(['40P01', '40001'])
 
@@ -98,13 +101,14 @@ function errorHandler(
       ...(error.errors ? { errors: error.errors } : {}),
     })
   }
-  if (UNSTORABLE_TEXT.has((error as { code?: string }).code ?? '')) {
+  if (isDataException((error as { code?: string }).code ?? '')) {
     // PostgreSQL cannot store NUL (or bytes invalid in UTF-8); the statement failed and changed nothing.
     return send(request, reply, {
       type: 'urn:bulwark:problem:validation-error',
       title: 'Validation failed',
       status: 400,
-      detail: 'The request contains characters that cannot be stored (such as NUL).',
+      detail:
+        'The request contains a value that cannot be stored or compared (such as NUL or an out-of-range date).',
     })
   }
   const storeDown = error instanceof StoreUnavailable
@@ -154,8 +158,7 @@ function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
 
 async function errorsPlugin(app: FastifyInstance) {
   app.setErrorHandler(errorHandler)
-  // Unknown routes count against the global limit too, so scanning costs the scanner.
-  app.setNotFoundHandler({ preHandler: app.rateLimit() }, notFoundHandler)
+  app.setNotFoundHandler(notFoundHandler)
 }
 
-export default fp(errorsPlugin, { name: 'errors', dependencies: ['@fastify/rate-limit'] })
+export default fp(errorsPlugin, { name: 'errors' })

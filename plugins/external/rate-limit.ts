@@ -11,7 +11,8 @@ import { AppError } from '../../services/errors.js'
  * redis plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
  */
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
-  global: true,
+  // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
+  global: false,
   max: app.config.RATE_LIMIT_MAX,
   timeWindow: app.config.RATE_LIMIT_WINDOW_MS,
   enableDraftSpec: true,

@@ -211,3 +211,38 @@ t.test('register and refresh have limits of their own', async (t) => {
   t.equal((await refresh()).statusCode, 401)
   t.equal((await refresh()).statusCode, 429)
 })
+
+t.test('regression: refused authentication and admin probing count against the global limit', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_MAX: '3' } })
+  const probe = (url: string, headers: Record<string, string> = {}) =>
+    app.inject({ url, remoteAddress: '10.6.0.1', headers })
+  t.equal((await probe('/api/users/me')).statusCode, 401)
+  t.equal((await probe('/api/admin/users', { authorization: 'Bearer junk' })).statusCode, 401)
+  const third = await probe('/API/admin/users')
+  t.equal(third.statusCode, 401)
+  t.equal(third.headers['ratelimit-remaining'], '0')
+  t.equal((await probe('/api/users/me')).statusCode, 429, 'token probing is throttled')
+})
+
+t.test(
+  'regression: racing wrong passwords cannot exceed the account budget; username and email share it',
+  async (t) => {
+    const app = await build(t, {
+      env: { BCRYPT_COST: '6', LOGIN_ACCOUNT_MAX_FAILURES: '3', LOGIN_RATE_LIMIT_MAX: '1000' },
+    })
+    const { username } = await signUp(app, '10.7.0.1')
+    const attempt = (name: string, i: number) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: `10.7.1.${i}`,
+        payload: { username: name, password: 'Wr0ngPass' },
+      })
+    const raced = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(username, i)))
+    const codes = raced.map((r) => r.statusCode)
+    t.equal(codes.filter((c) => c === 401).length, 3, `only the budget is tried (${codes})`)
+    t.equal(codes.filter((c) => c === 429).length, 9)
+    const byEmail = await attempt(`${username}@example.com`, 50)
+    t.equal(byEmail.statusCode, 429, 'the email names the same account and the same budget')
+  },
+)

@@ -289,3 +289,36 @@ t.test('GET /api/users/:username shows email only to the user themself or an adm
     t.equal((await profile(encodeURIComponent(bad), bob.token)).statusCode, 400, bad)
   }
 })
+
+t.test('regression: cursors are bound to their list; out-of-range dates are 400', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const admin = await account(app, 'admin')
+  for (let i = 0; i < 2; i++) {
+    await app.inject({
+      method: 'POST',
+      url: '/api/comments',
+      headers: bearer(admin.token),
+      payload: { body: `c${i}` },
+    })
+  }
+  const cursor = (await app.inject({ url: '/api/comments?limit=1' })).json().nextCursor as string
+  t.equal(
+    (await app.inject({ url: `/api/comments?limit=1&cursor=${cursor}` })).statusCode,
+    200,
+    'valid where it was issued',
+  )
+  const reused = await app.inject({ url: `/api/admin/users?cursor=${cursor}`, headers: bearer(admin.token) })
+  t.equal(reused.statusCode, 400, 'a comments cursor is refused by the users list')
+  t.equal(
+    (await app.inject({ url: `/api/comments?cursor=${cursor}.extra` })).statusCode,
+    400,
+    'extra parts are refused',
+  )
+  for (const since of ['0000-01-01T00:00:00Z', '0001-01-01T00:00:00+23:59', '9999-12-31T23:59:59-23:59']) {
+    const res = await app.inject({
+      url: `/api/admin/audit-events?since=${encodeURIComponent(since)}`,
+      headers: bearer(admin.token),
+    })
+    t.equal(res.statusCode, 400, since)
+  }
+})

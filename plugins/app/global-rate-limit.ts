@@ -1,0 +1,18 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+
+/**
+ * The global limit as a root onRequest hook: it runs before any route's own hooks, so requests that
+ * authentication refuses (401/403, token probing) and unknown routes (404, scanning) are counted
+ * too. Routes with a limit of their own (register, refresh) or `rateLimit: false` (health) skip it.
+ */
+async function globalRateLimitPlugin(app: FastifyInstance) {
+  const limit = app.rateLimit()
+  app.addHook('onRequest', async function globalRateLimit(request: FastifyRequest, reply: FastifyReply) {
+    const own = (request.routeOptions.config as { rateLimit?: unknown } | undefined)?.rateLimit
+    if (own === false || (typeof own === 'object' && own !== null)) return
+    await limit.call(app, request, reply)
+  })
+}
+
+export default fp(globalRateLimitPlugin, { name: 'global-rate-limit', dependencies: ['@fastify/rate-limit'] })
