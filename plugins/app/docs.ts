@@ -11,7 +11,7 @@ async function docsPlugin(app: FastifyInstance) {
     await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
     return
   }
-  app.get('/docs/json', { schema: { hide: true }, config: { rateLimit: false } }, async function openapi() {
+  app.get('/docs/json', { schema: { hide: true } }, async function openapi() {
     return app.swagger()
   })
 }

@@ -23,7 +23,8 @@ export const autoConfig = (app: FastifyInstance): FastifyCorsOptions => {
       'retry-after',
     ],
     maxAge: 600,
-    strictPreflight: true,
+    // A malformed preflight (no Access-Control-Request-Method) gets the normal answer, not a text/plain 400.
+    strictPreflight: false,
     optionsSuccessStatus: 204,
   }
 }
