@@ -9,7 +9,6 @@ export interface Count {
 /** Fixed-window counters shared by every replica (Redis) or local to one (memory). */
 export interface CounterStore {
   increment(key: string, windowMs: number): Promise<Count>
-  read(key: string): Promise<Count>
   /** Gives one back (never below zero); the window is unchanged. */
   decrement(key: string): Promise<void>
 }
@@ -40,14 +39,6 @@ export class MemoryCounterStore implements CounterStore {
     }
     entry.count += 1
     return { count: entry.count, ttlMs: entry.resetAt - now }
-  }
-
-  async read(key: string): Promise<Count> {
-    const entry = this.#counts.get(key)
-    const now = Date.now()
-    return !entry || entry.resetAt <= now
-      ? { count: 0, ttlMs: 0 }
-      : { count: entry.count, ttlMs: entry.resetAt - now }
   }
 
   async decrement(key: string): Promise<void> {
@@ -91,18 +82,6 @@ export class RedisCounterStore implements CounterStore {
         1,
         this.prefix + key,
       )
-    } catch (error) {
-      throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
-    }
-  }
-
-  async read(key: string): Promise<Count> {
-    try {
-      const [count, ttl] = await Promise.all([
-        this.redis.get(this.prefix + key),
-        this.redis.pttl(this.prefix + key),
-      ])
-      return { count: Number(count ?? 0), ttlMs: Math.max(0, ttl) }
     } catch (error) {
       throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
     }

@@ -69,8 +69,6 @@ function send(
 ) {
   const body: Problem = { ...problem, instance: request.url.split('?')[0] ?? '/', requestId: request.id }
   // Serialize here, not through the route's response schema, so no field of the problem is dropped.
-  // Also here, not only in the request-id hook: a hook that rejects earlier (CSRF) must not lose it.
-  reply.header('x-request-id', request.id)
   return reply.code(problem.status).type(PROBLEM_TYPE).serializer(JSON.stringify).send(body)
 }
 
