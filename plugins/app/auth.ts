@@ -104,6 +104,23 @@ async function authPlugin(app: FastifyInstance) {
     return this.header('cache-control', 'no-store')
   })
 
+  /**
+   * The claims of the request's access token, or null when it has none or a bad one. Verified once
+   * per request: the global rate limit (peekUserId) and authenticate both ask.
+   */
+  const verified = new WeakMap<FastifyRequest, AccessClaims | null>()
+  function claimsOf(request: FastifyRequest, token: string): AccessClaims | null {
+    if (verified.has(request)) return verified.get(request) ?? null
+    let claims: AccessClaims | null = null
+    try {
+      claims = verifyAccessToken(token)
+    } catch {
+      claims = null
+    }
+    verified.set(request, claims)
+    return claims
+  }
+
   /** Verifies with the key its kid names: current, or the previous one during a key rotation. */
   function verifyAccessToken(token: string): AccessClaims {
     if (keys.publicKeys.size > 1) {
@@ -127,24 +144,15 @@ async function authPlugin(app: FastifyInstance) {
 
   app.decorate('peekUserId', function peekUserId(request: FastifyRequest): string | null {
     const token = tokenOf(request)
-    if (!token) return null
-    try {
-      return verifyAccessToken(token).sub
-    } catch {
-      return null
-    }
+    return token ? (claimsOf(request, token)?.sub ?? null) : null
   })
 
   app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
     const token = tokenOf(request)
     if (token === null) throw unauthorized(true)
     if (token === undefined) throw unauthorized(false)
-    let claims: AccessClaims
-    try {
-      claims = verifyAccessToken(token)
-    } catch {
-      throw unauthorized(true)
-    }
+    const claims = claimsOf(request, token)
+    if (!claims) throw unauthorized(true)
     // Revoked sessions, disabled users and role changes take effect at once (ASVS 7.4.1, 8.3.1).
     const principal = await findPrincipal(app.sql, claims.sid, claims.sub)
     if (!principal) throw unauthorized(true)
