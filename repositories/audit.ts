@@ -1,5 +1,6 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../services/cursor.js'
+import { olderThan } from './keyset.js'
 
 export interface AuditEvent {
   event: string
@@ -23,8 +24,6 @@ export interface AuditRow extends AuditEvent {
   cursorAt: string
 }
 
-// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
-// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listAuditEvents(
   db: Sql,
   q: {
@@ -42,7 +41,7 @@ export async function listAuditEvents(
       ${q.event !== undefined ? db`and event = ${q.event}` : db``}
       ${q.userId !== undefined ? db`and user_id = ${q.userId}` : db``}
       ${q.since !== undefined ? db`and created_at >= ${q.since}::text::timestamptz` : db``}
-      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : db``}
+      ${olderThan(db, q.after)}
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres'
 import type { Position } from '../services/cursor.js'
+import { olderThan } from './keyset.js'
 
 export interface CommentRow {
   id: string
@@ -33,8 +34,6 @@ export async function findComment(sql: Sql, id: string): Promise<CommentRow | un
 }
 
 /** Newest first, after the cursor's (created_at, id); one extra row tells if a next page exists. */
-// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
-// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listComments(
   sql: Sql,
   q: { limit: number; after: Position | null; author?: string | undefined },
@@ -44,7 +43,7 @@ export async function listComments(
     from comments c join users u on u.id = c.author_id
     where true
       ${q.author !== undefined ? sql`and lower(u.username) = lower(${q.author})` : sql``}
-      ${q.after ? sql`and (c.created_at, c.id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : sql``}
+      ${olderThan(sql, q.after, 'c')}
     order by c.created_at desc, c.id desc
     limit ${q.limit + 1}
   `

@@ -1,6 +1,7 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Role } from '../schemas/auth.js'
 import type { Position } from '../services/cursor.js'
+import { olderThan } from './keyset.js'
 
 type Db = Sql | TransactionSql
 
@@ -62,8 +63,6 @@ export async function findUserByUsername(db: Db, username: string): Promise<User
 /** LIKE metacharacters in a search prefix are literals, not wildcards. */
 const likePrefix = (q: string) => `${q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`
 
-// postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text
-// keeps the cursor's microseconds, so rows in the same millisecond are neither skipped nor repeated.
 export async function listUsers(
   db: Db,
   q: {
@@ -81,7 +80,7 @@ export async function listUsers(
       ${q.role !== undefined ? db`and role = ${q.role}` : db``}
       ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
       ${q.q !== undefined ? db`and (lower(username) like ${likePrefix(q.q)} or email like ${likePrefix(q.q)})` : db``}
-      ${q.after ? db`and (created_at, id) < (${q.after.createdAt}::text::timestamptz, ${q.after.id}::uuid)` : db``}
+      ${olderThan(db, q.after)}
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Cursor, Limit, NextCursor } from './common.js'
+import { Page, pageQuery } from './common.js'
 
 export const CommentBody = Type.String({
   minLength: 1,
@@ -24,12 +24,11 @@ export type Comment = Static<typeof Comment>
 
 export const CommentQuery = Type.Object(
   {
-    limit: Limit,
-    cursor: Type.Optional(Cursor),
+    ...pageQuery,
     author: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   },
   { additionalProperties: false },
 )
 export type CommentQuery = Static<typeof CommentQuery>
 
-export const CommentPage = Type.Object({ items: Type.Array(Comment), nextCursor: NextCursor })
+export const CommentPage = Page(Comment)

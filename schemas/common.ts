@@ -1,4 +1,4 @@
-import { type Static, Type } from '@sinclair/typebox'
+import { type Static, type TSchema, Type } from '@sinclair/typebox'
 
 /** RFC 9457 problem details, the body of every error response. */
 export const ProblemSchema = Type.Object(
@@ -34,7 +34,13 @@ export const Limit = Type.Integer({
   'x-message': 'must be an integer from 1 to 100',
 })
 export const Cursor = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$' })
-export const NextCursor = Type.Union([Type.String(), Type.Null()])
+
+/** The query of every keyset-paginated list; each list adds its own filters. */
+export const pageQuery = { limit: Limit, cursor: Type.Optional(Cursor) }
+
+/** A page of a list: its items and the opaque cursor of the next page (null on the last). */
+export const Page = <T extends TSchema>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) })
 
 /** OpenAPI: routes that need an access token, by header or by cookie. */
 export const SIGNED_IN: Record<string, string[]>[] = [{ bearerAuth: [] }, { cookieAuth: [] }]

@@ -1,39 +1,26 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Role, Username } from './auth.js'
-import { Cursor, Limit, NextCursor, Uuid } from './common.js'
+import { PublicUser, Role, Username } from './auth.js'
+import { Page, pageQuery, Uuid } from './common.js'
 
 export const UsernameParams = Type.Object({ username: Username }, { additionalProperties: false })
 
 /** A profile as other users see it; `email` only for the user themself or an admin. */
 export const Profile = Type.Object(
-  {
-    id: Type.String({ format: 'uuid' }),
-    username: Type.String(),
-    role: Role,
-    createdAt: Type.String({ format: 'date-time' }),
-    email: Type.Optional(Type.String()),
-  },
+  { ...PublicUser.properties, email: Type.Optional(Type.String()) },
   { additionalProperties: false },
 )
 export type Profile = Static<typeof Profile>
 
+/** What admins see of a user: the public fields and the disabled flag. */
 export const AdminUser = Type.Object(
-  {
-    id: Type.String({ format: 'uuid' }),
-    username: Type.String(),
-    email: Type.String(),
-    role: Role,
-    disabled: Type.Boolean(),
-    createdAt: Type.String({ format: 'date-time' }),
-  },
+  { ...PublicUser.properties, disabled: Type.Boolean() },
   { additionalProperties: false },
 )
 export type AdminUser = Static<typeof AdminUser>
 
 export const AdminUserQuery = Type.Object(
   {
-    limit: Limit,
-    cursor: Type.Optional(Cursor),
+    ...pageQuery,
     role: Type.Optional(Role),
     disabled: Type.Optional(Type.Boolean()),
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
@@ -42,7 +29,7 @@ export const AdminUserQuery = Type.Object(
 )
 export type AdminUserQuery = Static<typeof AdminUserQuery>
 
-export const AdminUserPage = Type.Object({ items: Type.Array(AdminUser), nextCursor: NextCursor })
+export const AdminUserPage = Page(AdminUser)
 
 export const AdminUserPatch = Type.Object(
   { role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) },
@@ -69,8 +56,7 @@ export const AuditEventItem = Type.Object(
 
 export const AuditQuery = Type.Object(
   {
-    limit: Limit,
-    cursor: Type.Optional(Cursor),
+    ...pageQuery,
     event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$' })),
     userId: Type.Optional(Uuid),
     since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
@@ -79,4 +65,4 @@ export const AuditQuery = Type.Object(
 )
 export type AuditQuery = Static<typeof AuditQuery>
 
-export const AuditPage = Type.Object({ items: Type.Array(AuditEventItem), nextCursor: NextCursor })
+export const AuditPage = Page(AuditEventItem)

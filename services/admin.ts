@@ -4,7 +4,7 @@ import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/users.js'
 import type { Audit } from './audit.js'
-import { type CursorCodec, page } from './cursor.js'
+import { type CursorCodec, listPage, type Position } from './cursor.js'
 import { AppError } from './errors.js'
 
 export interface AdminContext {
@@ -23,9 +23,8 @@ const toAdminUser = (u: users.UserRow): AdminUser => ({
 })
 
 export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
-  const rows = await users.listUsers(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor, 'admin-users') })
-  const result = page(rows, q.limit, ctx.cursors, 'admin-users')
-  return { items: result.items.map(toAdminUser), nextCursor: result.nextCursor }
+  const fetch = (after: Position | null) => users.listUsers(ctx.sql, { ...q, after })
+  return listPage(ctx.cursors, 'admin-users', q, fetch, toAdminUser)
 }
 
 /**
@@ -63,19 +62,15 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
 }
 
 export async function listAudit(ctx: AdminContext, q: AuditQuery) {
-  const rows = await listAuditEvents(ctx.sql, { ...q, after: ctx.cursors.decode(q.cursor, 'audit-events') })
-  const result = page(rows, q.limit, ctx.cursors, 'audit-events')
-  return {
-    items: result.items.map((r) => ({
-      id: r.id,
-      event: r.event,
-      userId: r.userId,
-      ip: r.ip,
-      userAgent: r.userAgent,
-      requestId: r.requestId,
-      detail: r.detail,
-      createdAt: r.createdAt.toISOString(),
-    })),
-    nextCursor: result.nextCursor,
-  }
+  const fetch = (after: Position | null) => listAuditEvents(ctx.sql, { ...q, after })
+  return listPage(ctx.cursors, 'audit-events', q, fetch, (r) => ({
+    id: r.id,
+    event: r.event,
+    userId: r.userId,
+    ip: r.ip,
+    userAgent: r.userAgent,
+    requestId: r.requestId,
+    detail: r.detail,
+    createdAt: r.createdAt.toISOString(),
+  }))
 }

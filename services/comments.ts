@@ -2,7 +2,7 @@ import type { Sql } from 'postgres'
 import * as repo from '../repositories/comments.js'
 import type { Comment, CommentQuery } from '../schemas/comments.js'
 import type { Audit } from './audit.js'
-import { type CursorCodec, page } from './cursor.js'
+import { type CursorCodec, listPage, type Position } from './cursor.js'
 import { AppError } from './errors.js'
 import { sanitizeComment } from './sanitize.js'
 
@@ -53,10 +53,9 @@ export async function getComment(sql: Sql, id: string): Promise<Comment> {
 }
 
 export async function listComments(ctx: CommentsContext, q: CommentQuery) {
-  const after = ctx.cursors.decode(q.cursor, 'comments')
-  const rows = await repo.listComments(ctx.sql, { limit: q.limit, after, author: q.author })
-  const result = page(rows, q.limit, ctx.cursors, 'comments')
-  return { items: result.items.map(toComment), nextCursor: result.nextCursor }
+  const fetch = (after: Position | null) =>
+    repo.listComments(ctx.sql, { limit: q.limit, after, author: q.author })
+  return listPage(ctx.cursors, 'comments', q, fetch, toComment)
 }
 
 /** Anyone may read a comment; only its author may change it (OWASP ASVS 8.2.2). */

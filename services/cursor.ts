@@ -52,18 +52,23 @@ export function createCursorCodec(secret: string): CursorCodec {
   }
 }
 
-/** Fetch one row more than asked: its presence says whether a next page exists. */
-export function page<T extends { cursorAt: string; id: string }>(
-  rows: T[],
-  limit: number,
+/**
+ * One page of a keyset listing: decode the caller's cursor for this list, fetch one row more than
+ * asked (its presence says a next page exists), and sign the position of the last row returned.
+ */
+export async function listPage<Row extends { cursorAt: string; id: string }, Item>(
   codec: CursorCodec,
   scope: CursorScope,
-): { items: T[]; nextCursor: string | null } {
-  const items = rows.slice(0, limit)
-  const last = items.at(-1)
+  query: { limit: number; cursor?: string | undefined },
+  fetch: (after: Position | null) => Promise<Row[]>,
+  toItem: (row: Row) => Item,
+): Promise<{ items: Item[]; nextCursor: string | null }> {
+  const rows = await fetch(codec.decode(query.cursor, scope))
+  const kept = rows.slice(0, query.limit)
+  const last = kept.at(-1)
+  const more = rows.length > query.limit && last
   return {
-    items,
-    nextCursor:
-      rows.length > limit && last ? codec.encode({ createdAt: last.cursorAt, id: last.id }, scope) : null,
+    items: kept.map(toItem),
+    nextCursor: more ? codec.encode({ createdAt: last.cursorAt, id: last.id }, scope) : null,
   }
 }
