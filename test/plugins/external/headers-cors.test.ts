@@ -132,3 +132,28 @@ t.test('a wildcard or a malformed origin is refused at boot', async (t) => {
   t.throws(() => loadConfig({ TRUST_PROXY: 'gateway.local' }), { message: /TRUST_PROXY is invalid/ })
   t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, loopback' }).TRUST_PROXY, '10.0.0.0/8, ::1, loopback')
 })
+
+t.test(
+  'answers written before any hook (router errors) carry the same header profile as helmet',
+  async (t) => {
+    const app = await build(t)
+    const routerError = await app.inject({ url: `/api/comments/${'a'.repeat(150)}` })
+    const normal = await app.inject({ url: '/nope' })
+    t.equal(routerError.statusCode, 414)
+    for (const name of Object.keys(API_HEADERS)) {
+      t.equal(routerError.headers[name], normal.headers[name], `${name} matches helmet's`)
+    }
+    t.ok(routerError.headers['x-request-id'])
+  },
+)
+
+t.test('a preflight without Access-Control-Request-Method is not a text/plain 400', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: 'https://app.example.com' } })
+  const res = await app.inject({
+    method: 'OPTIONS',
+    url: '/api/comments',
+    headers: { origin: 'https://app.example.com' },
+  })
+  t.not(res.statusCode, 400)
+  t.notMatch(String(res.headers['content-type'] ?? ''), /text\/plain/)
+})
