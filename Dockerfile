@@ -10,6 +10,7 @@ COPY plugins ./plugins
 COPY routes ./routes
 COPY schemas ./schemas
 COPY services ./services
+COPY lib ./lib
 COPY repositories ./repositories
 RUN npx tsc -p tsconfig.build.json
 

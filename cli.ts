@@ -2,15 +2,16 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
-import { configOrExit } from './plugins/app/config.js'
+import { configOrExit } from './lib/config.js'
+import { resolveDatabase } from './lib/embedded-postgres.js'
+import { AppError } from './lib/errors.js'
+import { createLogger } from './lib/logger.js'
+import { migrate } from './lib/migrator.js'
+import { createAjv, fieldErrors } from './lib/validation.js'
 import { createSql } from './plugins/app/db.js'
-import { CreateUserInput, validationErrors } from './schemas/auth.js'
+import { CreateUserInput } from './schemas/auth.js'
 import type { Config } from './schemas/env.js'
 import { createAudit } from './services/audit.js'
-import { resolveDatabase } from './services/embedded-postgres.js'
-import { AppError } from './services/errors.js'
-import { createLogger } from './services/logger.js'
-import { migrate } from './services/migrator.js'
 import { createUser } from './services/users.js'
 
 export interface CliIo {
@@ -38,6 +39,9 @@ function parseFlags(args: string[], allowed: string[]): Record<string, string> {
   return flags
 }
 
+/** Registration's rules, checked by the same validator and worded as over HTTP. */
+const validateCreateUser = createAjv(false).compile<CreateUserInput>(CreateUserInput)
+
 const commands: Record<string, Command> = {
   'create-user': {
     summary: 'create a user; reads the password from standard input (one line)',
@@ -45,8 +49,8 @@ const commands: Record<string, Command> = {
       const flags = parseFlags(args, ['username', 'email', 'role'])
       const password = (await io.stdin()).split(/\r?\n/)[0] ?? ''
       const input = { username: flags.username, email: flags.email, password, role: flags.role ?? 'user' }
-      const problems = validationErrors(CreateUserInput, input)
-      if (problems.length > 0) {
+      if (!validateCreateUser(input)) {
+        const problems = fieldErrors(validateCreateUser.errors ?? [])
         io.stderr(`create-user: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`)
         return 1
       }
@@ -55,7 +59,7 @@ const commands: Record<string, Command> = {
         userAgent: 'cli',
         requestId: null,
       })
-      const user = await createUser({ sql, config, audit }, input as CreateUserInput)
+      const user = await createUser({ sql, config, audit }, input)
       io.stdout(`created ${user.role} ${user.username} (${user.id})`)
       return 0
     },

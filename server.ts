@@ -2,9 +2,9 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { configOrExit, developmentDefaults } from './plugins/app/config.js'
-import { type EmbeddedDatabase, resolveDatabase } from './services/embedded-postgres.js'
-import { createLogger } from './services/logger.js'
+import { configOrExit, developmentDefaults } from './lib/config.js'
+import { type EmbeddedDatabase, resolveDatabase } from './lib/embedded-postgres.js'
+import { createLogger } from './lib/logger.js'
 
 export interface ShutdownOptions {
   timeoutMs: number

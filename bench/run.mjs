@@ -15,8 +15,8 @@ buildIfStale()
 let embedded = null
 let databaseUrl = process.env.DATABASE_URL
 if (!databaseUrl) {
-  const { startEmbeddedPostgres } = await import('../dist/services/embedded-postgres.js')
-  const { createLogger } = await import('../dist/services/logger.js')
+  const { startEmbeddedPostgres } = await import('../dist/lib/embedded-postgres.js')
+  const { createLogger } = await import('../dist/lib/logger.js')
   embedded = await startEmbeddedPostgres({
     dataDir: '.data/postgres-bench',
     logger: createLogger({ LOG_LEVEL: 'warn' }),

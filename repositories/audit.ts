@@ -1,5 +1,5 @@
 import type { Sql, TransactionSql } from 'postgres'
-import type { Position } from '../services/cursor.js'
+import type { Position } from '../lib/cursor.js'
 import { olderThan } from './keyset.js'
 
 export interface AuditEvent {

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres'
-import type { Position } from '../services/cursor.js'
+import type { Position } from '../lib/cursor.js'
 import { olderThan } from './keyset.js'
 
 export interface CommentRow {
@@ -55,15 +55,34 @@ export async function updateOwnComment(
   id: string,
   authorId: string,
   body: string,
-): Promise<boolean> {
-  const rows = await sql`
-    update comments set body = ${body}, updated_at = clock_timestamp()
-    where id = ${id} and author_id = ${authorId} returning id
+): Promise<CommentRow | undefined> {
+  const [row] = await sql<CommentRow[]>`
+    with c as (
+      update comments set body = ${body}, updated_at = clock_timestamp()
+      where id = ${id} and author_id = ${authorId}
+      returning *
+    )
+    select ${columns(sql)} from c join users u on u.id = c.author_id
   `
-  return rows.length === 1
+  return row
 }
 
-export async function deleteComment(sql: Sql, id: string): Promise<{ authorId: string } | undefined> {
-  const [row] = await sql<{ authorId: string }[]>`delete from comments where id = ${id} returning author_id`
+/** Deletes the comment when the caller is its author, or whoever wrote it when `anyAuthor` (admins). */
+export async function deleteComment(
+  sql: Sql,
+  id: string,
+  by: { authorId: string; anyAuthor: boolean },
+): Promise<{ authorId: string } | undefined> {
+  const [row] = await sql<{ authorId: string }[]>`
+    delete from comments
+    where id = ${id} ${by.anyAuthor ? sql`` : sql`and author_id = ${by.authorId}`}
+    returning author_id
+  `
   return row
+}
+
+/** Who wrote a comment: only asked when a statement matched nothing, to tell 403 from 404. */
+export async function findCommentAuthor(sql: Sql, id: string): Promise<string | undefined> {
+  const [row] = await sql<{ authorId: string }[]>`select author_id from comments where id = ${id}`
+  return row?.authorId
 }

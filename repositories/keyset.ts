@@ -1,5 +1,5 @@
 import type { Sql, TransactionSql } from 'postgres'
-import type { Position } from '../services/cursor.js'
+import type { Position } from '../lib/cursor.js'
 
 /**
  * `and (created_at, id) < (cursor)` for newest-first keyset pages, or nothing on the first page.

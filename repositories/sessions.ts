@@ -46,10 +46,9 @@ export async function insertRefreshToken(
   return row?.expiresIn ?? 0
 }
 
-export interface ClaimedToken {
+/** The consumed token, and the principal its access token is signed for. */
+export interface ClaimedToken extends Principal {
   id: string
-  sessionId: string
-  userId: string
 }
 
 /**
@@ -71,7 +70,7 @@ export async function claimRefreshToken(db: Db, tokenHash: Buffer): Promise<Clai
       and t.used_at is null and t.revoked_at is null and t.expires_at > now()
       and s.id = t.session_id and s.revoked_at is null and s.expires_at > now()
       and not u.disabled
-    returning t.id, t.session_id, t.user_id
+    returning t.id, t.session_id, t.user_id, u.username, u.role
   `
   return row
 }

@@ -1,6 +1,6 @@
 import type { Sql, TransactionSql } from 'postgres'
+import type { Position } from '../lib/cursor.js'
 import type { Role } from '../schemas/auth.js'
-import type { Position } from '../services/cursor.js'
 import { olderThan } from './keyset.js'
 
 type Db = Sql | TransactionSql

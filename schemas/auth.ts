@@ -1,5 +1,4 @@
-import { FormatRegistry, type Static, Type } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { type Static, Type } from '@sinclair/typebox'
 import { IdParams } from './common.js'
 
 export const Username = Type.String({
@@ -8,14 +7,6 @@ export const Username = Type.String({
   pattern: '^[A-Za-z0-9_.-]+$',
   'x-message': 'must be 3–32 characters of letters, digits, "_", "." or "-"',
 })
-// TypeBox's own checker (used by the CLI) needs the format too; HTTP validation uses ajv-formats.
-if (!FormatRegistry.Has('email')) {
-  FormatRegistry.Set('email', (v) =>
-    /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/.test(
-      v,
-    ),
-  )
-}
 export const Email = Type.String({
   format: 'email',
   maxLength: 254,
@@ -108,17 +99,3 @@ export const CreateUserInput = Type.Object(
   { additionalProperties: false },
 )
 export type CreateUserInput = Static<typeof CreateUserInput>
-
-/** Validates outside HTTP (the CLI) with the same schema and the same per-field messages. */
-export function validationErrors(
-  schema: typeof CreateUserInput,
-  value: unknown,
-): { path: string; message: string }[] {
-  // An intersection repeats its members' failures as one summary error: keep only the members'.
-  return [...Value.Errors(schema, value)]
-    .filter((e) => !('allOf' in e.schema))
-    .map((e) => ({
-      path: e.path.replace(/^\//, '') || 'input',
-      message: (e.schema as { 'x-message'?: string })['x-message'] ?? e.message.toLowerCase(),
-    }))
-}

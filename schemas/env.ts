@@ -1,23 +1,41 @@
-import { type Static, Type } from '@sinclair/typebox'
+import { type StaticDecode, Type } from '@sinclair/typebox'
 
 /** Development-only signing secret: refused in production, where JWT_SECRET must be set. */
 export const DEV_JWT_SECRET = 'bulwark-development-secret-do-not-use-in-production'
 
-const literals = <T extends string>(values: readonly T[], def: T) =>
-  Type.Union(
-    values.map((v) => Type.Literal(v)),
-    { default: def },
-  )
+/** A comma-separated setting, split once when the configuration is read: its trimmed, non-empty entries. */
+const List = (maxLength: number) =>
+  Type.Transform(Type.String({ maxLength, default: '' }))
+    .Decode((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
+    .Encode((entries) => entries.join(','))
 
 /**
  * Every setting the service reads. Values arrive as strings and are converted, defaulted and
  * validated once at boot; `Config` below is derived from this schema and never written by hand.
  */
 export const EnvSchema = Type.Object({
-  NODE_ENV: literals(['development', 'test', 'production'] as const, 'development'),
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
+    default: 'development',
+  }),
   HOST: Type.String({ minLength: 1, maxLength: 255, default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  LOG_LEVEL: literals(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  LOG_LEVEL: Type.Union(
+    [
+      Type.Literal('fatal'),
+      Type.Literal('error'),
+      Type.Literal('warn'),
+      Type.Literal('info'),
+      Type.Literal('debug'),
+      Type.Literal('trace'),
+      Type.Literal('silent'),
+    ],
+    { default: 'info' },
+  ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 120, default: 5 }),
@@ -41,9 +59,9 @@ export const EnvSchema = Type.Object({
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
   JWT_PREVIOUS_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
   COOKIE_SECURE: Type.Boolean(),
-  CORS_ORIGINS: Type.String({ maxLength: 8192, default: '' }),
+  CORS_ORIGINS: List(8192),
   DOCS_ENABLED: Type.Boolean(),
-  TRUST_PROXY: Type.String({ maxLength: 4096, default: '' }),
+  TRUST_PROXY: List(4096),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   RATE_LIMIT_KEY_PREFIX: Type.String({
     minLength: 1,
@@ -69,15 +87,7 @@ export const EnvSchema = Type.Object({
   PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
 })
 
-export type Config = Static<typeof EnvSchema>
+export type Config = StaticDecode<typeof EnvSchema>
 
 /** Settings that have no default in production: the service refuses to start without them. */
 export const REQUIRED_IN_PRODUCTION = ['DATABASE_URL', 'JWT_SECRET'] as const
-
-/** A comma-separated setting as its trimmed, non-empty entries. */
-export function splitList(value: string): string[] {
-  return value
-    .split(',')
-    .map((v) => v.trim())
-    .filter(Boolean)
-}

@@ -4,7 +4,17 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-const SOURCES = ['app.ts', 'server.ts', 'cli.ts', 'plugins', 'routes', 'schemas', 'services', 'repositories']
+const SOURCES = [
+  'app.ts',
+  'server.ts',
+  'cli.ts',
+  'plugins',
+  'routes',
+  'schemas',
+  'services',
+  'lib',
+  'repositories',
+]
 const STAMP = 'dist/.build-stamp'
 
 function newest(path) {

@@ -9,8 +9,8 @@ let embedded = null
 const env = { ...process.env, NODE_ENV: 'test' }
 if (!env.DATABASE_URL) {
   buildIfStale()
-  const { startEmbeddedPostgres } = await import('../dist/services/embedded-postgres.js')
-  const { createLogger } = await import('../dist/services/logger.js')
+  const { startEmbeddedPostgres } = await import('../dist/lib/embedded-postgres.js')
+  const { createLogger } = await import('../dist/lib/logger.js')
   embedded = await startEmbeddedPostgres({
     dataDir: process.env.TEST_EMBEDDED_DB_DIR ?? '.data/postgres-test',
     logger: createLogger({ LOG_LEVEL: 'warn' }),

@@ -1,17 +1,12 @@
-import type { Sql } from 'postgres'
+import { listPage, type Position } from '../lib/cursor.js'
+import { conflict, notFound } from '../lib/errors.js'
 import { listAuditEvents } from '../repositories/audit.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
-import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/users.js'
-import type { Audit } from './audit.js'
-import { type CursorCodec, listPage, type Position } from './cursor.js'
-import { AppError } from './errors.js'
+import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
+import type { ServiceContext } from './context.js'
 
-export interface AdminContext {
-  sql: Sql
-  cursors: CursorCodec
-  audit: Audit
-}
+type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit'>
 
 const toAdminUser = (u: users.UserRow): AdminUser => ({
   id: u.id,
@@ -35,11 +30,11 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
   const { before, after } = await ctx.sql.begin(async (tx) => {
     const admins = await users.lockEnabledAdmins(tx)
     const before = await users.lockUser(tx, id)
-    if (!before) throw new AppError(404, 'The requested resource does not exist.')
+    if (!before) throw notFound()
     const next = { role: patch.role ?? before.role, disabled: patch.disabled ?? before.disabled }
     const losesAdmin = admins.includes(id) && (next.role !== 'admin' || next.disabled)
     if (losesAdmin && admins.length === 1) {
-      throw new AppError(409, 'This would leave no enabled admin.', { type: 'last-admin' })
+      throw conflict('This would leave no enabled admin.', 'last-admin')
     }
     if (next.role === before.role && next.disabled === before.disabled) return { before, after: before }
     const after = await users.updateRoleAndStatus(tx, id, next)

@@ -1,24 +1,16 @@
-import type { Sql } from 'postgres'
+import { listPage, type Position } from '../lib/cursor.js'
+import { forbidden, invalidField, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/comments.js'
 import type { Comment, CommentQuery } from '../schemas/comments.js'
-import type { Audit } from './audit.js'
-import { type CursorCodec, listPage, type Position } from './cursor.js'
-import { AppError } from './errors.js'
+import type { ServiceContext } from './context.js'
 import { sanitizeComment } from './sanitize.js'
 
-export interface CommentsContext {
-  sql: Sql
-  cursors: CursorCodec
-  audit: Audit
-}
+type CommentsContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit'>
 
 interface Actor {
   userId: string
   role: 'user' | 'admin'
 }
-
-const notFound = () => new AppError(404, 'The requested resource does not exist.')
-const forbidden = () => new AppError(403, 'You do not have permission to do this.', { type: 'forbidden' })
 
 function toComment(row: repo.CommentRow): Comment {
   return {
@@ -30,24 +22,17 @@ function toComment(row: repo.CommentRow): Comment {
   }
 }
 
-/** Sanitized before storage, on create and update alike; nothing left means nothing to store. */
-function clean(body: string): string {
-  const safe = sanitizeComment(body)
-  if (safe.length === 0) {
-    throw new AppError(400, 'The request is invalid; see errors for each field.', {
-      type: 'validation-error',
-      errors: [{ path: 'body.body', message: 'must contain text once markup is removed' }],
-    })
-  }
-  return safe
-}
+const nothingLeft = () => invalidField('body.body', 'must contain text once markup is removed')
 
 export async function createComment(ctx: CommentsContext, actor: Actor, body: string): Promise<Comment> {
-  return toComment(await repo.insertComment(ctx.sql, actor.userId, clean(body)))
+  // Sanitized before storage, on create and update alike (OWASP ASVS 1.3); nothing left, nothing stored.
+  const safe = sanitizeComment(body)
+  if (safe.length === 0) throw nothingLeft()
+  return toComment(await repo.insertComment(ctx.sql, actor.userId, safe))
 }
 
-export async function getComment(sql: Sql, id: string): Promise<Comment> {
-  const row = await repo.findComment(sql, id)
+export async function getComment(ctx: Pick<ServiceContext, 'sql'>, id: string): Promise<Comment> {
+  const row = await repo.findComment(ctx.sql, id)
   if (!row) throw notFound()
   return toComment(row)
 }
@@ -58,28 +43,32 @@ export async function listComments(ctx: CommentsContext, q: CommentQuery) {
   return listPage(ctx.cursors, 'comments', q, fetch, toComment)
 }
 
-/** Anyone may read a comment; only its author may change it (OWASP ASVS 8.2.2). */
+/**
+ * Anyone may read a comment; only its author may change it (OWASP ASVS 8.2.2). One statement does
+ * the work; only when it matched nothing does a lookup say why: absent (404), not yours (403), or
+ * nothing left after sanitizing (400), in that order.
+ */
 export async function updateComment(
   ctx: CommentsContext,
   actor: Actor,
   id: string,
   body: string,
 ): Promise<Comment> {
-  const existing = await repo.findComment(ctx.sql, id)
-  if (!existing) throw notFound()
-  if (existing.authorId !== actor.userId) throw forbidden()
-  const safe = clean(body)
-  if (!(await repo.updateOwnComment(ctx.sql, id, actor.userId, safe))) throw notFound()
-  return getComment(ctx.sql, id)
+  const safe = sanitizeComment(body)
+  const row = safe.length > 0 ? await repo.updateOwnComment(ctx.sql, id, actor.userId, safe) : undefined
+  if (row) return toComment(row)
+  const authorId = await repo.findCommentAuthor(ctx.sql, id)
+  if (authorId === undefined) throw notFound()
+  if (authorId !== actor.userId) throw forbidden()
+  throw safe.length === 0 ? nothingLeft() : notFound()
 }
 
+/** Authors delete their own comments; admins any, and that is audited. */
 export async function deleteComment(ctx: CommentsContext, actor: Actor, id: string): Promise<void> {
-  const existing = await repo.findComment(ctx.sql, id)
-  if (!existing) throw notFound()
-  const own = existing.authorId === actor.userId
-  if (!own && actor.role !== 'admin') throw forbidden()
-  const deleted = await repo.deleteComment(ctx.sql, id)
-  if (!deleted) throw notFound()
-  if (!own)
+  const anyAuthor = actor.role === 'admin'
+  const deleted = await repo.deleteComment(ctx.sql, id, { authorId: actor.userId, anyAuthor })
+  if (!deleted) throw (await repo.findCommentAuthor(ctx.sql, id)) === undefined ? notFound() : forbidden()
+  if (deleted.authorId !== actor.userId) {
     await ctx.audit('comment.deleted_by_admin', actor.userId, { commentId: id, authorId: deleted.authorId })
+  }
 }

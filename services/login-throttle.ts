@@ -1,6 +1,6 @@
+import type { CounterStore } from '../lib/counter-store.js'
+import { rateLimited } from '../lib/errors.js'
 import type { Config } from '../schemas/env.js'
-import type { CounterStore } from './counter-store.js'
-import { AppError } from './errors.js'
 
 export type LoginLimits = Pick<
   Config,
@@ -9,20 +9,6 @@ export type LoginLimits = Pick<
   | 'LOGIN_ACCOUNT_MAX_FAILURES'
   | 'LOGIN_ACCOUNT_WINDOW_MS'
 >
-
-const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)))
-
-function tooMany(detail: string, limit: number, ttlMs: number): AppError {
-  return new AppError(429, detail, {
-    type: 'rate-limited',
-    headers: {
-      'retry-after': seconds(ttlMs),
-      'ratelimit-limit': String(limit),
-      'ratelimit-remaining': '0',
-      'ratelimit-reset': seconds(ttlMs),
-    },
-  })
-}
 
 /**
  * Two limits guard login (OWASP ASVS 6.3.1, OWASP Credential Stuffing cheat sheet): attempts per
@@ -40,21 +26,19 @@ export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
     async admitClient(client: string): Promise<void> {
       const perClient = await store.increment(`login:ip:${client}`, limits.LOGIN_RATE_LIMIT_WINDOW_MS)
       if (perClient.count > limits.LOGIN_RATE_LIMIT_MAX) {
-        throw tooMany(
-          'Too many login attempts from this address. Try again later.',
-          limits.LOGIN_RATE_LIMIT_MAX,
-          perClient.ttlMs,
-        )
+        throw rateLimited('Too many login attempts from this address. Try again later.', {
+          max: limits.LOGIN_RATE_LIMIT_MAX,
+          resetMs: perClient.ttlMs,
+        })
       }
     },
     async reserveAccount(account: string): Promise<void> {
       const attempts = await store.increment(accountKey(account), limits.LOGIN_ACCOUNT_WINDOW_MS)
       if (attempts.count > limits.LOGIN_ACCOUNT_MAX_FAILURES) {
-        throw tooMany(
-          'Too many failed logins for this account. Try again later.',
-          limits.LOGIN_ACCOUNT_MAX_FAILURES,
-          attempts.ttlMs,
-        )
+        throw rateLimited('Too many failed logins for this account. Try again later.', {
+          max: limits.LOGIN_ACCOUNT_MAX_FAILURES,
+          resetMs: attempts.ttlMs,
+        })
       }
     },
     async release(account: string): Promise<void> {

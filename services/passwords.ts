@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import bcrypt from 'bcrypt'
-import type { FieldError } from './errors.js'
-import { AppError } from './errors.js'
+import { invalidField } from '../lib/errors.js'
 
 /** bcrypt reads at most 72 bytes; longer input would be silently truncated (OWASP ASVS 6.2.9). */
 export const MAX_PASSWORD_BYTES = 72
@@ -12,12 +11,8 @@ export function passwordTooLong(password: string): boolean {
 
 /** The byte rule JSON Schema cannot express (maxLength counts characters). */
 export function assertPasswordBytes(password: string, path: string): void {
-  if (!passwordTooLong(password)) return
-  const errors: FieldError[] = [{ path, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` }]
-  throw new AppError(400, 'The request is invalid; see errors for each field.', {
-    type: 'validation-error',
-    errors,
-  })
+  if (passwordTooLong(password))
+    throw invalidField(path, `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`)
 }
 
 /** The async API runs on libuv's thread pool, so hashing never blocks the event loop. */

@@ -1,31 +1,13 @@
-import type { Sql } from 'postgres'
+import { forbidden, invalidCredentials, invalidRefreshToken, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/sessions.js'
 import { findUserByLogin, updatePasswordHash } from '../repositories/users.js'
 import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
-import type { Config } from '../schemas/env.js'
-import type { Audit } from './audit.js'
-import { AppError } from './errors.js'
-import type { LoginThrottle } from './login-throttle.js'
+import type { ServiceContext } from './context.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { hashRefreshToken, newRefreshToken, REFRESH_TOKEN_PATTERN } from './refresh-tokens.js'
 import { toPublicUser } from './users.js'
 
-export interface SessionsContext {
-  sql: Sql
-  config: Pick<
-    Config,
-    | 'BCRYPT_COST'
-    | 'ACCESS_TOKEN_TTL_SECONDS'
-    | 'REFRESH_TOKEN_TTL_SECONDS'
-    | 'SESSION_MAX_AGE_SECONDS'
-    | 'REFRESH_REUSE_GRACE_SECONDS'
-  >
-  sign: (claims: AccessClaims) => string
-  audit: Audit
-  origin: repo.Origin
-  /** Login limits per client and per account; `client` is the rate-limit identity of the caller. */
-  throttle?: { limiter: LoginThrottle; client: string }
-}
+type SessionsContext = Pick<ServiceContext, 'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle'>
 
 export interface Tokens {
   accessToken: string
@@ -36,38 +18,21 @@ export interface Tokens {
   refreshExpiresIn?: number
 }
 
-/** Any refresh failure looks the same to the client; `clearCookies` ends the browser's session. */
-export class RefreshRejected extends AppError {
-  constructor() {
-    super(401, 'The refresh token is invalid, expired or revoked.', {
-      type: 'invalid-refresh-token',
-      headers: { 'cache-control': 'no-store' },
-    })
-  }
-}
-
-const invalidCredentials = () =>
-  new AppError(401, 'Invalid credentials.', {
-    type: 'invalid-credentials',
-    headers: { 'cache-control': 'no-store' },
-  })
-
+/** An access token for a principal: its user, current role and session. */
 function accessFor(
   ctx: SessionsContext,
-  user: { id: string; username: string; role: AccessClaims['role'] },
-  sid: string,
-) {
-  return ctx.sign({ sub: user.id, username: user.username, role: user.role, sid })
+  principal: repo.Principal,
+): Pick<Tokens, 'accessToken' | 'expiresIn'> {
+  const { userId: sub, username, role, sessionId: sid } = principal
+  const claims: AccessClaims = { sub, username, role, sid }
+  return { accessToken: ctx.sign(claims), expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS }
 }
 
 /** A new access token for a session, from the session's current state (live, role, enabled). */
 async function accessForSession(ctx: SessionsContext, sessionId: string, userId: string): Promise<Tokens> {
   const principal = await repo.findPrincipal(ctx.sql, sessionId, userId)
-  if (!principal) throw new RefreshRejected()
-  return {
-    accessToken: accessFor(ctx, { id: principal.userId, ...principal }, principal.sessionId),
-    expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
-  }
+  if (!principal) throw invalidRefreshToken()
+  return accessFor(ctx, principal)
 }
 
 /**
@@ -90,7 +55,7 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
   await throttle?.release(account)
   if (user.disabled) {
     await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
-    throw new AppError(403, 'This account is disabled.', { type: 'account-disabled' })
+    throw forbidden('This account is disabled.', 'account-disabled')
   }
   if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
     await updatePasswordHash(ctx.sql, user.id, await hashPassword(body.password, ctx.config.BCRYPT_COST))
@@ -115,8 +80,7 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
   })
   await ctx.audit('auth.login.success', user.id, { sessionId })
   return {
-    accessToken: accessFor(ctx, user, sessionId),
-    expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS,
+    ...accessFor(ctx, { userId: user.id, username: user.username, role: user.role, sessionId }),
     refreshToken: token,
     refreshExpiresIn,
     user: toPublicUser(user),
@@ -130,7 +94,7 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
  * replay, which revokes the whole family.
  */
 export async function refresh(ctx: SessionsContext, presented: string | undefined): Promise<Tokens> {
-  if (!presented || !REFRESH_TOKEN_PATTERN.test(presented)) throw new RefreshRejected()
+  if (!presented || !REFRESH_TOKEN_PATTERN.test(presented)) throw invalidRefreshToken()
   const hash = hashRefreshToken(presented)
   const { token, hash: childHash } = newRefreshToken()
   const rotated = await ctx.sql.begin(async (tx) => {
@@ -147,15 +111,11 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
     await repo.touchSession(tx, claimed.sessionId, ctx.config.REFRESH_TOKEN_TTL_SECONDS)
     return { ...claimed, expiresIn }
   })
-  if (rotated)
-    return {
-      ...(await accessForSession(ctx, rotated.sessionId, rotated.userId)),
-      refreshToken: token,
-      refreshExpiresIn: rotated.expiresIn,
-    }
+  // The claim returned the principal as it stood under the session lock: no second lookup.
+  if (rotated) return { ...accessFor(ctx, rotated), refreshToken: token, refreshExpiresIn: rotated.expiresIn }
   const state = await repo.findTokenState(ctx.sql, hash)
   // A consumed token is reuse even after its own expiry (while its session lives): a stolen one replayed late.
-  if (!state || state.revokedAt || !state.sessionLive || !state.usedAt) throw new RefreshRejected()
+  if (!state || state.revokedAt || !state.sessionLive || !state.usedAt) throw invalidRefreshToken()
   const grace = ctx.config.REFRESH_REUSE_GRACE_SECONDS
   if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
     return accessForSession(ctx, state.sessionId, state.userId)
@@ -166,7 +126,7 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
     'refresh_token_reuse',
   )
   await ctx.audit('auth.refresh.reuse_detected', state.userId, { sessionId: state.sessionId })
-  throw new RefreshRejected()
+  throw invalidRefreshToken()
 }
 
 /** Ends the session named by the refresh token or the access token; nothing to end is fine too. */
@@ -189,8 +149,11 @@ export async function logoutAll(ctx: SessionsContext, userId: string): Promise<v
   await ctx.audit('auth.logout_all', userId, { sessionsRevoked: revoked.length })
 }
 
-export async function listSessions(sql: Sql, principal: { userId: string; sessionId: string }) {
-  const rows = await repo.listLiveSessions(sql, principal.userId)
+export async function listSessions(
+  ctx: Pick<ServiceContext, 'sql'>,
+  principal: { userId: string; sessionId: string },
+) {
+  const rows = await repo.listLiveSessions(ctx.sql, principal.userId)
   return rows.map((s) => ({
     id: s.id,
     createdAt: s.createdAt.toISOString(),
@@ -204,6 +167,6 @@ export async function listSessions(sql: Sql, principal: { userId: string; sessio
 /** Only the user's own session can be revoked; another user's is indistinguishable from none. */
 export async function revokeSession(ctx: SessionsContext, userId: string, sessionId: string): Promise<void> {
   const revoked = await repo.revokeSessions(ctx.sql, { userId, sessionId }, 'revoked_by_user')
-  if (revoked.length === 0) throw new AppError(404, 'The requested resource does not exist.')
+  if (revoked.length === 0) throw notFound()
   await ctx.audit('auth.session.revoked', userId, { sessionId })
 }

@@ -1,18 +1,12 @@
-import type { Sql } from 'postgres'
+import { conflict, forbidden, notFound } from '../lib/errors.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
-import type { Config } from '../schemas/env.js'
 import type { Profile } from '../schemas/users.js'
-import type { Audit } from './audit.js'
-import { AppError } from './errors.js'
+import type { ServiceContext } from './context.js'
 import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
 
-export interface UsersContext {
-  sql: Sql
-  config: Pick<Config, 'BCRYPT_COST'>
-  audit: Audit
-}
+type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit'>
 
 export function toPublicUser(u: users.UserRow): PublicUser {
   return {
@@ -46,20 +40,17 @@ export async function createUser(
     const e = error as { code?: string; constraint_name?: string }
     if (e.code !== UNIQUE_VIOLATION) throw error
     const field = e.constraint_name === 'users_email_key' ? 'email' : 'username'
-    throw new AppError(
-      409,
+    throw conflict(
       field === 'email' ? 'That email is already registered.' : 'That username is taken.',
-      {
-        type: 'conflict',
-        errors: [{ path: `body.${field}`, message: 'is already in use' }],
-      },
+      'conflict',
+      [{ path: `body.${field}`, message: 'is already in use' }],
     )
   }
 }
 
-export async function getUser(sql: Sql, id: string): Promise<PublicUser> {
-  const row = await users.findUserById(sql, id)
-  if (!row) throw new AppError(404, 'The requested resource does not exist.')
+export async function getUser(ctx: Pick<ServiceContext, 'sql'>, id: string): Promise<PublicUser> {
+  const row = await users.findUserById(ctx.sql, id)
+  if (!row) throw notFound()
   return toPublicUser(row)
 }
 
@@ -73,7 +64,7 @@ export async function changePassword(
   const user = await users.findUserById(ctx.sql, principal.userId)
   if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config.BCRYPT_COST))) {
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
-    throw new AppError(403, 'The current password is incorrect.', { type: 'invalid-current-password' })
+    throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
   const hash = await hashPassword(body.newPassword, ctx.config.BCRYPT_COST)
   const revoked = await ctx.sql.begin(async (tx) => {
@@ -89,12 +80,12 @@ export async function changePassword(
 
 /** A profile for any signed-in user; the email only for the user themself or an admin (ASVS 8.2.3). */
 export async function getProfile(
-  sql: Sql,
+  ctx: Pick<ServiceContext, 'sql'>,
   viewer: { userId: string; role: Role },
   username: string,
 ): Promise<Profile> {
-  const row = await users.findUserByUsername(sql, username)
-  if (!row) throw new AppError(404, 'The requested resource does not exist.')
+  const row = await users.findUserByUsername(ctx.sql, username)
+  if (!row) throw notFound()
   const profile: Profile = {
     id: row.id,
     username: row.username,

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import t from 'tap'
 import { type CliIo, runCli } from '../cli.js'
-import { loadConfig } from '../plugins/app/config.js'
-import { createLogger } from '../services/logger.js'
-import { MIGRATIONS_DIR, readMigrations } from '../services/migrator.js'
+import { loadConfig } from '../lib/config.js'
+import { createLogger } from '../lib/logger.js'
+import { MIGRATIONS_DIR, readMigrations } from '../lib/migrator.js'
 import { createDatabase, databaseUrl } from './helper.js'
 
 /** An io that records what a command prints; stdin is never read by these commands. */

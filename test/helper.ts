@@ -3,9 +3,9 @@ import { Writable } from 'node:stream'
 import postgres from 'postgres'
 import t, { type Test } from 'tap'
 import { buildApp } from '../app.js'
-import { loadConfig } from '../plugins/app/config.js'
+import { loadConfig } from '../lib/config.js'
+import { createLogger } from '../lib/logger.js'
 import type { Config } from '../schemas/env.js'
-import { createLogger } from '../services/logger.js'
 
 /** The server every test file talks to: the machine's PostgreSQL or the embedded one (npm test). */
 export const ADMIN_URL = process.env.DATABASE_URL ?? ''

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
 /** The path as a lenient router or proxy might read it: decoded, lower-case, single slashes, no trailing slash. */
@@ -25,11 +25,14 @@ const ADMIN = /^\/api\/admin(\/|$)/
  */
 async function adminGuardPlugin(app: FastifyInstance) {
   const requireAdmin = app.authorize('admin')
-  app.addHook('onRequest', async function adminSpellings(request: FastifyRequest, reply: FastifyReply) {
+  app.addHook('onRequest', async function adminSpellings(request: FastifyRequest) {
     if (request.routeOptions.url !== undefined || !ADMIN.test(normalizedPath(request.url))) return
-    await app.authenticate(request, reply)
-    await requireAdmin(request, reply)
+    await app.authenticate(request)
+    await requireAdmin(request)
   })
 }
 
-export default fp(adminGuardPlugin, { name: 'admin-guard', dependencies: ['auth', 'global-rate-limit'] })
+export default fp(adminGuardPlugin, {
+  name: 'admin-guard', // global-rate-limit only orders the hooks: its hook must run (and count) before this one.
+  dependencies: ['authentication', 'global-rate-limit'],
+})

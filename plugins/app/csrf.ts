@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { splitList } from '../../schemas/env.js'
-import { AppError } from '../../services/errors.js'
+import { forbidden } from '../../lib/errors.js'
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
@@ -12,7 +11,7 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
  * cookie-borne: a browser cannot add that header cross-site without CORS allowing it.
  */
 async function csrfPlugin(app: FastifyInstance) {
-  const allowed = new Set(splitList(app.config.CORS_ORIGINS))
+  const allowed = new Set(app.config.CORS_ORIGINS)
   if (app.config.PUBLIC_ORIGIN) allowed.add(app.config.PUBLIC_ORIGIN)
   const cookieNames = Object.values(app.authCookies)
 
@@ -31,12 +30,13 @@ async function csrfPlugin(app: FastifyInstance) {
         { event: 'csrf.rejected', origin: origin?.slice(0, 200), site },
         'cross-site request refused',
       )
-      throw new AppError(403, 'Cross-site requests are not allowed.', { type: 'csrf-rejected' })
+      throw forbidden('Cross-site requests are not allowed.', 'csrf-rejected')
     }
   })
 }
 
 export default fp(csrfPlugin, {
   name: 'csrf',
-  dependencies: ['config', 'auth', 'global-rate-limit', '@fastify/cookie'],
+  // global-rate-limit only orders the hooks: a refused cross-site request is still counted.
+  dependencies: ['config', 'auth-cookies', 'global-rate-limit', '@fastify/cookie'],
 })

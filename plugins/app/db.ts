@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import postgres, { type Sql } from 'postgres'
+import { migrate, readMigrations } from '../../lib/migrator.js'
 import type { Config } from '../../schemas/env.js'
-import { migrate, readMigrations } from '../../services/migrator.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,11 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { StoreUnavailable } from '../../lib/counter-store.js'
+import { AppError, notFound, statusTitle, unavailable } from '../../lib/errors.js'
+import { fieldErrors } from '../../lib/validation.js'
 import type { Problem } from '../../schemas/common.js'
-import { StoreUnavailable } from '../../services/counter-store.js'
-import { AppError, type FieldError, statusTitle } from '../../services/errors.js'
 
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
-const RETRY_AFTER_SECONDS = '5'
+const RETRY_AFTER_SECONDS = 5
 
 /** postgres.js and socket codes, and SQLSTATE classes 08/57P/53300, that mean "database unreachable". */
 const DB_UNAVAILABLE_CODES = new Set([
@@ -38,28 +39,34 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return typeof code === 'string' && (DB_UNAVAILABLE_CODES.has(code) || code.startsWith('08'))
 }
 
-interface AjvError {
-  instancePath: string
-  keyword: string
-  message?: string
-  params: Record<string, unknown>
-  parentSchema?: { 'x-message'?: string }
-}
-
-/** Turns Ajv's errors into `{ path, message }` pairs a person can read, e.g. `body.username`. */
-export function fieldErrors(validation: AjvError[], context: string | undefined): FieldError[] {
-  return validation.map((e) => {
-    const segments = e.instancePath.split('/').filter(Boolean)
-    let message = e.parentSchema?.['x-message'] ?? e.message ?? 'is invalid'
-    if (e.keyword === 'required') {
-      segments.push(String(e.params.missingProperty))
-      message = 'is required'
-    } else if (e.keyword === 'additionalProperties') {
-      segments.push(String(e.params.additionalProperty))
-      message = 'is not an allowed property'
-    }
-    return { path: [context ?? 'request', ...segments].join('.'), message }
-  })
+/** The headers that belong to a problem type; services only say which problem and its data. */
+function problemHeaders(error: AppError): Record<string, string> {
+  const headers: Record<string, string> = {}
+  const { retryAfterSeconds, limit } = error.data
+  if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds)
+  switch (error.type) {
+    // RFC 6750 §3: say that a Bearer token is needed, and whether the one sent was bad.
+    case 'unauthenticated':
+      headers['www-authenticate'] = 'Bearer'
+      break
+    case 'invalid-token':
+      headers['www-authenticate'] = 'Bearer error="invalid_token"'
+      break
+    // An answer about credentials is never kept by a cache (RFC 6749 §5.1, ASVS 14.3.2).
+    case 'invalid-credentials':
+    case 'invalid-refresh-token':
+      headers['cache-control'] = 'no-store'
+      break
+    // Our own limiters (login) speak the same RateLimit-* headers as @fastify/rate-limit (IETF draft).
+    case 'rate-limited':
+      if (limit !== undefined && retryAfterSeconds !== undefined) {
+        headers['ratelimit-limit'] = String(limit)
+        headers['ratelimit-remaining'] = '0'
+        headers['ratelimit-reset'] = String(retryAfterSeconds)
+      }
+      break
+  }
+  return headers
 }
 
 function send(
@@ -70,6 +77,18 @@ function send(
   const body: Problem = { ...problem, instance: request.url.split('?')[0] ?? '/', requestId: request.id }
   // Serialize here, not through the route's response schema, so no field of the problem is dropped.
   return reply.code(problem.status).type(PROBLEM_TYPE).serializer(JSON.stringify).send(body)
+}
+
+/** A problem from the catalogue: its type, words and data, with the headers its type carries. */
+function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError) {
+  reply.headers(problemHeaders(error))
+  return send(request, reply, {
+    type: error.type ? `urn:bulwark:problem:${error.type}` : 'about:blank',
+    title: statusTitle(error.statusCode),
+    status: error.statusCode,
+    detail: error.message,
+    ...(error.errors ? { errors: error.errors } : {}),
+  })
 }
 
 function errorHandler(
@@ -86,19 +105,10 @@ function errorHandler(
       title: 'Validation failed',
       status: 400,
       detail: 'The request is invalid; see errors for each field.',
-      errors: fieldErrors(error.validation as AjvError[], error.validationContext),
+      errors: fieldErrors(error.validation, error.validationContext ?? 'request'),
     })
   }
-  if (error instanceof AppError) {
-    reply.headers(error.headers)
-    return send(request, reply, {
-      type: error.type ? `urn:bulwark:problem:${error.type}` : 'about:blank',
-      title: statusTitle(error.statusCode),
-      status: error.statusCode,
-      detail: error.message,
-      ...(error.errors ? { errors: error.errors } : {}),
-    })
-  }
+  if (error instanceof AppError) return sendProblem(request, reply, error)
   if (isDataException((error as { code?: string }).code ?? '')) {
     // PostgreSQL cannot store NUL (or bytes invalid in UTF-8); the statement failed and changed nothing.
     return send(request, reply, {
@@ -115,13 +125,8 @@ function errorHandler(
       { err: error, event: storeDown ? 'ratelimit.store_unavailable' : 'db.unavailable' },
       storeDown ? 'rate-limit store unavailable' : 'database unavailable',
     )
-    reply.header('retry-after', RETRY_AFTER_SECONDS)
-    return send(request, reply, {
-      type: 'urn:bulwark:problem:service-unavailable',
-      title: statusTitle(503),
-      status: 503,
-      detail: 'The service is temporarily unavailable. Try again later.',
-    })
+    const detail = 'The service is temporarily unavailable. Try again later.'
+    return sendProblem(request, reply, unavailable('service-unavailable', detail, RETRY_AFTER_SECONDS))
   }
   const status = error.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -146,12 +151,7 @@ function errorHandler(
 }
 
 function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
-  return send(request, reply, {
-    type: 'about:blank',
-    title: statusTitle(404),
-    status: 404,
-    detail: 'The requested resource does not exist.',
-  })
+  return sendProblem(request, reply, notFound())
 }
 
 async function errorsPlugin(app: FastifyInstance) {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
-import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../services/counter-store.js'
+import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../lib/counter-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,5 @@
 import cors, { type FastifyCorsOptions } from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
-import { splitList } from '../../schemas/env.js'
 
 /**
  * Exact-origin allowlist with credentials (OWASP ASVS 3.4): an allowed origin is echoed with
@@ -8,7 +7,7 @@ import { splitList } from '../../schemas/env.js'
  * Access-Control-Allow-* header at all. A wildcard is refused at boot (plugins/app/config.ts).
  */
 export const autoConfig = (app: FastifyInstance): FastifyCorsOptions => {
-  const allowed = new Set(splitList(app.config.CORS_ORIGINS))
+  const allowed = new Set(app.config.CORS_ORIGINS)
   return {
     hook: 'onRequest',
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),

@@ -1,13 +1,12 @@
 import jwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
-import { jwtKeys } from '../../services/jwt-keys.js'
 
 /**
  * One pinned algorithm, and iss, aud and exp required on every token: `alg: none`, another
  * algorithm, a wrong key or a missing claim are all rejected (RFC 8725 §3.1, §3.8, §3.9).
  */
 export const autoConfig = (app: FastifyInstance): FastifyJWTOptions => {
-  const keys = jwtKeys(app.config)
+  const keys = app.jwtKeys
   const { JWT_ISSUER: iss, JWT_AUDIENCE: aud, ACCESS_TOKEN_TTL_SECONDS: ttl } = app.config
   return {
     secret: keys.algorithm === 'HS256' ? keys.signKey : { private: keys.signKey, public: keys.verifyKey },

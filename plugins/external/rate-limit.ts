@@ -1,14 +1,16 @@
 import rateLimit, { type FastifyRateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { clientKey } from '../../services/client-key.js'
-import { AppError } from '../../services/errors.js'
+import { clientKey } from '../../lib/client-key.js'
+import { rateLimitStore } from '../../lib/counter-store.js'
+import { rateLimited } from '../../lib/errors.js'
 
 /**
  * The global limit counts the signed-in user when a valid access token comes with the request
  * (so users behind one NAT do not share a budget), otherwise the client address (IPv6 by /64).
- * `request.ip` honours X-Forwarded-For only from TRUST_PROXY hops. Counters live in Redis when
- * REDIS_URL is set; if Redis is away this limit fails open (availability over limiting), and the
- * redis plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
+ * `request.ip` honours X-Forwarded-For only from TRUST_PROXY hops. Counters live in the shared
+ * counter store (plugins/app/redis.ts: Redis when REDIS_URL is set), fetched when a request is
+ * counted; if Redis is away this limit fails open (availability over limiting), and the redis
+ * plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
  */
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
@@ -16,15 +18,14 @@ export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   max: app.config.RATE_LIMIT_MAX,
   timeWindow: app.config.RATE_LIMIT_WINDOW_MS,
   enableDraftSpec: true,
-  ...(app.redis ? { redis: app.redis } : {}),
-  nameSpace: `${app.config.RATE_LIMIT_KEY_PREFIX}rl:`,
+  store: rateLimitStore(() => app.counters, 'rl:'),
   skipOnError: true,
   keyGenerator: function rateLimitKey(request: FastifyRequest) {
     const userId = app.peekUserId(request)
     return userId ? `user:${userId}` : `ip:${clientKey(request.ip)}`
   },
-  errorResponseBuilder: (_request: FastifyRequest, context: { statusCode: number }) =>
-    new AppError(context.statusCode, 'Too many requests. Try again later.', { type: 'rate-limited' }),
+  // The plugin has set Retry-After and RateLimit-* already; the problem adds no headers of its own.
+  errorResponseBuilder: () => rateLimited(),
 })
 
 export default rateLimit

@@ -1,6 +1,6 @@
 import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
-import { AppError } from '../../services/errors.js'
+import { unavailable } from '../../lib/errors.js'
 
 const RETRY_AFTER_SECONDS = 10
 
@@ -17,10 +17,7 @@ export const autoConfig = (app: FastifyInstance): FastifyUnderPressureOptions =>
   exposeStatusRoute: false,
   pressureHandler: async function overloaded(request, _reply, type) {
     request.log.warn({ event: 'server.under_pressure', type }, 'shedding load')
-    throw new AppError(503, 'The service is overloaded. Try again later.', {
-      type: 'overloaded',
-      headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
-    })
+    throw unavailable('overloaded', 'The service is overloaded. Try again later.', RETRY_AFTER_SECONDS)
   },
 })
 

@@ -1,12 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AppError, unavailable } from '../../lib/errors.js'
+import { migrationsCurrent } from '../../lib/migrator.js'
 import { ProblemSchema, StatusOkSchema } from '../../schemas/common.js'
-import { AppError } from '../../services/errors.js'
-import { migrationsCurrent } from '../../services/migrator.js'
 
 const READINESS_TIMEOUT_MS = 2000
 
-const notReady = (detail: string) =>
-  new AppError(503, detail, { type: 'not-ready', headers: { 'retry-after': '5' } })
+const notReady = (detail: string) => unavailable('not-ready', detail, 5)
 
 /** Liveness and readiness for the gateway or orchestrator: no auth, never rate limited. */
 const health: FastifyPluginAsyncTypebox = async (app) => {

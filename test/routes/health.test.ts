@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildApp } from '../../app.js'
-import { loadConfig } from '../../plugins/app/config.js'
+import { loadConfig } from '../../lib/config.js'
 import { build } from '../helper.js'
 
 t.test('GET /health/live answers ok without touching the database', async (t) => {

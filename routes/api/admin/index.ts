@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import {
   AdminUser,
   AdminUserPage,
@@ -7,7 +6,8 @@ import {
   AdminUserQuery,
   AuditPage,
   AuditQuery,
-} from '../../../schemas/users.js'
+} from '../../../schemas/admin.js'
+import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import * as admin from '../../../services/admin.js'
 
 const tags = ['admin']

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import { clientKey } from '../../../lib/client-key.js'
+import { isProblem } from '../../../lib/errors.js'
 import {
   LoginBody,
   LoginResponse,
@@ -10,7 +12,6 @@ import {
   UserEnvelope,
 } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
-import { clientKey } from '../../../services/client-key.js'
 import * as sessions from '../../../services/sessions.js'
 import { createUser } from '../../../services/users.js'
 
@@ -93,7 +94,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         return { accessToken: tokens.accessToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn }
       } catch (error) {
         // A rejected refresh ends the browser's session: both cookies go (RFC 9700 §4.14.2).
-        if (error instanceof sessions.RefreshRejected) reply.clearAuthCookies()
+        if (isProblem(error, 'invalid-refresh-token')) reply.clearAuthCookies()
         throw error
       }
     },
@@ -111,15 +112,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function logout(request, reply) {
       // Idempotent: a bad or missing access token still logs out by the refresh cookie, or not at all.
-      const principal =
-        request.headers.authorization || request.cookies[app.authCookies.access]
-          ? await app.authenticate(request, reply).then(
-              () => request.principal,
-              () => null,
-            )
-          : null
       await sessions.logout(app.serviceContext(request), {
-        principal,
+        principal: await app.optionalPrincipal(request),
         refreshToken: request.refreshCookie(),
       })
       return reply.clearAuthCookies().code(204).send()
@@ -155,7 +149,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function listSessions(request) {
-      return { items: await sessions.listSessions(app.sql, request.requirePrincipal()) }
+      return { items: await sessions.listSessions(app.serviceContext(request), request.requirePrincipal()) }
     },
   )
 

@@ -56,7 +56,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function getComment(request) {
-      return comments.getComment(app.sql, request.params.id)
+      return comments.getComment(app.serviceContext(request), request.params.id)
     },
   )
 

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { PasswordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
-
-const tags = ['users']
-
 import { Profile, UsernameParams } from '../../../schemas/users.js'
 import { changePassword, getProfile, getUser } from '../../../services/users.js'
+
+const tags = ['users']
 
 const users: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -20,7 +19,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function me(request) {
-      return { user: await getUser(app.sql, request.requirePrincipal().userId) }
+      return { user: await getUser(app.serviceContext(request), request.requirePrincipal().userId) }
     },
   )
 
@@ -55,7 +54,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function profile(request) {
-      return getProfile(app.sql, request.requirePrincipal(), request.params.username)
+      return getProfile(app.serviceContext(request), request.requirePrincipal(), request.params.username)
     },
   )
 }

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import t from 'tap'
+import { conflict, rateLimited } from '../../../lib/errors.js'
 import { isDatabaseUnavailable } from '../../../plugins/app/errors.js'
-import { AppError } from '../../../services/errors.js'
 import { build } from '../../helper.js'
 
 const PROBLEM = /^application\/problem\+json; charset=utf-8$/
@@ -28,7 +28,10 @@ const setup = (app: Awaited<ReturnType<typeof build>>) => {
     throw new Error('relation "secret_table" does not exist at db-host.internal:5432')
   })
   app.get('/test/conflict', async () => {
-    throw new AppError(409, 'That name is taken.', { type: 'conflict', headers: { 'x-extra': 'yes' } })
+    throw conflict('That name is taken.')
+  })
+  app.get('/test/limited', async () => {
+    throw rateLimited('Slow down.', { max: 3, resetMs: 1500 })
   })
   app.get('/test/db', async () => app.sql`select 1`)
 }
@@ -100,16 +103,27 @@ t.test('malformed JSON, wrong content type and oversized bodies are 400, 415 and
   }
 })
 
-t.test('a coded error keeps its status, type, detail and headers', async (t) => {
+t.test('a catalogued error keeps its status, type and detail', async (t) => {
   const app = await build(t, { setup })
   const res = await app.inject('/test/conflict')
   t.equal(res.statusCode, 409)
-  t.equal(res.headers['x-extra'], 'yes')
+  t.equal(res.headers['retry-after'], undefined)
   t.match(res.json(), {
     type: 'urn:bulwark:problem:conflict',
     title: 'Conflict',
     detail: 'That name is taken.',
   })
+})
+
+t.test('the error plugin adds the headers that belong to a problem type, from its data', async (t) => {
+  const app = await build(t, { setup })
+  const res = await app.inject('/test/limited')
+  t.equal(res.statusCode, 429)
+  t.match(res.json(), { type: 'urn:bulwark:problem:rate-limited', detail: 'Slow down.' })
+  t.equal(res.headers['retry-after'], '2', 'whole seconds, rounded up')
+  t.equal(res.headers['ratelimit-limit'], '3')
+  t.equal(res.headers['ratelimit-remaining'], '0')
+  t.equal(res.headers['ratelimit-reset'], '2')
 })
 
 t.test('a 500 in production is generic; outside production it explains', async (t) => {

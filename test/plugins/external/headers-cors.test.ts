@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig } from '../../../plugins/app/config.js'
+import { loadConfig } from '../../../lib/config.js'
 import { build } from '../../helper.js'
 
 const API_HEADERS = {
@@ -130,7 +130,11 @@ t.test('a wildcard or a malformed origin is refused at boot', async (t) => {
     'a hop count is refused',
   )
   t.throws(() => loadConfig({ TRUST_PROXY: 'gateway.local' }), { message: /TRUST_PROXY is invalid/ })
-  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, loopback' }).TRUST_PROXY, '10.0.0.0/8, ::1, loopback')
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, loopback' }).TRUST_PROXY, [
+    '10.0.0.0/8',
+    '::1',
+    'loopback',
+  ])
 })
 
 t.test(

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
-import { AppError } from './errors.js'
+import { invalidField } from './errors.js'
 
 /** A keyset position: the row's exact created_at (as PostgreSQL prints it) and its id. */
 export interface Position {
@@ -18,10 +18,7 @@ export interface CursorCodec {
 const POSITION = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?\|[0-9a-f-]{36}$/
 
 const forged = () =>
-  new AppError(400, 'The cursor is invalid.', {
-    type: 'validation-error',
-    errors: [{ path: 'querystring.cursor', message: 'is not a cursor this service issued' }],
-  })
+  invalidField('querystring.cursor', 'is not a cursor this service issued', 'The cursor is invalid.')
 
 /**
  * Signed cursors, bound to their listing: clients cannot forge a position (a changed cursor is 400), and

@@ -1,4 +1,7 @@
+import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
+
+/** Fixed-window counters for every limit we keep (global, register, refresh, login), in Redis or memory. */
 
 export interface Count {
   count: number
@@ -18,11 +21,14 @@ export class StoreUnavailable extends Error {
   override name = 'StoreUnavailable'
 }
 
+/** Beyond this many live keys the oldest is dropped, so address spraying cannot grow memory without bound. */
+const MEMORY_MAX_KEYS = 100_000
+
 export class MemoryCounterStore implements CounterStore {
   readonly #counts = new Map<string, { count: number; resetAt: number }>()
   readonly #sweep: NodeJS.Timeout
 
-  constructor() {
+  constructor(private readonly maxKeys = MEMORY_MAX_KEYS) {
     this.#sweep = setInterval(() => {
       const now = Date.now()
       for (const [key, entry] of this.#counts) if (entry.resetAt <= now) this.#counts.delete(key)
@@ -35,7 +41,9 @@ export class MemoryCounterStore implements CounterStore {
     let entry = this.#counts.get(key)
     if (!entry || entry.resetAt <= now) {
       entry = { count: 0, resetAt: now + windowMs }
+      this.#counts.delete(key) // re-inserted last: Map order is then oldest window first
       this.#counts.set(key, entry)
+      if (this.#counts.size > this.maxKeys) this.#counts.delete(this.#counts.keys().next().value as string)
     }
     entry.count += 1
     return { count: entry.count, ttlMs: entry.resetAt - now }
@@ -86,4 +94,32 @@ export class RedisCounterStore implements CounterStore {
       throw new StoreUnavailable('rate-limit store unavailable', { cause: error })
     }
   }
+}
+
+type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void
+
+/**
+ * @fastify/rate-limit's custom-store interface over our CounterStore, looked up when a request is
+ * counted rather than when the limiter is registered: the limiter loads with the external plugins,
+ * the Redis connection with ours. Keys are `<namespace><route>-<key>` as in the plugin's own stores.
+ */
+export function rateLimitStore(counters: () => CounterStore, namespace: string) {
+  return class CounterRateLimitStore {
+    constructor(
+      _options?: unknown,
+      private readonly prefix = namespace,
+    ) {}
+
+    incr(key: string, callback: Callback, timeWindow?: number): void {
+      counters()
+        .increment(this.prefix + key, timeWindow ?? 60_000)
+        .then(({ count, ttlMs }) => callback(null, { current: count, ttl: ttlMs }), callback)
+    }
+
+    /** A route with limits of its own (register, refresh) counts in keys of its own. */
+    child(params: { routeInfo?: { method?: unknown; url?: unknown } }): CounterRateLimitStore {
+      const route = params.routeInfo ?? {}
+      return new CounterRateLimitStore(undefined, `${this.prefix}${route.method}${route.url}-`)
+    }
+  } as unknown as FastifyRateLimitStoreCtor
 }

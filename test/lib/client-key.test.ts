@@ -1,5 +1,5 @@
 import t from 'tap'
-import { clientKey } from '../../services/client-key.js'
+import { clientKey } from '../../lib/client-key.js'
 
 t.test('client keys: ports, brackets and mapped forms name the same client; IPv6 by /64', async (t) => {
   const same: [string, string][] = [

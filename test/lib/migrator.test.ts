@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import t, { type Test } from 'tap'
-import { migrate, migrationsCurrent, readMigrations } from '../../services/migrator.js'
+import { migrate, migrationsCurrent, readMigrations } from '../../lib/migrator.js'
 import { createDatabase } from '../helper.js'
 
 function fixtureDir(files: Record<string, string>): string {

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Sql } from 'postgres'
-import * as repo from '../repositories/migrations.js'
+import type { Sql, TransactionSql } from 'postgres'
 
 export interface Migration {
   id: number
@@ -12,10 +11,9 @@ export interface Migration {
   text: string
 }
 
-/** The project root holds migrations/, whether this module runs from services/ or dist/services/. */
-const servicesDir = dirname(fileURLToPath(import.meta.url))
-const rootDir =
-  basename(dirname(servicesDir)) === 'dist' ? dirname(dirname(servicesDir)) : dirname(servicesDir)
+/** The project root holds migrations/, whether this module runs from lib/ or dist/lib/. */
+const libDir = dirname(fileURLToPath(import.meta.url))
+const rootDir = basename(dirname(libDir)) === 'dist' ? dirname(dirname(libDir)) : dirname(libDir)
 export const MIGRATIONS_DIR = join(rootDir, 'migrations')
 
 const FILE_NAME = /^(\d{4})_[a-z0-9_-]+\.sql$/
@@ -35,6 +33,29 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
   })
 }
 
+/*
+ * The migrator's own bookkeeping table, schema_migrations, is infrastructure like the migrator itself
+ * (as in any migration library), so its SQL lives here; repositories/ holds the application's tables.
+ */
+
+/** Arbitrary constant that names Bulwark's migration lock among advisory locks. */
+const MIGRATION_LOCK_KEY = 0x42_75_6c_77 // "Bulw"
+
+type Applied = { id: number; name: string; checksum: string }
+
+async function lockAndList(tx: TransactionSql): Promise<Applied[]> {
+  await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`
+  await tx`
+    create table if not exists schema_migrations (
+      id integer primary key,
+      name text not null,
+      checksum text not null,
+      applied_at timestamptz not null default now()
+    )
+  `
+  return tx<Applied[]>`select id, name, checksum from schema_migrations order by id`
+}
+
 export interface MigrateResult {
   applied: string[]
 }
@@ -48,25 +69,23 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
   const applied: string[] = []
   for (const m of migrations) {
     await sql.begin(async (tx) => {
-      await repo.lockMigrations(tx)
-      await repo.ensureMigrationsTable(tx)
-      const done = (await repo.appliedMigrations(tx)).find((row) => row.id === m.id)
+      const done = (await lockAndList(tx)).find((row) => row.id === m.id)
       if (done) {
         if (done.checksum !== m.checksum) {
           throw new Error(`migration ${m.name} changed after it was applied; add a new migration instead`)
         }
         return
       }
-      await repo.runMigrationSql(tx, m.text)
-      await repo.recordMigration(tx, m)
+      await tx.unsafe(m.text)
+      await tx`insert into schema_migrations (id, name, checksum) values (${m.id}, ${m.name}, ${m.checksum})`
       applied.push(m.name)
     })
   }
   return { applied }
 }
 
-/** True when the database answers and has every migration this build knows. */
+/** True when the database answers and has every migration this build knows; throws if none ran yet. */
 export async function migrationsCurrent(sql: Sql, latestId: number): Promise<boolean> {
-  const id = await repo.latestMigrationId(sql)
-  return id !== null && id >= latestId
+  const [row] = await sql<{ id: number | null }[]>`select max(id) as id from schema_migrations`
+  return row?.id != null && row.id >= latestId
 }

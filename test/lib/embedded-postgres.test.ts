@@ -10,8 +10,8 @@ import {
   type EmbeddedDatabase,
   startEmbeddedPostgres,
   stopStalePostmaster,
-} from '../../services/embedded-postgres.js'
-import { createLogger } from '../../services/logger.js'
+} from '../../lib/embedded-postgres.js'
+import { createLogger } from '../../lib/logger.js'
 import { logCapture } from '../helper.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -147,8 +147,8 @@ t.test(
 
     // A separate Node process (with tap's TypeScript loader) starts the database and then hangs.
     const script = `
-    import { startEmbeddedPostgres } from ${JSON.stringify(moduleUrl('services/embedded-postgres.ts'))}
-    import { createLogger } from ${JSON.stringify(moduleUrl('services/logger.ts'))}
+    import { startEmbeddedPostgres } from ${JSON.stringify(moduleUrl('lib/embedded-postgres.ts'))}
+    import { createLogger } from ${JSON.stringify(moduleUrl('lib/logger.ts'))}
     const db = await startEmbeddedPostgres({
       dataDir: process.env.BULWARK_TEST_DATA_DIR,
       logger: createLogger({ LOG_LEVEL: 'silent' }),

@@ -1,21 +1,9 @@
 import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
-import type { FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
-import {
-  type Config,
-  DEV_JWT_SECRET,
-  EnvSchema,
-  REQUIRED_IN_PRODUCTION,
-  splitList,
-} from '../../schemas/env.js'
+import { type Config, DEV_JWT_SECRET, EnvSchema, REQUIRED_IN_PRODUCTION } from '../schemas/env.js'
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    config: Readonly<Config>
-  }
-}
+/** Settings from the environment: read, converted and validated once, with one-line errors for operators. */
 
 /** A configuration problem: its message is the one line an operator sees before exit code 1. */
 export class ConfigError extends Error {
@@ -55,7 +43,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const name = first.path.replace(/^\//, '') || 'environment'
     throw new ConfigError(`${name} is invalid: ${first.message.toLowerCase()}`)
   }
-  const config = candidate as Config
+  const config: Config = Value.Decode(EnvSchema, candidate)
   if (config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HEADERS_TIMEOUT_MS is invalid: must not exceed REQUEST_TIMEOUT_MS')
   }
@@ -68,16 +56,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
     )
   }
-  if (config.CORS_ORIGINS.includes('*')) {
+  if (config.CORS_ORIGINS.some((origin) => origin.includes('*'))) {
     // Credentialed CORS with a wildcard would let any site read users' data (OWASP ASVS 3.4.x).
     throw new ConfigError('CORS_ORIGINS is invalid: a wildcard is not allowed because credentials are on')
   }
-  for (const entry of splitList(config.TRUST_PROXY)) {
+  for (const entry of config.TRUST_PROXY) {
     if (!isIP(entry.split('/')[0] ?? '') && !['loopback', 'linklocal', 'uniquelocal'].includes(entry)) {
       throw new ConfigError('TRUST_PROXY is invalid: use gateway addresses or CIDR ranges, comma-separated')
     }
   }
-  for (const origin of splitList(config.CORS_ORIGINS)) {
+  for (const origin of config.CORS_ORIGINS) {
     if (!/^https?:\/\/[^/?#*]+$/.test(origin)) {
       throw new ConfigError(
         'CORS_ORIGINS is invalid: each entry must be an exact origin like https://app.example.com',
@@ -107,9 +95,3 @@ export function developmentDefaults(config: Config): string[] {
   if (!config.DATABASE_URL) used.push('DATABASE_URL (embedded PostgreSQL)')
   return used
 }
-
-async function configPlugin(app: FastifyInstance, opts: { config: Config }) {
-  app.decorate('config', opts.config)
-}
-
-export default fp(configPlugin, { name: 'config' })

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { ConfigError, developmentDefaults, loadConfig } from '../../../plugins/app/config.js'
-import { DEV_JWT_SECRET } from '../../../schemas/env.js'
+import { ConfigError, developmentDefaults, loadConfig } from '../../lib/config.js'
+import { DEV_JWT_SECRET } from '../../schemas/env.js'
 
 const SECRET = 'x'.repeat(32)
 const PROD = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db:5432/app', JWT_SECRET: SECRET }

@@ -1,0 +1,114 @@
+import { STATUS_CODES } from 'node:http'
+
+/**
+ * The error catalogue: every failure a client may be told about, as a problem type and its data.
+ * Services, hooks and plugins throw these; the error plugin (plugins/app/errors.ts) owns the
+ * status line, the problem+json body (RFC 9457) and the headers that belong to each type.
+ */
+
+export interface FieldError {
+  path: string
+  message: string
+}
+
+/** Facts a problem carries beyond its words; the error plugin turns them into headers. */
+export interface ProblemData {
+  /** Seconds until a retry can succeed (Retry-After, RFC 9110 §10.2.3). */
+  retryAfterSeconds?: number
+  /** The limit that was reached, for our own limiters' RateLimit-* headers. */
+  limit?: number
+}
+
+/** Problem types: each answers with `urn:bulwark:problem:<type>`; a 404 stays `about:blank`. */
+export type ProblemType =
+  | 'validation-error'
+  | 'unauthenticated'
+  | 'invalid-token'
+  | 'invalid-credentials'
+  | 'invalid-refresh-token'
+  | 'forbidden'
+  | 'account-disabled'
+  | 'invalid-current-password'
+  | 'csrf-rejected'
+  | 'conflict'
+  | 'last-admin'
+  | 'rate-limited'
+  | 'overloaded'
+  | 'not-ready'
+  | 'service-unavailable'
+
+export class AppError extends Error {
+  override name = 'AppError'
+  readonly statusCode: number
+  readonly type: ProblemType | undefined
+  readonly errors: FieldError[] | undefined
+  readonly data: ProblemData
+
+  constructor(
+    statusCode: number,
+    detail: string,
+    options: { type?: ProblemType; errors?: FieldError[]; data?: ProblemData } = {},
+  ) {
+    super(detail)
+    this.statusCode = statusCode
+    this.type = options.type
+    this.errors = options.errors
+    this.data = options.data ?? {}
+  }
+}
+
+export const statusTitle = (status: number): string => STATUS_CODES[status] ?? 'Error'
+
+export const isProblem = (error: unknown, type: ProblemType): error is AppError =>
+  error instanceof AppError && error.type === type
+
+/** Absent, or not visible to this caller: the two look the same (OWASP ASVS 8.2.2). */
+export const notFound = () => new AppError(404, 'The requested resource does not exist.')
+
+export const forbidden = (
+  detail = 'You do not have permission to do this.',
+  type: 'forbidden' | 'account-disabled' | 'invalid-current-password' | 'csrf-rejected' = 'forbidden',
+) => new AppError(403, detail, { type })
+
+export const conflict = (
+  detail: string,
+  type: 'conflict' | 'last-admin' = 'conflict',
+  errors?: FieldError[],
+) => new AppError(409, detail, { type, ...(errors ? { errors } : {}) })
+
+/** One field broke a rule that JSON Schema cannot express; reported like schema validation. */
+export const invalidField = (
+  path: string,
+  message: string,
+  detail = 'The request is invalid; see errors for each field.',
+) => new AppError(400, detail, { type: 'validation-error', errors: [{ path, message }] })
+
+/** RFC 6750 §3: a token is needed, or the one sent is bad. */
+export const unauthenticated = (tokenSent: boolean) =>
+  tokenSent
+    ? new AppError(401, 'The access token is invalid or expired.', { type: 'invalid-token' })
+    : new AppError(401, 'Authentication is required.', { type: 'unauthenticated' })
+
+export const invalidCredentials = () =>
+  new AppError(401, 'Invalid credentials.', { type: 'invalid-credentials' })
+
+/** Any refresh failure looks the same to the client. */
+export const invalidRefreshToken = () =>
+  new AppError(401, 'The refresh token is invalid, expired or revoked.', { type: 'invalid-refresh-token' })
+
+export const rateLimited = (
+  detail = 'Too many requests. Try again later.',
+  limit?: { max: number; resetMs: number },
+) =>
+  new AppError(429, detail, {
+    type: 'rate-limited',
+    ...(limit
+      ? { data: { limit: limit.max, retryAfterSeconds: Math.max(1, Math.ceil(limit.resetMs / 1000)) } }
+      : {}),
+  })
+
+export const unavailable = (
+  type: 'overloaded' | 'not-ready' | 'service-unavailable',
+  detail: string,
+  retryAfterSeconds: number,
+) => new AppError(503, detail, { type, data: { retryAfterSeconds } })

@@ -1,0 +1,115 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { forbidden, unauthenticated } from '../../lib/errors.js'
+import { findPrincipal, type Principal } from '../../repositories/sessions.js'
+import type { AccessClaims, Role } from '../../schemas/auth.js'
+
+/** Authentication: who sends a request (access token → live session → principal), and role checks. */
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: a valid access token of a live session, or 401. */
+    authenticate: (request: FastifyRequest) => Promise<void>
+    /** onRequest hook after authenticate: the principal holds at least `role`, or 403. */
+    authorize: (role: Role) => (request: FastifyRequest) => Promise<void>
+    /** The principal when a valid access token of a live session comes with the request, else null. */
+    optionalPrincipal: (request: FastifyRequest) => Promise<Principal | null>
+    /** The user id of a valid access token, without touching the database (rate-limit keys); else null. */
+    peekUserId: (request: FastifyRequest) => string | null
+  }
+  interface FastifyRequest {
+    principal: Principal | null
+    /** The authenticated principal; throws 401 if the route forgot app.authenticate. */
+    requirePrincipal: () => Principal
+  }
+}
+
+/** An admin may do whatever a user may. */
+const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 }
+
+/** The scheme name is case-insensitive (RFC 9110 §11.1); the token is RFC 6750 §2.1's b64token. */
+const BEARER = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i
+
+async function authenticationPlugin(app: FastifyInstance) {
+  const keys = app.jwtKeys
+  app.decorateRequest('principal', null)
+  app.decorateRequest('requirePrincipal', function requirePrincipal(this: FastifyRequest) {
+    if (!this.principal) throw unauthenticated(false)
+    return this.principal
+  })
+
+  /** Verifies with the key its kid names: current, or the previous one during a key rotation. */
+  function verifyAccessToken(token: string): AccessClaims {
+    if (keys.publicKeys.size > 1) {
+      const kid = (app.jwt.decode(token) as { header?: { kid?: string } } | null)?.header?.kid
+      const previous = kid && kid !== keys.kid ? keys.publicKeys.get(kid) : undefined
+      if (previous) return app.jwt.verify<AccessClaims>(token, { key: previous.pem })
+    }
+    return app.jwt.verify<AccessClaims>(token)
+  }
+
+  /**
+   * The claims of the request's access token, or null when it has a bad one. Verified once per
+   * request: the global rate limit (peekUserId) and authenticate both ask.
+   */
+  const verified = new WeakMap<FastifyRequest, AccessClaims | null>()
+  function claimsOf(request: FastifyRequest, token: string): AccessClaims | null {
+    if (verified.has(request)) return verified.get(request) ?? null
+    let claims: AccessClaims | null = null
+    try {
+      claims = verifyAccessToken(token)
+    } catch {
+      claims = null
+    }
+    verified.set(request, claims)
+    return claims
+  }
+
+  /**
+   * Bearer header first, else the access cookie; never the query string (RFC 6750 §2.3, ASVS 7.2).
+   * `null` is a malformed Authorization header; `undefined` is no token at all.
+   */
+  function tokenOf(request: FastifyRequest): string | null | undefined {
+    const header = request.headers.authorization
+    if (header === undefined) return request.accessCookie()
+    return BEARER.exec(header)?.[1] ?? null
+  }
+
+  /** The live principal behind a token, or null when the token or its session is not good. */
+  async function principalOf(request: FastifyRequest, token: string): Promise<Principal | null> {
+    const claims = claimsOf(request, token)
+    if (!claims) return null
+    // Revoked sessions, disabled users and role changes take effect at once (ASVS 7.4.1, 8.3.1).
+    return (await findPrincipal(app.sql, claims.sid, claims.sub)) ?? null
+  }
+
+  app.decorate('peekUserId', function peekUserId(request: FastifyRequest): string | null {
+    const token = tokenOf(request)
+    return token ? (claimsOf(request, token)?.sub ?? null) : null
+  })
+
+  app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    const token = tokenOf(request)
+    if (token === undefined) throw unauthenticated(false)
+    const principal = token === null ? null : await principalOf(request, token)
+    if (!principal) throw unauthenticated(true)
+    request.principal = principal
+  })
+
+  app.decorate('optionalPrincipal', async function optionalPrincipal(request: FastifyRequest) {
+    const token = tokenOf(request)
+    request.principal = token ? await principalOf(request, token) : null
+    return request.principal
+  })
+
+  app.decorate('authorize', function authorize(role: Role) {
+    return async function requireRole(request: FastifyRequest) {
+      if (!request.principal || ROLE_RANK[request.principal.role] < ROLE_RANK[role]) throw forbidden()
+    }
+  })
+}
+
+export default fp(authenticationPlugin, {
+  name: 'authentication',
+  dependencies: ['config', 'db', 'auth-cookies', '@fastify/jwt'],
+})

@@ -1,0 +1,25 @@
+import type { Sql } from 'postgres'
+import type { CursorCodec } from '../lib/cursor.js'
+import type { Origin } from '../repositories/sessions.js'
+import type { AccessClaims } from '../schemas/auth.js'
+import type { Config } from '../schemas/env.js'
+import type { Audit } from './audit.js'
+import type { LoginThrottle } from './login-throttle.js'
+
+/**
+ * What a service receives for one call (built per request by plugins/app/service-context.ts, or by
+ * the CLI): the database, settings and request facts, never a Fastify request or reply. Each
+ * service declares the part it uses with Pick<>.
+ */
+export interface ServiceContext {
+  sql: Sql
+  config: Readonly<Config>
+  cursors: CursorCodec
+  /** Signs an access token (iss, aud, exp and the key are the JWT plugin's). */
+  sign: (claims: AccessClaims) => string
+  /** Writes an audit event bound to this request's address, user agent and request id. */
+  audit: Audit
+  origin: Origin
+  /** Login limits per client and per account; `client` is the rate-limit identity of the caller. */
+  throttle?: { limiter: LoginThrottle; client: string }
+}
