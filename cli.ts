@@ -14,6 +14,8 @@ import type { Config } from './schemas/env.js'
 import { createAudit } from './services/audit.js'
 import { createUser } from './services/users.js'
 
+/** Operator commands (`npm run cli -- <command>`): migrate, create-user. */
+
 export interface CliIo {
   stdout: (line: string) => void
   stderr: (line: string) => void

@@ -6,6 +6,8 @@ import { configOrExit, developmentDefaults } from './lib/config.js'
 import { type EmbeddedDatabase, resolveDatabase } from './lib/embedded-postgres.js'
 import { createLogger } from './lib/logger.js'
 
+/** The service's entry point: settings, the embedded database when needed, listen, graceful shutdown. */
+
 export interface ShutdownOptions {
   timeoutMs: number
   /** Runs after the server has closed (e.g. stopping the embedded database). */
@@ -14,14 +16,14 @@ export interface ShutdownOptions {
   signals?: NodeJS.Signals[]
 }
 
+/** How long a forced exit (timeout, second signal) still waits for cleanup such as stopping PostgreSQL. */
+const FORCED_CLEANUP_MS = 3000
+
 /**
  * On SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (bounded by
  * timeoutMs), close the pool and the embedded database, then exit 0 (1 if the bound was hit).
  * A second signal during shutdown exits at once.
  */
-/** How long a forced exit (timeout, second signal) still waits for cleanup such as stopping PostgreSQL. */
-const FORCED_CLEANUP_MS = 3000
-
 export function installGracefulShutdown(app: FastifyInstance, options: ShutdownOptions): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
   let closing = false

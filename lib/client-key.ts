@@ -1,5 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 
+/** The rate-limit identity of a client address (ports stripped, IPv4-mapped folded, IPv6 by /64). */
+
 /** Expands an IPv6 address to its eight hextets. */
 function hextets(ip: string): string[] {
   const [head = '', tail = ''] = ip.split('::')

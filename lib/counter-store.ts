@@ -21,14 +21,15 @@ export class StoreUnavailable extends Error {
   override name = 'StoreUnavailable'
 }
 
-/** Beyond this many live keys the oldest is dropped, so address spraying cannot grow memory without bound. */
-const MEMORY_MAX_KEYS = 100_000
-
 export class MemoryCounterStore implements CounterStore {
   readonly #counts = new Map<string, { count: number; resetAt: number }>()
   readonly #sweep: NodeJS.Timeout
 
-  constructor(private readonly maxKeys = MEMORY_MAX_KEYS) {
+  /**
+   * @param maxKeys beyond this many keys the oldest window is dropped (bounded memory for per-address
+   * request limits); the login budgets keep the default, so spraying keys can never evict them.
+   */
+  constructor(private readonly maxKeys = Number.POSITIVE_INFINITY) {
     this.#sweep = setInterval(() => {
       const now = Date.now()
       for (const [key, entry] of this.#counts) if (entry.resetAt <= now) this.#counts.delete(key)

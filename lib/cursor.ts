@@ -1,6 +1,8 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { invalidField } from './errors.js'
 
+/** Keyset pagination: positions, signed cursors bound to their list, and one page of a list. */
+
 /** A keyset position: the row's exact created_at (as PostgreSQL prints it) and its id. */
 export interface Position {
   createdAt: string

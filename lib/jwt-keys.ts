@@ -1,6 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { Config } from '../schemas/env.js'
 
+/** JWT key loading: the signing key and the verification keys by kid (HS256, ES256 or EdDSA). */
+
 export type JwtAlgorithm = 'HS256' | 'ES256' | 'EdDSA'
 
 export interface PublicJwk extends JsonWebKey {

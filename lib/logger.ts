@@ -1,6 +1,8 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
 import type { Config } from '../schemas/env.js'
 
+/** The process logger: pino JSON lines, with secrets redacted once for every line. */
+
 /** Field names whose values are secrets wherever they appear in a log object (OWASP ASVS 16.2.5). */
 const SECRET_KEYS = [
   'password',

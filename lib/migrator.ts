@@ -4,6 +4,8 @@ import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Sql, TransactionSql } from 'postgres'
 
+/** Forward-only SQL migrations: read, checked and applied once under an advisory lock. */
+
 export interface Migration {
   id: number
   name: string

@@ -27,14 +27,20 @@ export function createAjv(coerceTypes: Options['coerceTypes']): Ajv {
   return ajv
 }
 
-type AjvError = Pick<ErrorObject, 'instancePath' | 'keyword' | 'message' | 'params' | 'parentSchema'>
+type AjvError = Pick<
+  ErrorObject,
+  'instancePath' | 'schemaPath' | 'keyword' | 'message' | 'params' | 'parentSchema'
+>
 
 /**
  * Turns Ajv's errors into `{ path, message }` pairs a person can read: `body.username` over HTTP,
  * `username` for the CLI (no context).
  */
 export function fieldErrors(validation: AjvError[], context?: string): FieldError[] {
-  return validation.map((e) => {
+  // A failed union reports each branch and then itself: keep only the union's own (worded) error.
+  const unions = validation.filter((e) => e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`)
+  const reported = validation.filter((e) => !unions.some((union) => e.schemaPath.startsWith(union)))
+  return reported.map((e) => {
     const segments = e.instancePath.split('/').filter(Boolean)
     let message = (e.parentSchema?.['x-message'] as string | undefined) ?? e.message ?? 'is invalid'
     if (e.keyword === 'required') {

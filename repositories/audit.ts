@@ -2,6 +2,8 @@ import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
 import { olderThan } from './keyset.js'
 
+/** SQL for the audit log (audit_events): append and list. */
+
 export interface AuditEvent {
   event: string
   userId: string | null

@@ -2,6 +2,8 @@ import type { Sql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
 import { olderThan } from './keyset.js'
 
+/** SQL for comments. */
+
 export interface CommentRow {
   id: string
   body: string

@@ -1,6 +1,8 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
 
+/** The keyset-pagination SQL fragment shared by every list (a helper, not a repository: it owns no table). */
+
 /**
  * `and (created_at, id) < (cursor)` for newest-first keyset pages, or nothing on the first page.
  * postgres.js would turn a timestamptz parameter into a JS Date (milliseconds); going through text

@@ -1,6 +1,8 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Role } from '../schemas/auth.js'
 
+/** SQL for sessions and refresh tokens, and the per-request principal lookup. */
+
 type Db = Sql | TransactionSql
 
 export interface Origin {

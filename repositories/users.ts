@@ -3,6 +3,8 @@ import type { Position } from '../lib/cursor.js'
 import type { Role } from '../schemas/auth.js'
 import { olderThan } from './keyset.js'
 
+/** SQL for users. */
+
 type Db = Sql | TransactionSql
 
 export interface UserRow {

@@ -1,6 +1,8 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { IdParams } from './common.js'
 
+/** Schemas of accounts and authentication: usernames, passwords, tokens, sessions. */
+
 export const Username = Type.String({
   minLength: 3,
   maxLength: 32,
@@ -21,7 +23,9 @@ export const NewPassword = Type.Intersect([
   Type.String({ pattern: '[A-Z]', 'x-message': 'must contain an upper-case letter' }),
 ])
 
-export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
+export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')], {
+  'x-message': 'must be "user" or "admin"',
+})
 export type Role = Static<typeof Role>
 
 /** The only user fields that ever leave the service: the response schema is the allowlist. */

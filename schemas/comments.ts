@@ -1,6 +1,8 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { Page, pageQuery } from './common.js'
 
+/** Schemas of comments and their pages. */
+
 export const CommentBody = Type.String({
   minLength: 1,
   maxLength: 2000,

@@ -1,5 +1,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
 
+/** Schemas every route shares: problems, ids, pagination, security requirements. */
+
 /** RFC 9457 problem details, the body of every error response. */
 export const ProblemSchema = Type.Object(
   {

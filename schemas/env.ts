@@ -1,5 +1,7 @@
 import { type StaticDecode, Type } from '@sinclair/typebox'
 
+/** The settings schema: every environment variable, its type, bounds and default. */
+
 /** Development-only signing secret: refused in production, where JWT_SECRET must be set. */
 export const DEV_JWT_SECRET = 'bulwark-development-secret-do-not-use-in-production'
 

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 
 const SOURCES = [
   'app.ts',
+  'server-options.ts',
   'server.ts',
   'cli.ts',
   'plugins',

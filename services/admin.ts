@@ -6,6 +6,8 @@ import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
 import type { ServiceContext } from './context.js'
 
+/** Admin rules: listing users, changing roles and status, reading the audit log. */
+
 type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit'>
 
 const toAdminUser = (u: users.UserRow): AdminUser => ({

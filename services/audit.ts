@@ -2,6 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Sql } from 'postgres'
 import { type AuditEvent, insertAuditEvent } from '../repositories/audit.js'
 
+/** Security events, written to the audit table and the log. */
+
 export type AuditDetail = AuditEvent['detail']
 export type Audit = (event: string, userId: string | null, detail?: AuditDetail) => Promise<void>
 

@@ -5,6 +5,8 @@ import type { Comment, CommentQuery } from '../schemas/comments.js'
 import type { ServiceContext } from './context.js'
 import { sanitizeComment } from './sanitize.js'
 
+/** Comment rules: sanitizing, ownership, pagination. */
+
 type CommentsContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit'>
 
 interface Actor {

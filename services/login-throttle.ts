@@ -2,6 +2,8 @@ import type { CounterStore } from '../lib/counter-store.js'
 import { rateLimited } from '../lib/errors.js'
 import type { Config } from '../schemas/env.js'
 
+/** Login limits: attempts per address and failures per account. */
+
 export type LoginLimits = Pick<
   Config,
   | 'LOGIN_RATE_LIMIT_MAX'

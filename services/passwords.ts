@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import bcrypt from 'bcrypt'
 import { invalidField } from '../lib/errors.js'
 
+/** Password hashing and checking with bcrypt. */
+
 /** bcrypt reads at most 72 bytes; longer input would be silently truncated (OWASP ASVS 6.2.9). */
 export const MAX_PASSWORD_BYTES = 72
 

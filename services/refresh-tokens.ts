@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 
+/** Refresh tokens: generated, hashed for storage, shape-checked. */
+
 /** 256 bits from the CSPRNG, opaque to clients (not a JWT), base64url for cookies. */
 export function newRefreshToken(): { token: string; hash: Buffer } {
   const token = randomBytes(32).toString('base64url')

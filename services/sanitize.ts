@@ -1,5 +1,7 @@
 import { FilterXSS } from 'xss'
 
+/** Sanitizing user content: comments become HTML-safe text. */
+
 /**
  * No tags at all, and the contents of script/style dropped with them (the classic recipe, with the
  * option that exists: stripIgnoreTagBody, not "stripIgnoreTagContained"). OWASP ASVS 1.3.

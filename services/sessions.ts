@@ -7,6 +7,8 @@ import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { hashRefreshToken, newRefreshToken, REFRESH_TOKEN_PATTERN } from './refresh-tokens.js'
 import { toPublicUser } from './users.js'
 
+/** Session rules: login, refresh-token rotation with reuse detection, logout, session lists. */
+
 type SessionsContext = Pick<ServiceContext, 'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle'>
 
 export interface Tokens {

@@ -6,6 +6,8 @@ import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
 import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
 
+/** Account rules: registration, password change, profiles. */
+
 type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit'>
 
 export function toPublicUser(u: users.UserRow): PublicUser {

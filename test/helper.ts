@@ -1,11 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
+import type { Static } from '@sinclair/typebox'
+import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import postgres from 'postgres'
 import t, { type Test } from 'tap'
-import { buildApp } from '../app.js'
+import { type App, buildApp } from '../app.js'
 import { loadConfig } from '../lib/config.js'
 import { createLogger } from '../lib/logger.js'
+import type { LoginResponse, PublicUser, UserEnvelope } from '../schemas/auth.js'
+import type { Problem } from '../schemas/common.js'
 import type { Config } from '../schemas/env.js'
+
+export type { App }
+/** What app.inject answers. */
+export type InjectResponse = LightMyRequestResponse
 
 /** The server every test file talks to: the machine's PostgreSQL or the embedded one (npm test). */
 export const ADMIN_URL = process.env.DATABASE_URL ?? ''
@@ -80,11 +88,11 @@ export interface BuildTestOptions {
   env?: Record<string, string>
   logStream?: Writable
   /** Runs before ready(): add test-only routes or hooks here. */
-  setup?: (app: Awaited<ReturnType<typeof buildApp>>) => void | Promise<void>
+  setup?: (app: App) => void | Promise<void>
 }
 
 /** Builds the real app exactly as server.ts does, closed when the test ends. */
-export async function build(test: Test, options: BuildTestOptions = {}) {
+export async function build(test: Test, options: BuildTestOptions = {}): Promise<App> {
   const config = await testConfig(options.env)
   const logger = options.logStream ? createLogger({ LOG_LEVEL: 'info' }, options.logStream) : undefined
   const app = await buildApp(config, logger ? { logger } : {})
@@ -94,24 +102,190 @@ export async function build(test: Test, options: BuildTestOptions = {}) {
   return app
 }
 
-export const TEST_PASSWORD = 'Passw0rdX'
-type TestApp = Awaited<ReturnType<typeof build>>
+// ---------------------------------------------------------------------------------------------
+// Users: names, sign-up and sign-in through the API.
 
-/** Registers a user through the API; anything but 201 fails the calling test loudly. */
-export async function register(app: TestApp, username: string, password = TEST_PASSWORD) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username, email: `${username}@example.com`, password },
-  })
-  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
-  return res.json().user as { id: string; username: string; email: string; role: string }
+/** The password every test user gets unless a test needs another one on purpose. */
+export const TEST_PASSWORD = 'Passw0rdX'
+
+let nameSeq = 0
+/**
+ * A username no other test (nor a parallel file, nor an earlier run sharing Redis) has used:
+ * `prefix`, the process id, the time and a counter, well within the 32-character limit.
+ */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${process.pid % 10000}_${Date.now() % 100000}_${++nameSeq}`
 }
 
-/** Logs in through the API: the response, its access token and the cookies it set. */
-export async function login(app: TestApp, username: string, password = TEST_PASSWORD) {
-  const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password } })
+/** The Authorization header for an access token. */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+export interface AuthRequestOptions {
+  /** Defaults to `<username>@example.com`. */
+  email?: string
+  /** The client address the request comes from (rate limits count per address). */
+  remoteAddress?: string
+}
+
+/** The answer to a registration through the API, whatever it is. */
+export function attemptRegister(
+  app: App,
+  username: string,
+  password = TEST_PASSWORD,
+  options: AuthRequestOptions = {},
+): Promise<InjectResponse> {
+  return app.inject({
+    method: 'POST',
+    url: '/api/auth/register',
+    payload: { username, email: options.email ?? `${username}@example.com`, password },
+    ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
+  })
+}
+
+/** Registers a user through the API; anything but 201 fails the calling test loudly. */
+export async function register(
+  app: App,
+  username: string,
+  password = TEST_PASSWORD,
+  options: AuthRequestOptions = {},
+): Promise<PublicUser> {
+  const res = await attemptRegister(app, username, password, options)
+  if (res.statusCode !== 201) throw new Error(`register ${username}: ${res.statusCode} ${res.body}`)
+  return res.json<Static<typeof UserEnvelope>>().user
+}
+
+/** The answer to a login attempt through the API, whatever it is. */
+export function attemptLogin(
+  app: App,
+  username: string,
+  password = TEST_PASSWORD,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<InjectResponse> {
+  return app.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    payload: { username, password },
+    ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
+  })
+}
+
+/** The value a response's Set-Cookie gives the cookie `name`, if it sets one. */
+export const cookieValue = (res: InjectResponse, name: string): string | undefined =>
+  res.cookies.find((c) => c.name === name)?.value
+
+/**
+ * Logs in through the API (anything but 200 fails the calling test loudly): the response, its
+ * access token, the refresh token and every cookie it set.
+ */
+export async function login(
+  app: App,
+  username: string,
+  password = TEST_PASSWORD,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+) {
+  const res = await attemptLogin(app, username, password, options)
   if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
   const cookies = Object.fromEntries(res.cookies.map((c) => [c.name, c.value])) as Record<string, string>
-  return { res, accessToken: res.json().accessToken as string, cookies }
+  return {
+    res,
+    accessToken: res.json<Static<typeof LoginResponse>>().accessToken,
+    /** The refresh cookie's value, whatever its name (prefixed in secure mode). */
+    refreshToken: res.cookies.find((c) => c.name.endsWith('refresh_token'))?.value ?? '',
+    cookies,
+  }
+}
+
+/** A session started by login(). */
+export type Session = Awaited<ReturnType<typeof login>>
+
+/** POST /api/auth/refresh with `token` as the refresh cookie. */
+export const refreshWith = (app: App, token: string) =>
+  app.inject({ method: 'POST', url: '/api/auth/refresh', cookies: { refresh_token: token } })
+
+/** A signed-in user: who they are, their session, and an inject that sends their access token. */
+export interface SignedInUser {
+  id: string
+  username: string
+  role: PublicUser['role']
+  accessToken: string
+  refreshToken: string
+  /** The cookies login set (access_token, refresh_token or their prefixed names). */
+  cookies: Record<string, string>
+  /** The Authorization header of this user's access token. */
+  headers: { authorization: string }
+  /** app.inject with this user's Bearer token added to the request's headers. */
+  inject(options: InjectOptions | string): Promise<InjectResponse>
+}
+
+export interface SignUpOptions extends AuthRequestOptions {
+  /** The exact username (default: uniqueName(prefix)). */
+  username?: string
+  password?: string
+  /** 'admin' promotes the user in the database before logging in. */
+  role?: PublicUser['role']
+}
+
+/** app.inject as a signed-in user (or with a bare access token): their Bearer header is added. */
+export function injectAs(app: App, user: { accessToken: string } | string) {
+  const authorization = bearer(typeof user === 'string' ? user : user.accessToken)
+  return (options: InjectOptions | string): Promise<InjectResponse> => {
+    const opts = typeof options === 'string' ? { url: options } : options
+    return app.inject({ ...opts, headers: { ...opts.headers, ...authorization } })
+  }
+}
+
+/** Registers a fresh user (named from `prefix`) through the API and logs them in. */
+export async function signUp(app: App, prefix = 'user', options: SignUpOptions = {}): Promise<SignedInUser> {
+  const username = options.username ?? uniqueName(prefix)
+  const password = options.password ?? TEST_PASSWORD
+  const user = await register(app, username, password, options)
+  let role = user.role
+  if (options.role && options.role !== role) {
+    await app.sql`update users set role = ${options.role} where id = ${user.id}`
+    role = options.role
+  }
+  const session = await login(app, username, password, options)
+  return {
+    id: user.id,
+    username,
+    role,
+    accessToken: session.accessToken,
+    refreshToken: session.refreshToken,
+    cookies: session.cookies,
+    headers: bearer(session.accessToken),
+    inject: injectAs(app, session),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Problems (RFC 9457): every error answer.
+
+/** The Content-Type of every problem answer. */
+export const PROBLEM_TYPE = /^application\/problem\+json; charset=utf-8$/
+
+/** The members every problem body has (RFC 9457 and our requestId), in the order they are sent. */
+export const PROBLEM_KEYS = ['type', 'title', 'status', 'detail', 'instance', 'requestId']
+
+/**
+ * Asserts a problem answer: the status, the problem+json Content-Type and an RFC 9457 body with
+ * `status` matching; with `type`, the problem type too. Returns the body.
+ */
+export function expectProblem(
+  t: Test,
+  res: InjectResponse,
+  status: number,
+  type?: string,
+  label = `${status} problem`,
+): Problem {
+  t.equal(res.statusCode, status, `${label}: status ${status}`)
+  t.match(res.headers['content-type'], PROBLEM_TYPE, `${label}: problem+json`)
+  const body = res.json<Problem>()
+  t.match(
+    body,
+    { type: String, title: String, detail: String, instance: String, requestId: String },
+    `${label}: RFC 9457 body`,
+  )
+  t.equal(body.status, status, `${label}: body status`)
+  if (type !== undefined) t.equal(body.type, type, `${label}: type ${type}`)
+  return body
 }

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** The admin API answers 401/403 to every spelling of its paths, also those that match no route. */
+
 /** The path as a lenient router or proxy might read it: decoded, lower-case, single slashes, no trailing slash. */
 export function normalizedPath(url: string): string {
   const path = url.split('?')[0] ?? ''

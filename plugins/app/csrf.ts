@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { forbidden } from '../../lib/errors.js'
 
+/** CSRF defence for cookie-borne unsafe requests: Origin and Fetch Metadata checks. */
+
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /**

@@ -4,6 +4,8 @@ import postgres, { type Sql } from 'postgres'
 import { migrate, readMigrations } from '../../lib/migrator.js'
 import type { Config } from '../../schemas/env.js'
 
+/** The database pool (app.sql) and migrations at start. */
+
 declare module 'fastify' {
   interface FastifyInstance {
     sql: Sql

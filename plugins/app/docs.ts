@@ -2,6 +2,8 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** The OpenAPI document at /docs/json, and Swagger UI at /docs when enabled. */
+
 /**
  * GET /docs/json always serves the OpenAPI document (the API's contract, for gateways and client
  * generators). Swagger UI at /docs only when DOCS_ENABLED (default: off in production).

@@ -5,6 +5,8 @@ import { AppError, notFound, statusTitle, unavailable } from '../../lib/errors.j
 import { fieldErrors } from '../../lib/validation.js'
 import type { Problem } from '../../schemas/common.js'
 
+/** The one error handler: every failure becomes application/problem+json (RFC 9457) with its headers. */
+
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 const RETRY_AFTER_SECONDS = 5
 

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** The global rate limit, applied as a root hook ahead of every route's own hooks. */
+
 /**
  * The global limit as a root onRequest hook: it runs before any route's own hooks, so requests that
  * authentication refuses (401/403, token probing) and unknown routes (404, scanning) are counted

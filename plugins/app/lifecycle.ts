@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
+/** Draining on shutdown: readiness turns 503 and keep-alive connections are told to close. */
+
 declare module 'fastify' {
   interface FastifyInstance {
     lifecycle: { draining: boolean }

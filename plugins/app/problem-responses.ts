@@ -2,6 +2,8 @@ import type { FastifyInstance, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { ProblemSchema } from '../../schemas/common.js'
 
+/** Every documented route also declares its 4xx/5xx problem responses. */
+
 /**
  * Any route can also answer with a problem (rate limit, load shedding, a lost database, a fault):
  * declare `4xx` and `5xx` as problem+json on every documented route, so the schema (and OpenAPI)

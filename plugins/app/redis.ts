@@ -7,24 +7,35 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Shared Redis connection when REDIS_URL is set (rate-limit counters across replicas). */
     redis: Redis | null
-    /** Counters for limits we keep ourselves (login), in Redis when configured. */
+    /** Counters for the login limits, in Redis when configured; in memory they are never evicted. */
     counters: CounterStore
+    /** Counters for the request limits (global, register, refresh); in memory, bounded in size. */
+    requestCounters: CounterStore
   }
 }
 
 const LOG_EVERY_MS = 30_000
+/** As @fastify/rate-limit's own in-memory store: at most this many clients are tracked at once. */
+const REQUEST_COUNTERS_IN_MEMORY = 5000
 
 /**
- * Registered before the external plugins, which take their store from it. Commands fail at once
- * while Redis is away (no offline queue), so limits can fail open or closed without waiting.
+ * The counter stores every limit uses: Redis when REDIS_URL is set (shared by replicas), else
+ * memory. The rate limiter fetches its store when it first counts, so this loads with our plugins.
+ * Commands fail at once while Redis is away (no offline queue), so limits fail open or closed
+ * without waiting.
  */
 async function redisPlugin(app: FastifyInstance) {
   const { REDIS_URL, RATE_LIMIT_KEY_PREFIX } = app.config
   if (!REDIS_URL) {
-    const memory = new MemoryCounterStore()
+    const logins = new MemoryCounterStore()
+    const requests = new MemoryCounterStore(REQUEST_COUNTERS_IN_MEMORY)
     app.decorate('redis', null)
-    app.decorate('counters', memory)
-    app.addHook('onClose', async () => memory.close())
+    app.decorate('counters', logins)
+    app.decorate('requestCounters', requests)
+    app.addHook('onClose', async () => {
+      logins.close()
+      requests.close()
+    })
     return
   }
   const redis = new Redis(REDIS_URL, {
@@ -47,7 +58,9 @@ async function redisPlugin(app: FastifyInstance) {
     lastLogged = 0
   })
   app.decorate('redis', redis)
-  app.decorate('counters', new RedisCounterStore(redis, RATE_LIMIT_KEY_PREFIX))
+  const shared = new RedisCounterStore(redis, RATE_LIMIT_KEY_PREFIX)
+  app.decorate('counters', shared)
+  app.decorate('requestCounters', shared)
   app.addHook('onClose', async () => {
     redis.disconnect()
   })

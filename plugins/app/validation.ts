@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } fro
 import fp from 'fastify-plugin'
 import { createAjv } from '../../lib/validation.js'
 
+/** Request validation: strict JSON bodies, coerced (and finite) query strings and params. */
+
 /**
  * JSON bodies are validated as sent (no coercion: `"5"` is not 5); query strings, params and
  * headers are strings on the wire, so those parts are coerced.

@@ -18,7 +18,7 @@ export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   max: app.config.RATE_LIMIT_MAX,
   timeWindow: app.config.RATE_LIMIT_WINDOW_MS,
   enableDraftSpec: true,
-  store: rateLimitStore(() => app.counters, 'rl:'),
+  store: rateLimitStore(() => app.requestCounters, 'rl:'),
   skipOnError: true,
   keyGenerator: function rateLimitKey(request: FastifyRequest) {
     const userId = app.peekUserId(request)

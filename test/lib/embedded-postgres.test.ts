@@ -84,56 +84,65 @@ t.test(
     const log = logCapture()
     const logger = createLogger({ LOG_LEVEL: 'info' }, log.stream)
     const startedEvents = () => log.lines.filter((l) => l.event === 'db.embedded.started')
-
-    const first = track(await startEmbeddedPostgres({ dataDir, logger }))
-    t.equal(first.dataDir, dataDir)
-    t.ok(existsSync(join(dataDir, 'PG_VERSION')), 'initdb created the cluster')
-    t.match(startedEvents(), [{ dataDir, port: first.port, initialised: true }])
-
     const passwordFile = join(dir, 'pg.password')
-    t.ok(existsSync(passwordFile), 'the password is kept beside the data directory')
-    t.equal(statSync(passwordFile).mode & 0o777, 0o600, 'password file is private')
-    const password = readFileSync(passwordFile, 'utf8').trim()
-    t.ok(password.length >= 24)
-    const url = new URL(first.url)
-    t.equal(url.hostname, '127.0.0.1')
-    t.equal(Number(url.port), first.port)
-    t.equal(url.pathname, '/bulwark')
-    t.equal(decodeURIComponent(url.password), password)
+    const first = track(await startEmbeddedPostgres({ dataDir, logger }))
+    let password = ''
 
-    await query(first.url, async (sql) => {
-      await sql`create table kept (id integer primary key, note text not null)`
-      return sql`insert into kept (id, note) values (1, 'survives a restart')`
+    await t.test('the first start initialises the cluster, with a private password beside it', async (t) => {
+      t.equal(first.dataDir, dataDir)
+      t.ok(existsSync(join(dataDir, 'PG_VERSION')), 'initdb created the cluster')
+      t.match(startedEvents(), [{ dataDir, port: first.port, initialised: true }])
+
+      t.ok(existsSync(passwordFile), 'the password is kept beside the data directory')
+      t.equal(statSync(passwordFile).mode & 0o777, 0o600, 'password file is private')
+      password = readFileSync(passwordFile, 'utf8').trim()
+      t.ok(password.length >= 24)
+      const url = new URL(first.url)
+      t.equal(url.hostname, '127.0.0.1')
+      t.equal(Number(url.port), first.port)
+      t.equal(url.pathname, '/bulwark')
+      t.equal(decodeURIComponent(url.password), password)
     })
-    const wrong = new URL(first.url)
-    wrong.password = 'not-the-password'
-    await t.rejects(
-      query(wrong.toString(), (sql) => sql`select 1`),
-      { code: '28P01' },
-      'a wrong password is refused (scram-sha-256)',
-    )
 
-    await first.stop()
-    t.notOk(existsSync(join(dataDir, 'postmaster.pid')), 'stop() shuts PostgreSQL down cleanly')
-    t.match(log.lines.at(-1), { event: 'db.embedded.stopped', dataDir })
+    await t.test('data can be written; a wrong password is refused (scram-sha-256)', async (t) => {
+      await query(first.url, async (sql) => {
+        await sql`create table kept (id integer primary key, note text not null)`
+        return sql`insert into kept (id, note) values (1, 'survives a restart')`
+      })
+      const wrong = new URL(first.url)
+      wrong.password = 'not-the-password'
+      await t.rejects(
+        query(wrong.toString(), (sql) => sql`select 1`),
+        { code: '28P01' },
+        'a wrong password is refused (scram-sha-256)',
+      )
+    })
 
-    const second = track(await startEmbeddedPostgres({ dataDir, logger }))
-    t.equal(startedEvents().length, 2)
-    t.match(
-      startedEvents()[1],
-      { dataDir, port: second.port, initialised: false },
-      'second start does not initdb',
-    )
-    t.equal(readFileSync(passwordFile, 'utf8').trim(), password, 'password file is reused, not regenerated')
-    t.equal(decodeURIComponent(new URL(second.url).password), password)
+    await t.test('stop() shuts PostgreSQL down cleanly', async (t) => {
+      await first.stop()
+      t.notOk(existsSync(join(dataDir, 'postmaster.pid')), 'stop() shuts PostgreSQL down cleanly')
+      t.match(log.lines.at(-1), { event: 'db.embedded.stopped', dataDir })
+    })
 
-    const rows = await query(second.url, (sql) => sql`select id, note from kept order by id`)
-    t.same(
-      rows.map((r) => ({ ...r })),
-      [{ id: 1, note: 'survives a restart' }],
-      'the row written before the restart is still there',
-    )
-    await second.stop()
+    await t.test('a second start does not initdb, reuses the password and keeps the data', async (t) => {
+      const second = track(await startEmbeddedPostgres({ dataDir, logger }))
+      t.equal(startedEvents().length, 2)
+      t.match(
+        startedEvents()[1],
+        { dataDir, port: second.port, initialised: false },
+        'second start does not initdb',
+      )
+      t.equal(readFileSync(passwordFile, 'utf8').trim(), password, 'password file is reused, not regenerated')
+      t.equal(decodeURIComponent(new URL(second.url).password), password)
+
+      const rows = await query(second.url, (sql) => sql`select id, note from kept order by id`)
+      t.same(
+        rows.map((r) => ({ ...r })),
+        [{ id: 1, note: 'survives a restart' }],
+        'the row written before the restart is still there',
+      )
+      await second.stop()
+    })
   },
 )
 
@@ -186,52 +195,62 @@ t.test(
     })
 
     const stalePid = readPostmasterPid(dataDir)
-    t.ok(isRunning(stalePid), 'the child started a postmaster')
-    await query(childUrl, (sql) => sql`create table before_crash (id integer)`)
 
-    // Regression: while its owner lives (a running `npm start`), a second process (the CLI) must
-    // share the postmaster, not stop it as stale.
-    const attachLog = logCapture()
-    const attached = await startEmbeddedPostgres({
-      dataDir,
-      logger: createLogger({ LOG_LEVEL: 'info' }, attachLog.stream),
+    await t.test(
+      'while its owner lives, another process shares the postmaster instead of stopping it',
+      async (t) => {
+        t.ok(isRunning(stalePid), 'the child started a postmaster')
+        await query(childUrl, (sql) => sql`create table before_crash (id integer)`)
+
+        // Regression: while its owner lives (a running `npm start`), a second process (the CLI) must
+        // share the postmaster, not stop it as stale.
+        const attachLog = logCapture()
+        const attached = await startEmbeddedPostgres({
+          dataDir,
+          logger: createLogger({ LOG_LEVEL: 'info' }, attachLog.stream),
+        })
+        t.equal(attached.url, childUrl, 'the same server, the same credentials')
+        t.match(attachLog.lines, [{ event: 'db.embedded.attached' }])
+        t.equal(readPostmasterPid(dataDir), stalePid, 'the running postmaster was left alone')
+        await attached.stop()
+        t.ok(isRunning(stalePid), "stopping the attached handle does not stop the owner's database")
+      },
+    )
+
+    await t.test('the postmaster outlives the SIGKILLed process that started it', async (t) => {
+      child.kill('SIGKILL')
+      t.equal(await exited, 'SIGKILL')
+      t.ok(isRunning(stalePid), 'the postmaster outlives the SIGKILLed process that started it')
+      const [alive] = await query(childUrl, (sql) => sql`select 1 as ok`)
+      t.equal(alive?.ok, 1, 'and still serves connections')
     })
-    t.equal(attached.url, childUrl, 'the same server, the same credentials')
-    t.match(attachLog.lines, [{ event: 'db.embedded.attached' }])
-    t.equal(readPostmasterPid(dataDir), stalePid, 'the running postmaster was left alone')
-    await attached.stop()
-    t.ok(isRunning(stalePid), "stopping the attached handle does not stop the owner's database")
 
-    child.kill('SIGKILL')
-    t.equal(await exited, 'SIGKILL')
-    t.ok(isRunning(stalePid), 'the postmaster outlives the SIGKILLed process that started it')
-    const [alive] = await query(childUrl, (sql) => sql`select 1 as ok`)
-    t.equal(alive?.ok, 1, 'and still serves connections')
+    await t.test('the next start stops the stale postmaster, reports it and keeps its data', async (t) => {
+      const log = logCapture()
+      const db = track(
+        await startEmbeddedPostgres({ dataDir, logger: createLogger({ LOG_LEVEL: 'info' }, log.stream) }),
+      )
+      t.match(
+        log.lines.filter((l) => l.event === 'db.embedded.stale'),
+        [{ level: 'warn', pid: stalePid }],
+        'the stale postmaster is reported',
+      )
+      t.notOk(isRunning(stalePid), 'the stale postmaster is gone')
+      const newPid = readPostmasterPid(dataDir)
+      t.not(newPid, stalePid, 'a new postmaster owns the data directory')
+      t.ok(isRunning(newPid))
+      t.match(
+        log.lines.filter((l) => l.event === 'db.embedded.started'),
+        [{ initialised: false }],
+      )
 
-    const log = logCapture()
-    const db = track(
-      await startEmbeddedPostgres({ dataDir, logger: createLogger({ LOG_LEVEL: 'info' }, log.stream) }),
-    )
-    t.match(
-      log.lines.filter((l) => l.event === 'db.embedded.stale'),
-      [{ level: 'warn', pid: stalePid }],
-      'the stale postmaster is reported',
-    )
-    t.notOk(isRunning(stalePid), 'the stale postmaster is gone')
-    const newPid = readPostmasterPid(dataDir)
-    t.not(newPid, stalePid, 'a new postmaster owns the data directory')
-    t.ok(isRunning(newPid))
-    t.match(
-      log.lines.filter((l) => l.event === 'db.embedded.started'),
-      [{ initialised: false }],
-    )
-
-    const tables = await query(
-      db.url,
-      (sql) => sql`select count(*)::int as n from pg_tables where tablename = 'before_crash'`,
-    )
-    t.equal(tables[0]?.n, 1, 'data written through the stale postmaster is kept')
-    await db.stop()
+      const tables = await query(
+        db.url,
+        (sql) => sql`select count(*)::int as n from pg_tables where tablename = 'before_crash'`,
+      )
+      t.equal(tables[0]?.n, 1, 'data written through the stale postmaster is kept')
+      await db.stop()
+    })
   },
 )
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildApp } from '../../app.js'
 import { loadConfig } from '../../lib/config.js'
-import { build } from '../helper.js'
+import { build, expectProblem, PROBLEM_TYPE } from '../helper.js'
 
 t.test('GET /health/live answers ok without touching the database', async (t) => {
   const app = await build(t)
@@ -22,8 +22,8 @@ t.test('GET /health/ready is 503 when a migration is pending', async (t) => {
   const app = await build(t)
   app.latestMigrationId += 1
   const res = await app.inject('/health/ready')
-  t.equal(res.statusCode, 503)
-  t.equal(res.json().detail, 'Database migrations are pending.')
+  const body = expectProblem(t, res, 503, undefined, 'pending migration')
+  t.equal(body.detail, 'Database migrations are pending.')
 })
 
 t.test('GET /health/ready is a 503 problem when the database is down', async (t) => {
@@ -37,10 +37,9 @@ t.test('GET /health/ready is a 503 problem when the database is down', async (t)
   const app = await buildApp(config)
   t.teardown(() => app.close())
   const res = await app.inject('/health/ready')
-  t.equal(res.statusCode, 503)
-  t.match(res.headers['content-type'], /^application\/problem\+json/)
+  const body = expectProblem(t, res, 503, undefined, 'database down')
   t.equal(res.headers['retry-after'], '5')
-  t.match(res.json(), { status: 503, title: 'Service Unavailable', detail: 'The database is not available.' })
+  t.match(body, { title: 'Service Unavailable', detail: 'The database is not available.' })
   t.notMatch(res.body, /ECONNREFUSED|127\.0\.0\.1/, 'no driver message or host')
 })
 
@@ -62,6 +61,6 @@ t.test('readiness turns 503 as soon as shutdown begins', async (t) => {
   await app.listen({ port: 0, host: '127.0.0.1' })
   await app.close()
   t.equal(during, 503)
-  t.match(problemType, /^application\/problem\+json/)
+  t.match(problemType, PROBLEM_TYPE)
   t.equal(app.lifecycle.draining, true)
 })

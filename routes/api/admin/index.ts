@@ -10,6 +10,8 @@ import {
 import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import * as admin from '../../../services/admin.js'
 
+/** The admin API: users and the audit log (guarded by autohooks.ts). */
+
 const tags = ['admin']
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema }
 

@@ -15,6 +15,8 @@ import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import * as sessions from '../../../services/sessions.js'
 import { createUser } from '../../../services/users.js'
 
+/** Authentication endpoints: register, login, refresh, logout, sessions. */
+
 const tags = ['auth']
 const problems = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema }
 

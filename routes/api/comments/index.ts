@@ -3,6 +3,8 @@ import { Comment, CommentInput, CommentPage, CommentQuery } from '../../../schem
 import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import * as comments from '../../../services/comments.js'
 
+/** Comments: create, list, read, edit and delete. */
+
 const tags = ['comments']
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema }
 

@@ -4,6 +4,8 @@ import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import { Profile, UsernameParams } from '../../../schemas/users.js'
 import { changePassword, getProfile, getUser } from '../../../services/users.js'
 
+/** Accounts: your own account and password, and profiles. */
+
 const tags = ['users']
 
 const users: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,15 +1,16 @@
 import { createHash, createHmac, createPublicKey, sign as cryptoSign, generateKeyPairSync } from 'node:crypto'
+import type { Static } from '@sinclair/typebox'
 import t, { type Test } from 'tap'
+import type { App } from '../../../app.js'
+import type { UserEnvelope } from '../../../schemas/auth.js'
 import { DEV_JWT_SECRET } from '../../../schemas/env.js'
-import { build, login, register } from '../../helper.js'
+import { bearer, build, expectProblem, type InjectResponse, login, register } from '../../helper.js'
 
 /** Attacker's-side tests of access-token verification (RFC 8725, RFC 6750). */
 
-type App = Awaited<ReturnType<typeof build>>
-type Res = Awaited<ReturnType<App['inject']>>
 type Json = Record<string, unknown>
-
-const PROBLEM = /^application\/problem\+json; charset=utf-8$/
+/** The JWKS document (routes/jwks.ts keeps its schema private): each key's members as JSON. */
+type JwksJson = { keys: Json[] }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
@@ -59,23 +60,20 @@ const me = (app: App, token?: string, url = '/api/users/me') =>
   app.inject({
     method: 'GET',
     url,
-    ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
+    ...(token === undefined ? {} : { headers: bearer(token) }),
   })
 
 /** 401, the RFC 6750 challenge, and a problem+json body. */
-function assertRejected(t: Test, res: Res, tokenSent = true) {
-  t.equal(res.statusCode, 401, 'status 401')
+function assertRejected(t: Test, res: InjectResponse, tokenSent = true) {
+  const type = tokenSent ? 'urn:bulwark:problem:invalid-token' : 'urn:bulwark:problem:unauthenticated'
+  const body = expectProblem(t, res, 401, type, 'rejected')
   t.equal(res.headers['www-authenticate'], tokenSent ? 'Bearer error="invalid_token"' : 'Bearer', 'challenge')
-  t.match(res.headers['content-type'], PROBLEM, 'problem+json')
-  const body = res.json()
-  t.equal(body.status, 401, 'problem status')
-  t.equal(body.type, tokenSent ? 'urn:bulwark:problem:invalid-token' : 'urn:bulwark:problem:unauthenticated')
   t.notOk('user' in body, 'no user data in the body')
 }
 
-function assertAccepted(t: Test, res: Res, username: string) {
+function assertAccepted(t: Test, res: InjectResponse, username: string) {
   t.equal(res.statusCode, 200, 'status 200')
-  t.equal(res.json().user?.username, username, 'the token holder')
+  t.equal(res.json<Static<typeof UserEnvelope>>().user?.username, username, 'the token holder')
 }
 
 t.test('HS256 (default) access tokens', async (t) => {
@@ -174,7 +172,7 @@ t.test('HS256 (default) access tokens', async (t) => {
     const logout = await app.inject({
       method: 'POST',
       url: '/api/auth/logout',
-      headers: { authorization: `Bearer ${session.accessToken}` },
+      headers: bearer(session.accessToken),
     })
     t.equal(logout.statusCode, 204)
     assertRejected(t, await me(app, session.accessToken))
@@ -197,10 +195,8 @@ t.test('HS256 (default) access tokens', async (t) => {
       url: '/api/auth/refresh',
       cookies: { refresh_token: accessToken },
     })
-    t.equal(res.statusCode, 401)
-    t.match(res.headers['content-type'], PROBLEM)
-    t.equal(res.json().type, 'urn:bulwark:problem:invalid-refresh-token')
-    t.notOk(res.json().accessToken, 'no token issued')
+    const body = expectProblem(t, res, 401, 'urn:bulwark:problem:invalid-refresh-token')
+    t.notOk('accessToken' in body, 'no token issued')
   })
 })
 
@@ -222,7 +218,7 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
 
     const jwks = await app1.inject({ url: '/.well-known/jwks.json' })
     t.equal(jwks.statusCode, 200)
-    const keys = jwks.json().keys as Json[]
+    const keys = jwks.json<JwksJson>().keys
     t.equal(keys.length, 1)
     t.match(keys[0], { kid: kid1, kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' })
     t.notOk(keys[0] && 'd' in keys[0], 'no private key material')
@@ -269,7 +265,7 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
     // The old app does not know the new key.
     assertRejected(t, await me(app1, fresh.accessToken))
 
-    const keys = (await app2.inject({ url: '/.well-known/jwks.json' })).json().keys as Json[]
+    const keys = (await app2.inject({ url: '/.well-known/jwks.json' })).json<JwksJson>().keys
     t.same(keys.map((k) => k.kid).sort(), [kid1, kid2].sort(), 'both kids listed')
     for (const key of keys) t.match(key, { kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' })
   })
@@ -300,7 +296,7 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
   await t.test('without the previous key, its tokens are refused', async (t) => {
     const app3 = await build(t, { env: keyEnv(ecKeys()) })
     assertRejected(t, await me(app3, accessToken))
-    const keys = (await app3.inject({ url: '/.well-known/jwks.json' })).json().keys as Json[]
+    const keys = (await app3.inject({ url: '/.well-known/jwks.json' })).json<JwksJson>().keys
     t.equal(keys.length, 1)
     t.not(keys[0]?.kid, kid1, 'the old kid is no longer published')
   })
@@ -318,7 +314,7 @@ t.test('Ed25519 keys give EdDSA tokens', async (t) => {
   t.equal(header.alg, 'EdDSA')
   t.type(header.kid, 'string')
   assertAccepted(t, await me(app, accessToken), 'edna')
-  const jwks = (await app.inject({ url: '/.well-known/jwks.json' })).json().keys as Json[]
+  const jwks = (await app.inject({ url: '/.well-known/jwks.json' })).json<JwksJson>().keys
   t.equal(jwks.length, 1)
   t.match(jwks[0], { kid: header.kid, kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' })
   t.notOk(jwks[0] && 'd' in jwks[0], 'no private key material')

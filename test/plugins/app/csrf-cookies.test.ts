@@ -1,23 +1,29 @@
+import type { Static } from '@sinclair/typebox'
 import t, { type Test } from 'tap'
-import { build, login, register } from '../../helper.js'
+import type { App } from '../../../app.js'
+import type { LoginResponse, TokenResponse } from '../../../schemas/auth.js'
+import {
+  bearer,
+  build,
+  expectProblem,
+  type InjectResponse,
+  injectAs,
+  login,
+  register,
+  TEST_PASSWORD,
+} from '../../helper.js'
 
 /** CSRF defences (Origin / Fetch Metadata, JSON-only bodies) and the auth cookies' attributes. */
 
-type App = Awaited<ReturnType<typeof build>>
-type Res = Awaited<ReturnType<App['inject']>>
+type Res = InjectResponse
 
-const PROBLEM = /^application\/problem\+json; charset=utf-8$/
-const PASSWORD = 'Passw0rdX'
 const OWN_ORIGIN = 'http://localhost:80'
 const ALLOWED = 'https://app.example.com'
 
-const me = (app: App, token: string) =>
-  app.inject({ url: '/api/users/me', headers: { authorization: `Bearer ${token}` } })
+const me = (app: App, token: string) => injectAs(app, token)('/api/users/me')
 
 function assertCsrfRejected(t: Test, res: Res) {
-  t.equal(res.statusCode, 403, 'status 403')
-  t.match(res.headers['content-type'], PROBLEM, 'problem+json')
-  t.equal(res.json().type, 'urn:bulwark:problem:csrf-rejected')
+  expectProblem(t, res, 403, 'urn:bulwark:problem:csrf-rejected', 'CSRF rejected')
   t.equal(res.headers['set-cookie'], undefined, 'no cookie is set or cleared')
 }
 
@@ -123,7 +129,7 @@ t.test('cross-site cookie-borne requests are refused', async (t) => {
       headers: { origin: OWN_ORIGIN },
     })
     t.equal(ok.statusCode, 200, 'the refresh token was not consumed')
-    t.type(ok.json().accessToken, 'string')
+    t.type(ok.json<Static<typeof TokenResponse>>().accessToken, 'string')
   })
 
   await t.test('a request with an Authorization header is not subject to the check', async (t) => {
@@ -132,7 +138,7 @@ t.test('cross-site cookie-borne requests are refused', async (t) => {
       method: 'POST',
       url: '/api/auth/logout-all',
       cookies,
-      headers: { authorization: `Bearer ${accessToken}`, origin: 'https://evil.example' },
+      headers: { ...bearer(accessToken), origin: 'https://evil.example' },
     })
     t.equal(res.statusCode, 204)
     t.equal((await me(app, accessToken)).statusCode, 401, 'all sessions ended')
@@ -153,12 +159,12 @@ t.test('only JSON bodies are accepted', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
   await register(app, 'dave')
   const cases: [string, string][] = [
-    ['text/plain', '{"username":"dave","password":"Passw0rdX"}'],
-    ['application/x-www-form-urlencoded', 'username=dave&password=Passw0rdX'],
+    ['text/plain', JSON.stringify({ username: 'dave', password: TEST_PASSWORD })],
+    ['application/x-www-form-urlencoded', `username=dave&password=${TEST_PASSWORD}`],
     [
       'multipart/form-data; boundary=XyZ',
       '--XyZ\r\nContent-Disposition: form-data; name="username"\r\n\r\ndave\r\n' +
-        '--XyZ\r\nContent-Disposition: form-data; name="password"\r\n\r\nPassw0rdX\r\n--XyZ--\r\n',
+        `--XyZ\r\nContent-Disposition: form-data; name="password"\r\n\r\n${TEST_PASSWORD}\r\n--XyZ--\r\n`,
     ],
   ]
   for (const [type, payload] of cases) {
@@ -169,9 +175,7 @@ t.test('only JSON bodies are accepted', async (t) => {
         headers: { 'content-type': type },
         payload,
       })
-      t.equal(res.statusCode, 415)
-      t.match(res.headers['content-type'], PROBLEM)
-      t.equal(res.json().status, 415)
+      expectProblem(t, res, 415)
       t.equal(res.headers['set-cookie'], undefined, 'no session was started')
     })
   }
@@ -180,7 +184,7 @@ t.test('only JSON bodies are accepted', async (t) => {
     method: 'POST',
     url: '/api/auth/login',
     headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ username: 'dave', password: PASSWORD }),
+    payload: JSON.stringify({ username: 'dave', password: TEST_PASSWORD }),
   })
   t.equal(json.statusCode, 200)
 })
@@ -327,7 +331,7 @@ t.test('ACCESS_TOKEN_TTL_SECONDS sets the access cookie Max-Age', async (t) => {
   const { res, accessToken } = await login(app, 'gina')
   t.equal(cookieNamed(t, res, 'access_token').attrs['max-age'], '120')
   t.equal(cookieNamed(t, res, 'refresh_token').attrs['max-age'], '604800', 'the refresh TTL is separate')
-  t.equal(res.json().expiresIn, 120)
+  t.equal(res.json<Static<typeof LoginResponse>>().expiresIn, 120)
   const payload = JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString())
   t.equal(payload.exp - payload.iat, 120, 'the token itself lives as long as the cookie')
 })

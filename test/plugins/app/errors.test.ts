@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox'
 import t from 'tap'
+import type { App } from '../../../app.js'
 import { conflict, rateLimited } from '../../../lib/errors.js'
 import { isDatabaseUnavailable } from '../../../plugins/app/errors.js'
-import { build } from '../../helper.js'
-
-const PROBLEM = /^application\/problem\+json; charset=utf-8$/
+import type { Problem } from '../../../schemas/common.js'
+import { build, expectProblem, PROBLEM_KEYS } from '../../helper.js'
 
 /** Test-only routes: a validated echo, a crash, a coded error and a database call. */
-const setup = (app: Awaited<ReturnType<typeof build>>) => {
+const setup = (app: App) => {
   app.post(
     '/test/echo',
     {
@@ -36,15 +36,11 @@ const setup = (app: Awaited<ReturnType<typeof build>>) => {
   app.get('/test/db', async () => app.sql`select 1`)
 }
 
-const problemKeys = ['type', 'title', 'status', 'detail', 'instance', 'requestId']
-
 t.test('an unknown route is a 404 problem', async (t) => {
   const app = await build(t, { setup })
   const res = await app.inject({ method: 'GET', url: '/no/such/thing?q=1' })
-  t.equal(res.statusCode, 404)
-  t.match(res.headers['content-type'], PROBLEM)
-  const body = res.json()
-  t.same(Object.keys(body), problemKeys)
+  const body = expectProblem(t, res, 404, 'about:blank')
+  t.same(Object.keys(body), PROBLEM_KEYS)
   t.match(body, { type: 'about:blank', title: 'Not Found', status: 404, instance: '/no/such/thing' })
   t.equal(body.requestId, res.headers['x-request-id'])
 })
@@ -56,23 +52,17 @@ t.test('validation failures list every failing field with a message', async (t) 
     url: '/test/echo',
     payload: { username: 'ab', age: '5', extra: 1 },
   })
-  t.equal(res.statusCode, 400)
-  t.match(res.headers['content-type'], PROBLEM)
-  const body = res.json()
-  t.equal(body.type, 'urn:bulwark:problem:validation-error')
+  const body = expectProblem(t, res, 400, 'urn:bulwark:problem:validation-error')
   t.same(
-    body.errors.map((e: { path: string }) => e.path).sort(),
+    body.errors?.map((e) => e.path).sort(),
     ['body.age', 'body.extra', 'body.username'],
     'body numbers are not coerced from strings; unknown properties are refused',
   )
-  t.match(body.errors.find((e: { path: string }) => e.path === 'body.username').message, /fewer than 3/)
-  t.equal(
-    body.errors.find((e: { path: string }) => e.path === 'body.extra').message,
-    'is not an allowed property',
-  )
+  t.match(body.errors?.find((e) => e.path === 'body.username')?.message, /fewer than 3/)
+  t.equal(body.errors?.find((e) => e.path === 'body.extra')?.message, 'is not an allowed property')
 
   const missing = await app.inject({ method: 'POST', url: '/test/echo', payload: {} })
-  t.same(missing.json().errors, [
+  t.same(missing.json<Problem>().errors, [
     { path: 'body.username', message: 'is required' },
     { path: 'body.age', message: 'is required' },
   ])
@@ -97,19 +87,16 @@ t.test('malformed JSON, wrong content type and oversized bodies are 400, 415 and
   ]
   for (const c of cases) {
     const res = await app.inject({ method: 'POST', url: '/test/echo', ...c })
-    t.equal(res.statusCode, c.status, `${c.headers['content-type']} ${c.payload.slice(0, 20)}`)
-    t.match(res.headers['content-type'], PROBLEM)
-    t.equal(res.json().status, c.status)
+    expectProblem(t, res, c.status, undefined, `${c.headers['content-type']} ${c.payload.slice(0, 20)}`)
   }
 })
 
 t.test('a catalogued error keeps its status, type and detail', async (t) => {
   const app = await build(t, { setup })
   const res = await app.inject('/test/conflict')
-  t.equal(res.statusCode, 409)
+  const body = expectProblem(t, res, 409, 'urn:bulwark:problem:conflict')
   t.equal(res.headers['retry-after'], undefined)
-  t.match(res.json(), {
-    type: 'urn:bulwark:problem:conflict',
+  t.match(body, {
     title: 'Conflict',
     detail: 'That name is taken.',
   })
@@ -118,8 +105,8 @@ t.test('a catalogued error keeps its status, type and detail', async (t) => {
 t.test('the error plugin adds the headers that belong to a problem type, from its data', async (t) => {
   const app = await build(t, { setup })
   const res = await app.inject('/test/limited')
-  t.equal(res.statusCode, 429)
-  t.match(res.json(), { type: 'urn:bulwark:problem:rate-limited', detail: 'Slow down.' })
+  const body = expectProblem(t, res, 429, 'urn:bulwark:problem:rate-limited')
+  t.equal(body.detail, 'Slow down.')
   t.equal(res.headers['retry-after'], '2', 'whole seconds, rounded up')
   t.equal(res.headers['ratelimit-limit'], '3')
   t.equal(res.headers['ratelimit-remaining'], '0')
@@ -132,17 +119,16 @@ t.test('a 500 in production is generic; outside production it explains', async (
     env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
   })
   const res = await prod.inject('/test/crash')
-  t.equal(res.statusCode, 500)
-  t.match(res.headers['content-type'], PROBLEM)
-  t.same(Object.keys(res.json()), problemKeys)
-  t.equal(res.json().detail, 'An unexpected error occurred.')
+  const body = expectProblem(t, res, 500, 'about:blank')
+  t.same(Object.keys(body), PROBLEM_KEYS)
+  t.equal(body.detail, 'An unexpected error occurred.')
   t.notMatch(res.body, /secret_table|db-host|at |\.ts/, 'no message, stack, SQL or host')
 
   const dev = await build(t, { setup })
   const devRes = await dev.inject('/test/crash')
-  t.equal(devRes.statusCode, 500)
-  t.match(devRes.json().detail, /secret_table/)
-  t.match(devRes.json().stack, /crash|errors\.test/)
+  const devBody = expectProblem(t, devRes, 500, 'about:blank')
+  t.match(devBody.detail, /secret_table/)
+  t.match(devBody.stack, /crash|errors\.test/)
 })
 
 t.test('a lost database connection is a 503 with Retry-After, not a 500', async (t) => {
@@ -150,9 +136,9 @@ t.test('a lost database connection is a 503 with Retry-After, not a 500', async 
   t.equal((await app.inject('/test/db')).statusCode, 200)
   await app.sql.end()
   const res = await app.inject('/test/db')
-  t.equal(res.statusCode, 503)
+  const body = expectProblem(t, res, 503, 'urn:bulwark:problem:service-unavailable')
   t.equal(res.headers['retry-after'], '5')
-  t.match(res.json(), { status: 503, title: 'Service Unavailable' })
+  t.equal(body.title, 'Service Unavailable')
 })
 
 t.test('database-unavailable detection', async (t) => {

@@ -4,25 +4,22 @@ import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { build, logCapture, register } from '../../helper.js'
+import type { App } from '../../../app.js'
+import { attemptLogin, build, expectProblem, logCapture, register, uniqueName } from '../../helper.js'
 
 /**
  * Rate limits across replicas: counters in Redis are shared by every instance; when Redis goes
  * away the global limit fails open (and says so in the log) while login fails closed (503).
  */
 
-type App = Awaited<ReturnType<typeof build>>
-
 const SHARED_REDIS_PORT = 6379
 const SHARED_REDIS_URL = `redis://127.0.0.1:${SHARED_REDIS_PORT}`
 const REDIS_PASSWORD = 's3cret'
-const PROBLEM = /^application\/problem\+json/
-const PASSWORD = 'Passw0rdX'
+const RATE_LIMITED = 'urn:bulwark:problem:rate-limited'
 
 let seq = 0
 /** A key prefix of this test alone: parallel test files never share counters. */
 const uniquePrefix = () => `bulwark-test:${process.pid}:${Date.now()}:${++seq}:`
-const uniqueName = (p: string) => `${p}${process.pid % 10000}_${Date.now() % 100000}_${++seq}`
 
 /** True when a password-less Redis answers PING on the port (a fresh machine may have none). */
 function redisAnswers(port: number, timeoutMs = 1000): Promise<boolean> {
@@ -121,9 +118,6 @@ async function redisReady(app: App): Promise<void> {
   }
 }
 
-const login = (app: App, username: string) =>
-  app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: PASSWORD } })
-
 const legacyHeaders = (headers: Record<string, unknown>) =>
   Object.keys(headers).filter((h) => h.toLowerCase().startsWith('x-ratelimit'))
 
@@ -160,9 +154,8 @@ t.test('two instances sharing one Redis share one global limit', { skip: noShare
 
   for (const [i, app] of apps.entries()) {
     const res = await app.inject('/api/comments')
-    t.equal(res.statusCode, 429, `over the shared limit on instance ${i + 1}`)
-    t.match(res.headers['content-type'], PROBLEM, 'a 429 is a problem+json')
-    t.match(res.json(), { type: 'urn:bulwark:problem:rate-limited', status: 429, title: 'Too Many Requests' })
+    const body = expectProblem(t, res, 429, RATE_LIMITED, `over the shared limit on instance ${i + 1}`)
+    t.equal(body.title, 'Too Many Requests')
     t.equal(res.headers['ratelimit-limit'], '4')
     t.equal(res.headers['ratelimit-remaining'], '0')
     t.match(res.headers['retry-after'], /^\d+$/, 'Retry-After in seconds')
@@ -202,13 +195,11 @@ t.test(
 
     const apps = [first, second, first] as const
     for (const [i, app] of apps.entries()) {
-      const res = await login(app, username)
+      const res = await attemptLogin(app, username)
       t.equal(res.statusCode, 200, `login ${i + 1} of 3 is allowed`)
     }
-    const fourth = await login(second, username)
-    t.equal(fourth.statusCode, 429, 'the 4th login across both instances is refused')
-    t.match(fourth.headers['content-type'], PROBLEM)
-    t.match(fourth.json(), { type: 'urn:bulwark:problem:rate-limited', status: 429 })
+    const fourth = await attemptLogin(second, username)
+    expectProblem(t, fourth, 429, RATE_LIMITED, 'the 4th login across both instances is refused')
     t.equal(fourth.headers['ratelimit-limit'], '3')
     t.equal(fourth.headers['ratelimit-remaining'], '0')
     t.match(fourth.headers['retry-after'], /^\d+$/)
@@ -241,65 +232,74 @@ t.test(
     const username = uniqueName('outage')
     await register(app, username)
 
-    const before = await app.inject('/api/comments')
-    t.equal(before.statusCode, 200, 'served while Redis is up')
-    t.equal(before.headers['ratelimit-limit'], '3', 'limited while Redis is up')
-    t.equal(before.headers['ratelimit-remaining'], '2')
-    t.equal((await login(app, username)).statusCode, 200, 'login works while Redis is up')
+    await t.test('while Redis is up, requests are served and limited, and login works', async (t) => {
+      const before = await app.inject('/api/comments')
+      t.equal(before.statusCode, 200, 'served while Redis is up')
+      t.equal(before.headers['ratelimit-limit'], '3', 'limited while Redis is up')
+      t.equal(before.headers['ratelimit-remaining'], '2')
+      t.equal((await attemptLogin(app, username)).statusCode, 200, 'login works while Redis is up')
+    })
 
-    await stopRedis(server)
-    // ioredis sees the socket close, then its first reconnect (after 200 ms) is refused and logged.
-    const deadline = Date.now() + 5000
-    while (!log.lines.some((l) => l.event === 'redis.unavailable') && Date.now() < deadline) await sleep(50)
-    await sleep(300)
-    t.not(app.redis?.status, 'ready', 'the client noticed that Redis is gone')
+    await t.test('while Redis is away, the global limit fails open and login fails closed', async (t) => {
+      await stopRedis(server)
+      // ioredis sees the socket close, then its first reconnect (after 200 ms) is refused and logged.
+      const deadline = Date.now() + 5000
+      while (!log.lines.some((l) => l.event === 'redis.unavailable') && Date.now() < deadline) await sleep(50)
+      await sleep(300)
+      t.not(app.redis?.status, 'ready', 'the client noticed that Redis is gone')
 
-    for (let i = 1; i <= 5; i++) {
-      const res = await app.inject('/api/comments')
-      t.equal(res.statusCode, 200, `anonymous request ${i} is served (global limit fails open, max 3)`)
-    }
+      for (let i = 1; i <= 5; i++) {
+        const res = await app.inject('/api/comments')
+        t.equal(res.statusCode, 200, `anonymous request ${i} is served (global limit fails open, max 3)`)
+      }
 
-    const refused = await login(app, username)
-    t.equal(refused.statusCode, 503, 'login fails closed while Redis is away')
-    t.match(refused.headers['content-type'], PROBLEM)
-    t.match(refused.json(), { status: 503, title: 'Service Unavailable' })
-    t.match(refused.headers['retry-after'], /^\d+$/, 'Retry-After tells the client when to come back')
-    t.notMatch(refused.body, /redis|ECONNREFUSED|127\.0\.0\.1|s3cret/i, 'no internals in the answer')
+      const refused = await attemptLogin(app, username)
+      const body = expectProblem(t, refused, 503, undefined, 'login fails closed while Redis is away')
+      t.equal(body.title, 'Service Unavailable')
+      t.match(refused.headers['retry-after'], /^\d+$/, 'Retry-After tells the client when to come back')
+      t.notMatch(refused.body, /redis|ECONNREFUSED|127\.0\.0\.1|s3cret/i, 'no internals in the answer')
 
-    const live = await app.inject('/health/live')
-    t.equal(live.statusCode, 200, 'liveness is unaffected')
+      const live = await app.inject('/health/live')
+      t.equal(live.statusCode, 200, 'liveness is unaffected')
+    })
 
-    const warnings = log.lines.filter((l) => l.event === 'redis.unavailable')
-    t.ok(warnings.length >= 1, 'the outage is logged')
-    t.match(warnings, [{ level: 'warn' }], 'at level warn')
-    const warningLines = log.raw.filter((l) => l.includes('redis.unavailable'))
-    t.ok(warningLines.length >= 1)
-    for (const line of warningLines) t.notMatch(line, REDIS_PASSWORD, 'no Redis password in the warning')
+    await t.test('the outage is logged at warn, without the Redis password', async (t) => {
+      const warnings = log.lines.filter((l) => l.event === 'redis.unavailable')
+      t.ok(warnings.length >= 1, 'the outage is logged')
+      t.match(warnings, [{ level: 'warn' }], 'at level warn')
+      const warningLines = log.raw.filter((l) => l.includes('redis.unavailable'))
+      t.ok(warningLines.length >= 1)
+      for (const line of warningLines) t.notMatch(line, REDIS_PASSWORD, 'no Redis password in the warning')
+    })
 
-    server = await startRedis(t, port)
-    let status = 0
-    const recoverBy = Date.now() + 10000
-    while (Date.now() < recoverBy) {
-      status = (await login(app, username)).statusCode
-      if (status !== 503) break
-      await sleep(250)
-    }
-    t.equal(status, 200, 'login works again once Redis is back')
-    const after = await app.inject('/api/comments')
-    t.equal(after.statusCode, 200)
-    t.ok(after.headers['ratelimit-limit'] === '3', 'the global limit is counted again')
-    t.match(
-      log.lines.filter((l) => l.event === 'redis.ready'),
-      [{ level: 'info' }],
-      'the recovery is logged',
-    )
+    await t.test('once Redis is back, login works and the global limit counts again', async (t) => {
+      server = await startRedis(t, port)
+      let status = 0
+      const recoverBy = Date.now() + 10000
+      while (Date.now() < recoverBy) {
+        status = (await attemptLogin(app, username)).statusCode
+        if (status !== 503) break
+        await sleep(250)
+      }
+      t.equal(status, 200, 'login works again once Redis is back')
+      const after = await app.inject('/api/comments')
+      t.equal(after.statusCode, 200)
+      t.ok(after.headers['ratelimit-limit'] === '3', 'the global limit is counted again')
+      t.match(
+        log.lines.filter((l) => l.event === 'redis.ready'),
+        [{ level: 'info' }],
+        'the recovery is logged',
+      )
+    })
 
-    t.equal(
-      log.raw.filter((l) => l.includes(REDIS_PASSWORD)).length,
-      0,
-      'the Redis password never appears in any log line',
-    )
-    t.ok(log.raw.length > 0, 'the log was captured')
+    await t.test('the Redis password never appears in any log line', async (t) => {
+      t.equal(
+        log.raw.filter((l) => l.includes(REDIS_PASSWORD)).length,
+        0,
+        'the Redis password never appears in any log line',
+      )
+      t.ok(log.raw.length > 0, 'the log was captured')
+    })
     await stopRedis(server)
   },
 )

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../../lib/config.js'
-import { build } from '../../helper.js'
+import { build, type InjectResponse } from '../../helper.js'
 
 const API_HEADERS = {
   'content-security-policy': "default-src 'none';frame-ancestors 'none'",
@@ -32,7 +32,7 @@ t.test('the API header profile is on every class of response', async (t) => {
       remoteAddress: '10.5.0.5',
     }),
     '500': await app.inject({ url: '/test/crash', remoteAddress: '10.5.0.6' }),
-  } as Record<string, Awaited<ReturnType<typeof app.inject>>>
+  } as Record<string, InjectResponse>
   for (let i = 0; i < 3; i++) await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
   responses['429'] = await app.inject({ url: '/api/comments', remoteAddress: '10.5.0.7' })
   for (const [status, res] of Object.entries(responses)) {

@@ -1,28 +1,17 @@
 import t from 'tap'
-import { build } from '../../helper.js'
+import type { Problem } from '../../../schemas/common.js'
+import {
+  attemptRegister,
+  build,
+  expectProblem,
+  type SignedInUser,
+  signUp,
+  TEST_PASSWORD,
+  uniqueName,
+} from '../../helper.js'
 
-type App = Awaited<ReturnType<typeof build>>
-const PASSWORD = 'Passw0rdX'
-let seq = 0
-const uniq = (p: string) => `${p}${process.pid % 1000}_${++seq}`
+const RATE_LIMITED = 'urn:bulwark:problem:rate-limited'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function signUp(app: App, remoteAddress = '10.1.0.1') {
-  const username = uniq('rl')
-  await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    remoteAddress,
-    payload: { username, email: `${username}@example.com`, password: PASSWORD },
-  })
-  const login = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    remoteAddress,
-    payload: { username, password: PASSWORD },
-  })
-  return { username, token: login.json().accessToken as string }
-}
 
 t.test('global limit: standard headers, a 429 problem with Retry-After, and a reset', async (t) => {
   const app = await build(t, { env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1500' } })
@@ -39,13 +28,8 @@ t.test('global limit: standard headers, a 429 problem with Retry-After, and a re
   await get()
   await get()
   const limited = await get()
-  t.equal(limited.statusCode, 429)
-  t.match(limited.headers['content-type'], /^application\/problem\+json/)
-  t.match(limited.json(), {
-    status: 429,
-    title: 'Too Many Requests',
-    type: 'urn:bulwark:problem:rate-limited',
-  })
+  const problem = expectProblem(t, limited, 429, RATE_LIMITED)
+  t.equal(problem.title, 'Too Many Requests')
   t.ok(Number(limited.headers['retry-after']) >= 1)
   t.equal(limited.headers['ratelimit-remaining'], '0')
   t.equal(limited.headers['x-content-type-options'], 'nosniff', 'security headers on a 429 too')
@@ -76,17 +60,12 @@ t.test('a signed-in user has a budget of their own; IPv6 clients are grouped by 
   const app = await build(t, {
     env: { RATE_LIMIT_MAX: '3', BCRYPT_COST: '4', REGISTER_RATE_LIMIT_MAX: '50' },
   })
-  const alice = await signUp(app, '10.2.0.1')
-  const bob = await signUp(app, '10.2.0.1')
-  const as = (token: string) =>
-    app.inject({
-      url: '/api/comments',
-      remoteAddress: '10.2.0.1',
-      headers: { authorization: `Bearer ${token}` },
-    })
-  for (let i = 0; i < 3; i++) t.equal((await as(alice.token)).statusCode, 200)
-  t.equal((await as(alice.token)).statusCode, 429, 'alice is limited')
-  t.equal((await as(bob.token)).statusCode, 200, 'bob, behind the same address, is not')
+  const alice = await signUp(app, 'rl', { remoteAddress: '10.2.0.1' })
+  const bob = await signUp(app, 'rl', { remoteAddress: '10.2.0.1' })
+  const as = (user: SignedInUser) => user.inject({ url: '/api/comments', remoteAddress: '10.2.0.1' })
+  for (let i = 0; i < 3; i++) t.equal((await as(alice)).statusCode, 200)
+  t.equal((await as(alice)).statusCode, 429, 'alice is limited')
+  t.equal((await as(bob)).statusCode, 200, 'bob, behind the same address, is not')
   const forged = await app.inject({
     url: '/api/comments',
     remoteAddress: '10.2.0.9',
@@ -150,7 +129,7 @@ t.test('login: per-address limit, and a per-account failure limit across many ad
       RATE_LIMIT_MAX: '1000',
     },
   })
-  const { username } = await signUp(app, '10.9.0.1')
+  const { username } = await signUp(app, 'rl', { remoteAddress: '10.9.0.1' })
   const attempt = (client: string, password: string, name = username) =>
     app.inject({
       method: 'POST',
@@ -161,20 +140,19 @@ t.test('login: per-address limit, and a per-account failure limit across many ad
     })
   // signUp logged in once from the gateway address itself; use fresh client addresses now.
   for (let i = 0; i < 3; i++) t.equal((await attempt('203.0.113.10', 'Wr0ngPass')).statusCode, 401)
-  const perIp = await attempt('203.0.113.10', PASSWORD)
-  t.equal(perIp.statusCode, 429, 'a 4th attempt from one address')
-  t.match(perIp.headers['content-type'], /problem\+json/)
+  const perIp = await attempt('203.0.113.10', TEST_PASSWORD)
+  expectProblem(t, perIp, 429, RATE_LIMITED, 'a 4th attempt from one address')
   t.ok(Number(perIp.headers['retry-after']) >= 1)
 
   // A botnet: one more failure from a new address reaches the account's failure limit.
   t.equal((await attempt('203.0.113.11', 'Wr0ngPass')).statusCode, 401)
-  const locked = await attempt('203.0.113.12', PASSWORD)
+  const locked = await attempt('203.0.113.12', TEST_PASSWORD)
   t.equal(locked.statusCode, 429, 'even the right password waits while the account is throttled')
-  t.match(locked.json().detail, /this account/)
-  const unknown = await attempt('203.0.113.13', 'Wr0ngPass', uniq('ghost'))
+  t.match(locked.json<Problem>().detail, /this account/)
+  const unknown = await attempt('203.0.113.13', 'Wr0ngPass', uniqueName('ghost'))
   t.equal(unknown.statusCode, 401, 'another account is unaffected')
   await sleep(1600)
-  t.equal((await attempt('203.0.113.14', PASSWORD)).statusCode, 200, 'no permanent lockout')
+  t.equal((await attempt('203.0.113.14', TEST_PASSWORD)).statusCode, 200, 'no permanent lockout')
 })
 
 t.test('register and refresh have limits of their own', async (t) => {
@@ -186,15 +164,7 @@ t.test('register and refresh have limits of their own', async (t) => {
       RATE_LIMIT_MAX: '1000',
     },
   })
-  const register = () => {
-    const name = uniq('reg')
-    return app.inject({
-      method: 'POST',
-      url: '/api/auth/register',
-      remoteAddress: '10.4.0.1',
-      payload: { username: name, email: `${name}@example.com`, password: PASSWORD },
-    })
-  }
+  const register = () => attemptRegister(app, uniqueName('reg'), TEST_PASSWORD, { remoteAddress: '10.4.0.1' })
   t.equal((await register()).statusCode, 201)
   const second = await register()
   t.equal(second.statusCode, 201)
@@ -230,7 +200,7 @@ t.test(
     const app = await build(t, {
       env: { BCRYPT_COST: '6', LOGIN_ACCOUNT_MAX_FAILURES: '3', LOGIN_RATE_LIMIT_MAX: '1000' },
     })
-    const { username } = await signUp(app, '10.7.0.1')
+    const { username } = await signUp(app, 'rl', { remoteAddress: '10.7.0.1' })
     const attempt = (name: string, i: number) =>
       app.inject({
         method: 'POST',

@@ -1,27 +1,17 @@
+import type { Static } from '@sinclair/typebox'
 import t from 'tap'
-import { build } from '../../helper.js'
+import type { App } from '../../../app.js'
+import type { AdminUser, AdminUserPage, AuditPage } from '../../../schemas/admin.js'
+import type { CommentPage } from '../../../schemas/comments.js'
+import type { Profile } from '../../../schemas/users.js'
+import { attemptLogin, bearer, build, expectProblem, login, signUp, uniqueName } from '../../helper.js'
 
-type App = Awaited<ReturnType<typeof build>>
-const PASSWORD = 'Passw0rdX'
-let seq = 0
-const uniq = (p: string) => `${p}${process.pid % 1000}_${++seq}`
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+type UserPage = Static<typeof AdminUserPage>
+type EventPage = Static<typeof AuditPage>
 
-async function account(app: App, role: 'user' | 'admin' = 'user', name = uniq(role)) {
-  const reg = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username: name, email: `${name}@example.com`, password: PASSWORD },
-  })
-  const id = reg.json().user.id as string
-  if (role === 'admin') await app.sql`update users set role = 'admin' where id = ${id}`
-  const login = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    payload: { username: name, password: PASSWORD },
-  })
-  return { id, name, token: login.json().accessToken as string }
-}
+/** A signed-in user; an admin is promoted in the database before signing in. */
+const account = (app: App, role: 'user' | 'admin' = 'user', username = uniqueName(role)) =>
+  signUp(app, role, { role, username })
 
 t.test('admin routes: 401 without a token, 403 for users, whatever the spelling or method', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
@@ -48,77 +38,69 @@ t.test('admin routes: 401 without a token, 403 for users, whatever the spelling 
     const anon = await app.inject({ method, url, headers: override, ...(payload ? { payload } : {}) })
     t.equal(anon.statusCode, 401, `anonymous ${method} ${url}`)
     t.match(anon.headers['www-authenticate'], /^Bearer/)
-    const asUser = await app.inject({
-      method,
-      url,
-      headers: { ...override, ...bearer(user.token) },
-      ...(payload ? { payload } : {}),
-    })
+    const asUser = await user.inject({ method, url, headers: override, ...(payload ? { payload } : {}) })
     t.equal(asUser.statusCode, 403, `user ${method} ${url}`)
   }
   const [row] = await app.sql`select role from users where id = ${user.id}`
   t.equal(row?.role, 'user', 'no attempt changed anything')
-  t.equal((await app.inject({ url: '/api/admin/users', headers: bearer(admin.token) })).statusCode, 200)
+  t.equal((await admin.inject('/api/admin/users')).statusCode, 200)
 })
 
 t.test('GET /api/admin/users lists with filters and keyset pagination', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
   const admin = await account(app, 'admin')
-  const prefix = uniq('zeta')
+  const prefix = uniqueName('zeta')
   const made = []
   for (let i = 0; i < 5; i++) made.push(await account(app, 'user', `${prefix}_${i}`))
   await app.sql`update users set disabled = true where id = ${made[0]?.id ?? ''}`
-  const list = (query: string) =>
-    app.inject({ url: `/api/admin/users?${query}`, headers: bearer(admin.token) })
+  const list = (query: string) => admin.inject(`/api/admin/users?${query}`)
+  const items = async (query: string) => (await list(query)).json<UserPage>().items
 
-  const all = await list(`q=${prefix}&limit=100`)
-  t.equal(all.statusCode, 200)
-  t.equal(all.json().items.length, 5)
-  t.same(Object.keys(all.json().items[0]).sort(), [
-    'createdAt',
-    'disabled',
-    'email',
-    'id',
-    'role',
-    'username',
-  ])
-  t.equal((await list(`q=${prefix.toUpperCase()}`)).json().items.length, 5, 'prefix match ignores case')
-  t.equal((await list(`q=${prefix}&disabled=true`)).json().items.length, 1)
-  t.equal((await list(`q=${prefix}&disabled=false`)).json().items.length, 4)
-  t.equal(
-    (await list('role=admin')).json().items.every((u: { role: string }) => u.role === 'admin'),
-    true,
-  )
-  t.equal(
-    (await list(`q=${prefix.slice(0, 3)}%25`)).json().items.length,
-    0,
-    'a % in q is a literal, not a wildcard',
-  )
-  t.equal((await list("q=' OR '1'='1")).json().items.length, 0, 'SQL metacharacters are just text')
+  await t.test('filters: q is a case-insensitive literal prefix; disabled and role narrow it', async (t) => {
+    const all = await list(`q=${prefix}&limit=100`)
+    t.equal(all.statusCode, 200)
+    const users = all.json<UserPage>().items
+    t.equal(users.length, 5)
+    t.same(Object.keys(users[0] ?? {}).sort(), ['createdAt', 'disabled', 'email', 'id', 'role', 'username'])
+    t.equal((await items(`q=${prefix.toUpperCase()}`)).length, 5, 'prefix match ignores case')
+    t.equal((await items(`q=${prefix}&disabled=true`)).length, 1)
+    t.equal((await items(`q=${prefix}&disabled=false`)).length, 4)
+    t.equal(
+      (await items('role=admin')).every((u) => u.role === 'admin'),
+      true,
+    )
+    t.equal((await items(`q=${prefix.slice(0, 3)}%25`)).length, 0, 'a % in q is a literal, not a wildcard')
+    t.equal((await items("q=' OR '1'='1")).length, 0, 'SQL metacharacters are just text')
+  })
 
-  const seen: string[] = []
-  let cursor: string | null = null
-  do {
-    const res = await list(`q=${prefix}&limit=2${cursor ? `&cursor=${cursor}` : ''}`)
-    t.equal(res.statusCode, 200)
-    seen.push(...res.json().items.map((u: { id: string }) => u.id))
-    cursor = res.json().nextCursor
-  } while (cursor)
-  t.equal(seen.length, 5)
-  t.equal(new Set(seen).size, 5, 'no duplicates across pages')
+  await t.test('keyset pagination visits every match once', async (t) => {
+    const seen: string[] = []
+    let cursor: string | null = null
+    do {
+      const res = await list(`q=${prefix}&limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+      t.equal(res.statusCode, 200)
+      const page = res.json<UserPage>()
+      seen.push(...page.items.map((u) => u.id))
+      cursor = page.nextCursor
+    } while (cursor)
+    t.equal(seen.length, 5)
+    t.equal(new Set(seen).size, 5, 'no duplicates across pages')
+  })
 
-  for (const bad of [
-    'limit=0',
-    'limit=1e9',
-    'limit=-1',
-    'limit=abc',
-    'role=root',
-    'disabled=maybe',
-    'extra=1',
-    'cursor=forged',
-  ]) {
-    t.equal((await list(bad)).statusCode, 400, bad)
-  }
+  await t.test('malformed queries are 400', async (t) => {
+    for (const bad of [
+      'limit=0',
+      'limit=1e9',
+      'limit=-1',
+      'limit=abc',
+      'role=root',
+      'disabled=maybe',
+      'extra=1',
+      'cursor=forged',
+    ]) {
+      t.equal((await list(bad)).statusCode, 400, bad)
+    }
+  })
 })
 
 t.test(
@@ -127,67 +109,63 @@ t.test(
     const app = await build(t, { env: { BCRYPT_COST: '4' } })
     const admin = await account(app, 'admin')
     const target = await account(app)
-    const patch = (id: string, payload: unknown, token = admin.token) =>
-      app.inject({
-        method: 'PATCH',
-        url: `/api/admin/users/${id}`,
-        headers: bearer(token),
-        payload: payload as object,
-      })
+    const patch = (id: string, payload: unknown) =>
+      admin.inject({ method: 'PATCH', url: `/api/admin/users/${id}`, payload: payload as object })
+    let targetToken = ''
 
-    const promoted = await patch(target.id, { role: 'admin' })
-    t.equal(promoted.statusCode, 200)
-    t.match(promoted.json(), { id: target.id, role: 'admin', disabled: false })
-    t.equal(
-      (await app.inject({ url: '/api/users/me', headers: bearer(target.token) })).statusCode,
-      401,
-      'the changed user must sign in again',
+    await t.test(
+      'a promotion ends the user’s sessions; the new rights hold at the next sign-in',
+      async (t) => {
+        const promoted = await patch(target.id, { role: 'admin' })
+        t.equal(promoted.statusCode, 200)
+        t.match(promoted.json<Static<typeof AdminUser>>(), { id: target.id, role: 'admin', disabled: false })
+        t.equal((await target.inject('/api/users/me')).statusCode, 401, 'the changed user must sign in again')
+        targetToken = (await login(app, target.username)).accessToken
+        t.equal(
+          (await app.inject({ url: '/api/admin/users', headers: bearer(targetToken) })).statusCode,
+          200,
+          'new admin rights on the next request',
+        )
+      },
     )
-    const relogin = await app.inject({
-      method: 'POST',
-      url: '/api/auth/login',
-      payload: { username: target.name, password: PASSWORD },
+
+    await t.test('disabling refuses the user at once and at login; re-enabling works', async (t) => {
+      t.equal((await patch(target.id, { disabled: true })).json<Static<typeof AdminUser>>().disabled, true)
+      t.equal(
+        (await app.inject({ url: '/api/users/me', headers: bearer(targetToken) })).statusCode,
+        401,
+        'disabled: refused at once',
+      )
+      t.equal((await attemptLogin(app, target.username)).statusCode, 403)
+      t.equal((await patch(target.id, { disabled: false, role: 'user' })).statusCode, 200)
     })
-    const targetToken = relogin.json().accessToken
-    t.equal(
-      (await app.inject({ url: '/api/admin/users', headers: bearer(targetToken) })).statusCode,
-      200,
-      'new admin rights on the next request',
-    )
 
-    t.equal((await patch(target.id, { disabled: true })).json().disabled, true)
-    t.equal(
-      (await app.inject({ url: '/api/users/me', headers: bearer(targetToken) })).statusCode,
-      401,
-      'disabled: refused at once',
-    )
-    const login = await app.inject({
-      method: 'POST',
-      url: '/api/auth/login',
-      payload: { username: target.name, password: PASSWORD },
+    await t.test('every change is audited with the acting admin', async (t) => {
+      const events = await app.sql`
+      select event, user_id, detail from audit_events
+      where event like 'admin.user.%' and detail->>'targetUserId' = ${target.id} order by created_at, event`
+      t.same(events.map((e) => e.event).sort(), [
+        'admin.user.disabled',
+        'admin.user.enabled',
+        'admin.user.role_changed',
+        'admin.user.role_changed',
+      ])
+      t.ok(
+        events.every((e) => e.userId === admin.id),
+        'the acting admin is recorded',
+      )
     })
-    t.equal(login.statusCode, 403)
-    t.equal((await patch(target.id, { disabled: false, role: 'user' })).statusCode, 200)
 
-    const events = await app.sql`
-    select event, user_id, detail from audit_events
-    where event like 'admin.user.%' and detail->>'targetUserId' = ${target.id} order by created_at, event`
-    t.same(events.map((e) => e.event).sort(), [
-      'admin.user.disabled',
-      'admin.user.enabled',
-      'admin.user.role_changed',
-      'admin.user.role_changed',
-    ])
-    t.ok(
-      events.every((e) => e.userId === admin.id),
-      'the acting admin is recorded',
+    await t.test(
+      'empty, unknown-valued or extra fields, and unknown or malformed ids, are refused',
+      async (t) => {
+        t.equal((await patch(target.id, {})).statusCode, 400, 'an empty patch is refused')
+        t.equal((await patch(target.id, { role: 'root' })).statusCode, 400)
+        t.equal((await patch(target.id, { email: 'x@y.z' })).statusCode, 400, 'no mass assignment')
+        t.equal((await patch('00000000-0000-4000-8000-000000000000', { role: 'user' })).statusCode, 404)
+        t.equal((await patch('not-a-uuid', { role: 'user' })).statusCode, 400)
+      },
     )
-
-    t.equal((await patch(target.id, {})).statusCode, 400, 'an empty patch is refused')
-    t.equal((await patch(target.id, { role: 'root' })).statusCode, 400)
-    t.equal((await patch(target.id, { email: 'x@y.z' })).statusCode, 400, 'no mass assignment')
-    t.equal((await patch('00000000-0000-4000-8000-000000000000', { role: 'user' })).statusCode, 404)
-    t.equal((await patch('not-a-uuid', { role: 'user' })).statusCode, 400)
   },
 )
 
@@ -197,18 +175,8 @@ t.test('the last enabled admin cannot be demoted or disabled, even concurrently'
   const a = await account(app, 'admin')
   const b = await account(app, 'admin')
   const results = await Promise.all([
-    app.inject({
-      method: 'PATCH',
-      url: `/api/admin/users/${a.id}`,
-      headers: bearer(b.token),
-      payload: { role: 'user' },
-    }),
-    app.inject({
-      method: 'PATCH',
-      url: `/api/admin/users/${b.id}`,
-      headers: bearer(a.token),
-      payload: { disabled: true },
-    }),
+    b.inject({ method: 'PATCH', url: `/api/admin/users/${a.id}`, payload: { role: 'user' } }),
+    a.inject({ method: 'PATCH', url: `/api/admin/users/${b.id}`, payload: { disabled: true } }),
   ])
   const codes = results.map((r) => r.statusCode).sort()
   t.ok(
@@ -219,19 +187,14 @@ t.test('the last enabled admin cannot be demoted or disabled, even concurrently'
   t.equal(left?.n, 1, 'exactly one enabled admin remains')
   const survivor = (await app.sql`select id from users where role = 'admin' and not disabled`)[0]?.id
   const [self] = await app.sql`select username from users where id = ${survivor}`
-  const login = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    payload: { username: self?.username, password: PASSWORD },
-  })
+  const { accessToken } = await login(app, self?.username)
   const res = await app.inject({
     method: 'PATCH',
     url: `/api/admin/users/${survivor}`,
-    headers: bearer(login.json().accessToken),
+    headers: bearer(accessToken),
     payload: { role: 'user' },
   })
-  t.equal(res.statusCode, 409)
-  t.match(res.json(), { type: 'urn:bulwark:problem:last-admin' })
+  expectProblem(t, res, 409, 'urn:bulwark:problem:last-admin')
 })
 
 t.test('GET /api/admin/audit-events filters by event, user and time', async (t) => {
@@ -239,12 +202,13 @@ t.test('GET /api/admin/audit-events filters by event, user and time', async (t) 
   const admin = await account(app, 'admin')
   const user = await account(app)
   const since = new Date(Date.now() - 60_000).toISOString()
-  const get = (q: string) => app.inject({ url: `/api/admin/audit-events?${q}`, headers: bearer(admin.token) })
+  const get = (q: string) => admin.inject(`/api/admin/audit-events?${q}`)
   const byUser = await get(`userId=${user.id}&limit=100`)
   t.equal(byUser.statusCode, 200)
-  t.ok(byUser.json().items.length >= 2)
-  t.ok(byUser.json().items.every((e: { userId: string }) => e.userId === user.id))
-  t.same(Object.keys(byUser.json().items[0]).sort(), [
+  const userEvents = byUser.json<EventPage>().items
+  t.ok(userEvents.length >= 2)
+  t.ok(userEvents.every((e) => e.userId === user.id))
+  t.same(Object.keys(userEvents[0] ?? {}).sort(), [
     'createdAt',
     'detail',
     'event',
@@ -255,17 +219,15 @@ t.test('GET /api/admin/audit-events filters by event, user and time', async (t) 
     'userId',
   ])
   const logins = await get('event=auth.login.success')
-  t.ok(logins.json().items.length >= 2)
-  t.ok(logins.json().items.every((e: { event: string }) => e.event === 'auth.login.success'))
-  t.ok((await get(`since=${encodeURIComponent(since)}`)).json().items.length >= 4)
-  t.equal(
-    (await get(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).json().items
-      .length,
-    0,
-  )
-  const first = await get('limit=1')
-  const second = await get(`limit=1&cursor=${first.json().nextCursor}`)
-  t.not(first.json().items[0].id, second.json().items[0].id, 'pages do not repeat')
+  const loginEvents = logins.json<EventPage>().items
+  t.ok(loginEvents.length >= 2)
+  t.ok(loginEvents.every((e) => e.event === 'auth.login.success'))
+  t.ok((await get(`since=${encodeURIComponent(since)}`)).json<EventPage>().items.length >= 4)
+  const later = encodeURIComponent(new Date(Date.now() + 60_000).toISOString())
+  t.equal((await get(`since=${later}`)).json<EventPage>().items.length, 0)
+  const first = (await get('limit=1')).json<EventPage>()
+  const second = (await get(`limit=1&cursor=${first.nextCursor}`)).json<EventPage>()
+  t.not(first.items[0]?.id, second.items[0]?.id, 'pages do not repeat')
   for (const bad of ['userId=nope', 'since=yesterday', 'event=DROP%20TABLE', 'limit=101']) {
     t.equal((await get(bad)).statusCode, 400, bad)
   }
@@ -278,15 +240,17 @@ t.test('GET /api/users/:username shows email only to the user themself or an adm
   const admin = await account(app, 'admin')
   const profile = (name: string, token?: string) =>
     app.inject({ url: `/api/users/${name}`, headers: token ? bearer(token) : {} })
-  const byBob = await profile(alice.name, bob.token)
+  const byBob = await profile(alice.username, bob.accessToken)
   t.equal(byBob.statusCode, 200)
   t.same(Object.keys(byBob.json()).sort(), ['createdAt', 'id', 'role', 'username'], 'no email for others')
-  t.equal((await profile(alice.name, alice.token)).json().email, `${alice.name}@example.com`)
-  t.equal((await profile(alice.name.toUpperCase(), admin.token)).json().email, `${alice.name}@example.com`)
-  t.equal((await profile('nobody_at_all', bob.token)).statusCode, 404)
-  t.equal((await profile(alice.name)).statusCode, 401)
+  const email = async (name: string, token: string) =>
+    (await profile(name, token)).json<Static<typeof Profile>>().email
+  t.equal(await email(alice.username, alice.accessToken), `${alice.username}@example.com`)
+  t.equal(await email(alice.username.toUpperCase(), admin.accessToken), `${alice.username}@example.com`)
+  t.equal((await profile('nobody_at_all', bob.accessToken)).statusCode, 404)
+  t.equal((await profile(alice.username)).statusCode, 401)
   for (const bad of ["x' or '1'='1", 'a', 'a'.repeat(33), '%00']) {
-    t.equal((await profile(encodeURIComponent(bad), bob.token)).statusCode, 400, bad)
+    t.equal((await profile(encodeURIComponent(bad), bob.accessToken)).statusCode, 400, bad)
   }
 })
 
@@ -294,20 +258,16 @@ t.test('regression: cursors are bound to their list; out-of-range dates are 400'
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
   const admin = await account(app, 'admin')
   for (let i = 0; i < 2; i++) {
-    await app.inject({
-      method: 'POST',
-      url: '/api/comments',
-      headers: bearer(admin.token),
-      payload: { body: `c${i}` },
-    })
+    await admin.inject({ method: 'POST', url: '/api/comments', payload: { body: `c${i}` } })
   }
-  const cursor = (await app.inject({ url: '/api/comments?limit=1' })).json().nextCursor as string
+  const cursor = (await app.inject({ url: '/api/comments?limit=1' })).json<Static<typeof CommentPage>>()
+    .nextCursor as string
   t.equal(
     (await app.inject({ url: `/api/comments?limit=1&cursor=${cursor}` })).statusCode,
     200,
     'valid where it was issued',
   )
-  const reused = await app.inject({ url: `/api/admin/users?cursor=${cursor}`, headers: bearer(admin.token) })
+  const reused = await admin.inject(`/api/admin/users?cursor=${cursor}`)
   t.equal(reused.statusCode, 400, 'a comments cursor is refused by the users list')
   t.equal(
     (await app.inject({ url: `/api/comments?cursor=${cursor}.extra` })).statusCode,
@@ -315,10 +275,7 @@ t.test('regression: cursors are bound to their list; out-of-range dates are 400'
     'extra parts are refused',
   )
   for (const since of ['0000-01-01T00:00:00Z', '0001-01-01T00:00:00+23:59', '9999-12-31T23:59:59-23:59']) {
-    const res = await app.inject({
-      url: `/api/admin/audit-events?since=${encodeURIComponent(since)}`,
-      headers: bearer(admin.token),
-    })
+    const res = await admin.inject(`/api/admin/audit-events?since=${encodeURIComponent(since)}`)
     t.equal(res.statusCode, 400, since)
   }
 })

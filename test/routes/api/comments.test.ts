@@ -1,56 +1,20 @@
+import type { Static } from '@sinclair/typebox'
 import t, { type Test } from 'tap'
-import { build } from '../../helper.js'
+import type { App } from '../../../app.js'
+import type { Comment, CommentPage } from '../../../schemas/comments.js'
+import { build, expectProblem, type InjectResponse, type SignedInUser, signUp } from '../../helper.js'
 
-type App = Awaited<ReturnType<typeof build>>
-type Inject = Awaited<ReturnType<App['inject']>>
+type CommentJson = Static<typeof Comment>
+type PageJson = Static<typeof CommentPage>
+/** Who sends a request: a signed-in user, one with a forged header, or nobody. */
+type User = Pick<SignedInUser, 'id' | 'headers'>
 
-interface CommentJson {
-  id: string
-  body: string
-  author: { id: string; username: string }
-  createdAt: string
-  updatedAt: string
-}
-interface PageJson {
-  items: CommentJson[]
-  nextCursor: string | null
-}
-interface User {
-  id: string
-  username: string
-  headers: { authorization: string }
-}
-
-const PASSWORD = 'Passw0rdX'
-const PROBLEM = /^application\/problem\+json/
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000'
-let seq = 0
-const uniq = (p: string) => `${p}${process.pid % 1000}_${++seq}`
+const VALIDATION_ERROR = 'urn:bulwark:problem:validation-error'
+const FORBIDDEN = 'urn:bulwark:problem:forbidden'
+const NOT_FOUND = 'about:blank'
 
 const buildApp = (t: Test) => build(t, { env: { BCRYPT_COST: '4' } })
-
-/** Registers and logs in a fresh user; `admin` promotes it in the database first. */
-async function signUp(app: App, prefix = 'user', admin = false): Promise<User> {
-  const username = uniq(prefix)
-  const reg = await app.inject({
-    method: 'POST',
-    url: '/api/auth/register',
-    payload: { username, email: `${username}@example.com`, password: PASSWORD },
-  })
-  if (reg.statusCode !== 201) throw new Error(`register failed: ${reg.statusCode} ${reg.body}`)
-  if (admin) await app.sql`update users set role = 'admin' where username = ${username}`
-  const login = await app.inject({
-    method: 'POST',
-    url: '/api/auth/login',
-    payload: { username, password: PASSWORD },
-  })
-  if (login.statusCode !== 200) throw new Error(`login failed: ${login.statusCode} ${login.body}`)
-  return {
-    id: reg.json().user.id,
-    username,
-    headers: { authorization: `Bearer ${login.json().accessToken}` },
-  }
-}
 
 const post = (app: App, user: User | null, body: unknown) =>
   app.inject({
@@ -63,7 +27,7 @@ const post = (app: App, user: User | null, body: unknown) =>
 async function create(app: App, user: User, body: string): Promise<CommentJson> {
   const res = await post(app, user, body)
   if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
-  return res.json()
+  return res.json<CommentJson>()
 }
 
 const patch = (app: App, user: User | null, id: string, body: unknown) =>
@@ -100,7 +64,7 @@ async function walk(t: Test, app: App, query: Record<string, string>) {
   for (let i = 0; i < 50; i++) {
     const res = await list(app, cursor ? { ...query, cursor } : query)
     t.equal(res.statusCode, 200, `page ${i + 1}`)
-    const page: PageJson = res.json()
+    const page = res.json<PageJson>()
     pages.push(page.items)
     cursor = page.nextCursor
     if (cursor === null) break
@@ -108,72 +72,77 @@ async function walk(t: Test, app: App, query: Record<string, string>) {
   return pages
 }
 
-/** A 400 problem naming `path` among its field errors. */
-function assertValidation(t: Test, res: Inject, path: string, label: string) {
-  t.equal(res.statusCode, 400, `${label}: status`)
-  t.match(res.headers['content-type'], PROBLEM, `${label}: problem content type`)
-  const paths = ((res.json().errors ?? []) as { path: string }[]).map((e) => e.path)
+/** A 400 validation problem naming `path` among its field errors. */
+function assertValidation(t: Test, res: InjectResponse, path: string, label: string) {
+  const problem = expectProblem(t, res, 400, VALIDATION_ERROR, label)
+  const paths = (problem.errors ?? []).map((e) => e.path)
   t.ok(paths.includes(path), `${label}: errors name ${path} (got ${JSON.stringify(paths)})`)
 }
 
 const ids = (items: CommentJson[]) => items.map((c) => c.id)
 
-t.test('happy paths: create, list, read, edit, delete', async (t) => {
+t.test('a comment’s life: create, list, read, edit, delete', async (t) => {
   const app = await buildApp(t)
   const alice = await signUp(app, 'alice')
-
   const created = await post(app, alice, 'First comment')
-  t.equal(created.statusCode, 201)
-  const comment: CommentJson = created.json()
-  t.same(
-    Object.keys(comment).sort(),
-    ['author', 'body', 'createdAt', 'id', 'updatedAt'],
-    'only public fields',
-  )
-  t.same(Object.keys(comment.author).sort(), ['id', 'username'], 'author has only id and username')
-  t.match(comment.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'id is a UUID')
-  t.equal(comment.body, 'First comment')
-  t.same(comment.author, { id: alice.id, username: alice.username })
-  t.ok(!Number.isNaN(Date.parse(comment.createdAt)), 'createdAt is a date')
-  t.ok(Date.parse(comment.updatedAt) >= Date.parse(comment.createdAt), 'updatedAt ≥ createdAt')
-  t.equal(await storedBody(app, comment.id), 'First comment', 'row written')
+  const comment = created.json<CommentJson>()
 
-  const listed = await list(app)
-  t.equal(listed.statusCode, 200)
-  const page: PageJson = listed.json()
-  t.same(Object.keys(page).sort(), ['items', 'nextCursor'])
-  t.same(
-    page.items.find((c) => c.id === comment.id),
-    comment,
-    'the listed comment equals the created one',
-  )
-  t.equal(page.nextCursor, null, 'one comment: no next page')
+  await t.test('create is a 201 with only the public fields, and writes the row', async (t) => {
+    t.equal(created.statusCode, 201)
+    t.same(
+      Object.keys(comment).sort(),
+      ['author', 'body', 'createdAt', 'id', 'updatedAt'],
+      'only public fields',
+    )
+    t.same(Object.keys(comment.author).sort(), ['id', 'username'], 'author has only id and username')
+    t.match(comment.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'id is a UUID')
+    t.equal(comment.body, 'First comment')
+    t.same(comment.author, { id: alice.id, username: alice.username })
+    t.ok(!Number.isNaN(Date.parse(comment.createdAt)), 'createdAt is a date')
+    t.ok(Date.parse(comment.updatedAt) >= Date.parse(comment.createdAt), 'updatedAt ≥ createdAt')
+    t.equal(await storedBody(app, comment.id), 'First comment', 'row written')
+  })
 
-  const one = await getOne(app, comment.id)
-  t.equal(one.statusCode, 200)
-  t.same(one.json(), comment, 'GET one returns the same comment')
+  await t.test('the list and GET one show the created comment as it is', async (t) => {
+    const listed = await list(app)
+    t.equal(listed.statusCode, 200)
+    const page = listed.json<PageJson>()
+    t.same(Object.keys(page).sort(), ['items', 'nextCursor'])
+    t.same(
+      page.items.find((c) => c.id === comment.id),
+      comment,
+      'the listed comment equals the created one',
+    )
+    t.equal(page.nextCursor, null, 'one comment: no next page')
 
-  const edited = await patch(app, alice, comment.id, 'Edited comment')
-  t.equal(edited.statusCode, 200)
-  const after: CommentJson = edited.json()
-  t.same(Object.keys(after).sort(), ['author', 'body', 'createdAt', 'id', 'updatedAt'])
-  t.equal(after.id, comment.id)
-  t.equal(after.body, 'Edited comment')
-  t.equal(after.createdAt, comment.createdAt, 'createdAt does not move')
-  t.ok(Date.parse(after.updatedAt) >= Date.parse(after.createdAt), 'updatedAt ≥ createdAt')
-  t.ok(Date.parse(after.updatedAt) >= Date.parse(comment.updatedAt), 'updatedAt moved forward')
-  t.equal(await storedBody(app, comment.id), 'Edited comment', 'the edit is stored')
-  t.same((await getOne(app, comment.id)).json(), after, 'GET one shows the edit')
+    const one = await getOne(app, comment.id)
+    t.equal(one.statusCode, 200)
+    t.same(one.json(), comment, 'GET one returns the same comment')
+  })
 
-  const deleted = await del(app, alice, comment.id)
-  t.equal(deleted.statusCode, 204)
-  t.equal(deleted.body, '', 'no body on 204')
-  t.equal(await storedBody(app, comment.id), undefined, 'row gone')
-  const gone = await getOne(app, comment.id)
-  t.equal(gone.statusCode, 404)
-  t.match(gone.headers['content-type'], PROBLEM)
-  t.equal((await del(app, alice, comment.id)).statusCode, 404, 'deleting again is 404')
-  t.equal((await patch(app, alice, comment.id, 'x')).statusCode, 404, 'editing a deleted comment is 404')
+  await t.test('the author edits it: the body and updatedAt change, createdAt stays', async (t) => {
+    const edited = await patch(app, alice, comment.id, 'Edited comment')
+    t.equal(edited.statusCode, 200)
+    const after = edited.json<CommentJson>()
+    t.same(Object.keys(after).sort(), ['author', 'body', 'createdAt', 'id', 'updatedAt'])
+    t.equal(after.id, comment.id)
+    t.equal(after.body, 'Edited comment')
+    t.equal(after.createdAt, comment.createdAt, 'createdAt does not move')
+    t.ok(Date.parse(after.updatedAt) >= Date.parse(after.createdAt), 'updatedAt ≥ createdAt')
+    t.ok(Date.parse(after.updatedAt) >= Date.parse(comment.updatedAt), 'updatedAt moved forward')
+    t.equal(await storedBody(app, comment.id), 'Edited comment', 'the edit is stored')
+    t.same((await getOne(app, comment.id)).json(), after, 'GET one shows the edit')
+  })
+
+  await t.test('the author deletes it: 204, the row is gone, and later calls are 404', async (t) => {
+    const deleted = await del(app, alice, comment.id)
+    t.equal(deleted.statusCode, 204)
+    t.equal(deleted.body, '', 'no body on 204')
+    t.equal(await storedBody(app, comment.id), undefined, 'row gone')
+    expectProblem(t, await getOne(app, comment.id), 404, NOT_FOUND, 'GET one of a deleted comment')
+    t.equal((await del(app, alice, comment.id)).statusCode, 404, 'deleting again is 404')
+    t.equal((await patch(app, alice, comment.id, 'x')).statusCode, 404, 'editing a deleted comment is 404')
+  })
 })
 
 t.test('bodies are sanitized on create and on update', async (t) => {
@@ -181,25 +150,28 @@ t.test('bodies are sanitized on create and on update', async (t) => {
   const alice = await signUp(app, 'san')
   const created = await post(app, alice, '<script>x</script>Hello <b>there</b>')
   t.equal(created.statusCode, 201)
-  const comment: CommentJson = created.json()
+  const comment = created.json<CommentJson>()
   t.equal(comment.body, 'Hello there')
   t.equal(await storedBody(app, comment.id), 'Hello there', 'stored sanitized, not only returned so')
 
   const edited = await patch(app, alice, comment.id, '<img src=x onerror=alert(1)>Bye')
   t.equal(edited.statusCode, 200)
-  t.equal(edited.json().body, 'Bye')
+  t.equal(edited.json<CommentJson>().body, 'Bye')
   t.equal(await storedBody(app, comment.id), 'Bye', 'update stored sanitized')
 
   const plain = await create(app, alice, 'Tom & Jerry <3')
   t.equal(plain.body, 'Tom & Jerry &lt;3', 'plain text escaped once, not mangled')
   const resent = await patch(app, alice, plain.id, plain.body)
-  t.equal(resent.json().body, 'Tom & Jerry &lt;3', 'sending the stored body back does not double-escape')
+  t.equal(
+    resent.json<CommentJson>().body,
+    'Tom & Jerry &lt;3',
+    'sending the stored body back does not double-escape',
+  )
 
   for (const body of ['<script>alert(1)</script>', '<img src=x>', '   ', '<b></b>']) {
     const before = await countBy(app, alice)
     const res = await post(app, alice, body)
     assertValidation(t, res, 'body.body', `create ${JSON.stringify(body)}`)
-    t.equal(res.json().type, 'urn:bulwark:problem:validation-error')
     t.equal(await countBy(app, alice), before, `no row written for ${JSON.stringify(body)}`)
 
     const upd = await patch(app, alice, comment.id, body)
@@ -223,19 +195,19 @@ t.test('body length bounds: 1–2000 characters before sanitizing', async (t) =>
 
   const max = await post(app, alice, 'a'.repeat(2000))
   t.equal(max.statusCode, 201, '2000 characters is accepted')
-  t.equal(max.json().body, 'a'.repeat(2000))
+  t.equal(max.json<CommentJson>().body, 'a'.repeat(2000))
   const emoji = await post(app, alice, '👋'.repeat(2000))
   t.equal(emoji.statusCode, 201, '2000 emoji are 2000 characters (code points), not 4000')
-  t.equal(emoji.json().body, '👋'.repeat(2000))
+  t.equal(emoji.json<CommentJson>().body, '👋'.repeat(2000))
   assertValidation(t, await post(app, alice, '👋'.repeat(2001)), 'body.body', '2001 emoji')
   const maxPatch = await patch(app, alice, ok.id, 'b'.repeat(2000))
   t.equal(maxPatch.statusCode, 200, '2000 characters on update')
-  t.equal(maxPatch.json().body.length, 2000)
+  t.equal(maxPatch.json<CommentJson>().body.length, 2000)
 
   // 2000 "<" become 8000 characters of "&lt;": within the table's limit, so no database error.
   const angles = await post(app, alice, '<'.repeat(2000))
   t.equal(angles.statusCode, 201, 'the escaped form may be longer than 2000')
-  t.equal(angles.json().body, '&lt;'.repeat(2000))
+  t.equal(angles.json<CommentJson>().body, '&lt;'.repeat(2000))
 
   const wrongType = await post(app, alice, 42)
   assertValidation(t, wrongType, 'body.body', 'a number is not a string')
@@ -260,86 +232,90 @@ t.test('ownership: owner, other user, admin, anonymous', async (t) => {
   const app = await buildApp(t)
   const owner = await signUp(app, 'owner')
   const other = await signUp(app, 'other')
-  const admin = await signUp(app, 'admin', true)
+  const admin = await signUp(app, 'admin', { role: 'admin' })
   const comment = await create(app, owner, 'mine')
 
-  // Anyone may read.
-  t.equal((await getOne(app, comment.id)).statusCode, 200, 'anonymous GET one')
-  t.equal((await list(app)).statusCode, 200, 'anonymous GET list')
-  for (const user of [other, admin]) {
-    const res = await app.inject({ url: `/api/comments/${comment.id}`, headers: user.headers })
-    t.equal(res.statusCode, 200, `${user.username} can read`)
-  }
+  await t.test('anyone may read, signed in or not', async (t) => {
+    t.equal((await getOne(app, comment.id)).statusCode, 200, 'anonymous GET one')
+    t.equal((await list(app)).statusCode, 200, 'anonymous GET list')
+    for (const user of [other, admin]) {
+      const res = await user.inject(`/api/comments/${comment.id}`)
+      t.equal(res.statusCode, 200, `${user.username} can read`)
+    }
+  })
 
-  // Only the author may edit: another user and even an admin get 403, and nothing changes.
-  for (const user of [other, admin]) {
-    const res = await patch(app, user, comment.id, 'hijacked')
-    t.equal(res.statusCode, 403, `PATCH by ${user.username}`)
-    t.match(res.headers['content-type'], PROBLEM)
-    t.equal(res.json().type, 'urn:bulwark:problem:forbidden')
-    t.equal(await storedBody(app, comment.id), 'mine', 'body unchanged in the database')
-  }
+  await t.test('only the author may edit: another user and even an admin get 403', async (t) => {
+    for (const user of [other, admin]) {
+      const res = await patch(app, user, comment.id, 'hijacked')
+      expectProblem(t, res, 403, FORBIDDEN, `PATCH by ${user.username}`)
+      t.equal(await storedBody(app, comment.id), 'mine', 'body unchanged in the database')
+    }
+  })
 
-  // A non-author non-admin cannot delete.
-  const denied = await del(app, other, comment.id)
-  t.equal(denied.statusCode, 403, 'DELETE by another user')
-  t.equal(denied.json().type, 'urn:bulwark:problem:forbidden')
-  t.equal(await storedBody(app, comment.id), 'mine', 'row still there')
+  await t.test('a user who is neither the author nor an admin cannot delete', async (t) => {
+    const denied = await del(app, other, comment.id)
+    expectProblem(t, denied, 403, FORBIDDEN, 'DELETE by another user')
+    t.equal(await storedBody(app, comment.id), 'mine', 'row still there')
+  })
 
-  // Anonymous writes are 401 with a challenge, and change nothing.
-  const anonPost = await post(app, null, 'anon')
-  const anonPatch = await patch(app, null, comment.id, 'anon')
-  const anonDelete = await del(app, null, comment.id)
-  for (const [name, res] of [
-    ['POST', anonPost],
-    ['PATCH', anonPatch],
-    ['DELETE', anonDelete],
-  ] as const) {
-    t.equal(res.statusCode, 401, `anonymous ${name}`)
-    t.equal(res.headers['www-authenticate'], 'Bearer', `anonymous ${name} is challenged`)
-    t.match(res.headers['content-type'], PROBLEM)
-  }
-  const badToken = await post(app, { ...owner, headers: { authorization: 'Bearer not.a.token' } }, 'x')
-  t.equal(badToken.statusCode, 401, 'a bad token is 401')
-  t.equal(badToken.headers['www-authenticate'], 'Bearer error="invalid_token"')
-  t.equal(await storedBody(app, comment.id), 'mine', 'anonymous PATCH/DELETE changed nothing')
-  const [anonRows] = await app.sql<
-    { n: number }[]
-  >`select count(*)::int as n from comments where body = 'anon'`
-  t.equal(anonRows?.n, 0, 'anonymous POST wrote nothing')
+  await t.test('anonymous writes are 401 with a challenge, and change nothing', async (t) => {
+    const anonPost = await post(app, null, 'anon')
+    const anonPatch = await patch(app, null, comment.id, 'anon')
+    const anonDelete = await del(app, null, comment.id)
+    for (const [name, res] of [
+      ['POST', anonPost],
+      ['PATCH', anonPatch],
+      ['DELETE', anonDelete],
+    ] as const) {
+      expectProblem(t, res, 401, 'urn:bulwark:problem:unauthenticated', `anonymous ${name}`)
+      t.equal(res.headers['www-authenticate'], 'Bearer', `anonymous ${name} is challenged`)
+    }
+    const badToken = await post(app, { ...owner, headers: { authorization: 'Bearer not.a.token' } }, 'x')
+    t.equal(badToken.statusCode, 401, 'a bad token is 401')
+    t.equal(badToken.headers['www-authenticate'], 'Bearer error="invalid_token"')
+    t.equal(await storedBody(app, comment.id), 'mine', 'anonymous PATCH/DELETE changed nothing')
+    const [anonRows] = await app.sql<
+      { n: number }[]
+    >`select count(*)::int as n from comments where body = 'anon'`
+    t.equal(anonRows?.n, 0, 'anonymous POST wrote nothing')
+  })
 
-  // The owner may edit and delete.
-  t.equal((await patch(app, owner, comment.id, 'still mine')).statusCode, 200, 'owner PATCH')
-  t.equal(await storedBody(app, comment.id), 'still mine')
+  await t.test('the owner may edit', async (t) => {
+    t.equal((await patch(app, owner, comment.id, 'still mine')).statusCode, 200, 'owner PATCH')
+    t.equal(await storedBody(app, comment.id), 'still mine')
+  })
 
-  // An admin may delete another's comment; that is audited with the admin's id.
-  const deleted = await del(app, admin, comment.id)
-  t.equal(deleted.statusCode, 204, 'admin DELETE of another user’s comment')
-  t.equal(await storedBody(app, comment.id), undefined, 'row gone')
-  t.equal((await getOne(app, comment.id)).statusCode, 404)
-  const events = await app.sql<{ userId: string; detail: Record<string, string> }[]>`
-    select user_id, detail from audit_events
-    where event = 'comment.deleted_by_admin' and detail->>'commentId' = ${comment.id}`
-  t.equal(events.length, 1, 'one audit event')
-  t.equal(events[0]?.userId, admin.id, 'with the admin’s user_id')
-  t.equal(events[0]?.detail.authorId, owner.id, 'naming the author')
+  await t.test('an admin may delete another’s comment; that is audited with the admin’s id', async (t) => {
+    const deleted = await del(app, admin, comment.id)
+    t.equal(deleted.statusCode, 204, 'admin DELETE of another user’s comment')
+    t.equal(await storedBody(app, comment.id), undefined, 'row gone')
+    t.equal((await getOne(app, comment.id)).statusCode, 404)
+    const events = await app.sql<{ userId: string; detail: Record<string, string> }[]>`
+      select user_id, detail from audit_events
+      where event = 'comment.deleted_by_admin' and detail->>'commentId' = ${comment.id}`
+    t.equal(events.length, 1, 'one audit event')
+    t.equal(events[0]?.userId, admin.id, 'with the admin’s user_id')
+    t.equal(events[0]?.detail.authorId, owner.id, 'naming the author')
+  })
 
-  // The owner's own delete (and an admin deleting their own comment) is not an admin action.
-  const own = await create(app, owner, 'own')
-  t.equal((await del(app, owner, own.id)).statusCode, 204, 'owner DELETE')
-  t.equal(await storedBody(app, own.id), undefined)
-  const adminsOwn = await create(app, admin, 'admin’s own')
-  t.equal((await del(app, admin, adminsOwn.id)).statusCode, 204, 'admin deletes own comment')
-  const notAudited = await app.sql`
-    select 1 from audit_events where event = 'comment.deleted_by_admin'
-      and detail->>'commentId' in (${own.id}, ${adminsOwn.id})`
-  t.equal(notAudited.length, 0, 'deleting one’s own comment is not audited as an admin deletion')
+  await t.test('deleting one’s own comment (even as an admin) is not an admin action', async (t) => {
+    const own = await create(app, owner, 'own')
+    t.equal((await del(app, owner, own.id)).statusCode, 204, 'owner DELETE')
+    t.equal(await storedBody(app, own.id), undefined)
+    const adminsOwn = await create(app, admin, 'admin’s own')
+    t.equal((await del(app, admin, adminsOwn.id)).statusCode, 204, 'admin deletes own comment')
+    const notAudited = await app.sql`
+      select 1 from audit_events where event = 'comment.deleted_by_admin'
+        and detail->>'commentId' in (${own.id}, ${adminsOwn.id})`
+    t.equal(notAudited.length, 0, 'deleting one’s own comment is not audited as an admin deletion')
+  })
 
-  // A demoted admin loses the power at once (the role is read from the database).
-  const target = await create(app, other, 'target')
-  await app.sql`update users set role = 'user' where id = ${admin.id}`
-  t.equal((await del(app, admin, target.id)).statusCode, 403, 'demoted admin cannot delete')
-  t.equal(await storedBody(app, target.id), 'target')
+  await t.test('a demoted admin loses the power at once (the role is read from the database)', async (t) => {
+    const target = await create(app, other, 'target')
+    await app.sql`update users set role = 'user' where id = ${admin.id}`
+    t.equal((await del(app, admin, target.id)).statusCode, 403, 'demoted admin cannot delete')
+    t.equal(await storedBody(app, target.id), 'target')
+  })
 })
 
 t.test('malformed ids are 400 on every method; an unknown UUID is 404', async (t) => {
@@ -373,12 +349,11 @@ t.test('malformed ids are 400 on every method; an unknown UUID is 404', async (t
     ['PATCH', await patch(app, alice, UNKNOWN_ID, 'x')],
     ['DELETE', await del(app, alice, UNKNOWN_ID)],
   ] as const) {
-    t.equal(res.statusCode, 404, `${method} unknown UUID`)
-    t.match(res.headers['content-type'], PROBLEM)
+    expectProblem(t, res, 404, NOT_FOUND, `${method} unknown UUID`)
   }
   const upper = await getOne(app, existing.id.toUpperCase())
   t.equal(upper.statusCode, 200, 'an upper-case UUID is the same id')
-  t.equal(upper.json().id, existing.id)
+  t.equal(upper.json<CommentJson>().id, existing.id)
 })
 
 t.test('query bounds: limit, unknown parameters, author', async (t) => {
@@ -396,7 +371,7 @@ t.test('query bounds: limit, unknown parameters, author', async (t) => {
   for (const limit of ['1', '100']) {
     const res = await list(app, { limit })
     t.equal(res.statusCode, 200, `limit=${limit}`)
-    t.ok(res.json().items.length <= Number(limit))
+    t.ok(res.json<PageJson>().items.length <= Number(limit))
   }
   const unknown = await list(app, { offset: '10' })
   assertValidation(t, unknown, 'querystring.offset', 'unknown query parameter')
@@ -407,61 +382,66 @@ t.test('query bounds: limit, unknown parameters, author', async (t) => {
   t.equal((await list(app, { author: 'a'.repeat(32) })).statusCode, 200, '32-character author')
 })
 
-t.test('forged cursors are 400 on querystring.cursor', async (t) => {
+t.test('cursors: the issued one is opaque and works; forged ones are 400', async (t) => {
   const app = await buildApp(t)
   const alice = await signUp(app, 'cur')
   const made: CommentJson[] = []
   for (let i = 0; i < 3; i++) made.push(await create(app, alice, `c${i}`))
   const first = await list(app, { author: alice.username, limit: '1' })
-  const cursor: string = first.json().nextCursor
-  t.type(cursor, 'string', 'a real cursor was issued')
-  t.match(cursor, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'opaque: payload.signature in base64url')
-  t.notOk(cursor.includes(made[2]?.id ?? '?'), 'the id is not readable in the cursor')
+  const cursor = first.json<PageJson>().nextCursor as string
 
-  // Positive control: the real cursor works.
-  const second = await list(app, { author: alice.username, limit: '1', cursor })
-  t.equal(second.statusCode, 200, 'the real cursor is accepted')
-  t.same(ids(second.json().items), [made[1]?.id], 'and continues after the first item')
+  await t.test('the issued cursor is opaque and continues after the first item', async (t) => {
+    t.type(cursor, 'string', 'a real cursor was issued')
+    t.match(cursor, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'opaque: payload.signature in base64url')
+    t.notOk(cursor.includes(made[2]?.id ?? '?'), 'the id is not readable in the cursor')
 
-  const [payload = '', signature = ''] = cursor.split('.')
-  const flip = (s: string, i: number) => {
-    const c = s[i] === 'A' ? 'B' : 'A'
-    return `${s.slice(0, i)}${c}${s.slice(i + 1)}`
-  }
-  const decoded = Buffer.from(payload, 'base64url').toString('utf8')
-  t.match(decoded, /\|[0-9a-f-]{36}$/, 'the payload is a position (created_at|id)')
-  const [createdAt, id] = decoded.split('|') as [string, string]
-  const reencode = (p: string) => `${Buffer.from(p).toString('base64url')}.${signature}`
-  const otherId = made[0]?.id ?? UNKNOWN_ID
-  t.not(otherId, id)
+    // Positive control for the forgeries below: the real cursor works.
+    const second = await list(app, { author: alice.username, limit: '1', cursor })
+    t.equal(second.statusCode, 200, 'the real cursor is accepted')
+    t.same(ids(second.json<PageJson>().items), [made[1]?.id], 'and continues after the first item')
+  })
 
-  const forged: [string, string][] = [
-    ['random string', 'randomgarbage'],
-    ['random dotted string', 'abc.def'],
-    ['random long dotted string', `${'x'.repeat(40)}.${'y'.repeat(22)}`],
-    ['first payload character changed', flip(cursor, 0)],
-    ['middle payload character changed', `${flip(payload, Math.floor(payload.length / 2))}.${signature}`],
-    ['first signature character changed', `${payload}.${flip(signature, 0)}`],
-    ['middle signature character changed', `${payload}.${flip(signature, 10)}`],
-    ['payload only', payload],
-    ['signature only', `.${signature}`],
-    ['empty signature', `${payload}.`],
-    ['payload with a different id, old signature', reencode(`${createdAt}|${otherId}`)],
-    ['payload with a later time, old signature', reencode(`2999-01-01 00:00:00+00|${id}`)],
-    ['payload with SQL, old signature', reencode(`${createdAt}|${id}' or '1'='1`)],
-    [
-      'signature of a different position',
-      `${Buffer.from(`${createdAt}|${otherId}`).toString('base64url')}.${signature}`,
-    ],
-    ['not base64url at all', 'not a cursor!'],
-    ['too long', 'a'.repeat(513)],
-  ]
-  for (const [label, value] of forged) {
-    const res = await list(app, { author: alice.username, limit: '1', cursor: value })
-    assertValidation(t, res, 'querystring.cursor', label)
-  }
-  const empty = await list(app, { cursor: '' })
-  assertValidation(t, empty, 'querystring.cursor', 'empty cursor')
+  await t.test('forged cursors are 400 on querystring.cursor', async (t) => {
+    const [payload = '', signature = ''] = cursor.split('.')
+    const flip = (s: string, i: number) => {
+      const c = s[i] === 'A' ? 'B' : 'A'
+      return `${s.slice(0, i)}${c}${s.slice(i + 1)}`
+    }
+    const decoded = Buffer.from(payload, 'base64url').toString('utf8')
+    t.match(decoded, /\|[0-9a-f-]{36}$/, 'the payload is a position (created_at|id)')
+    const [createdAt, id] = decoded.split('|') as [string, string]
+    const reencode = (p: string) => `${Buffer.from(p).toString('base64url')}.${signature}`
+    const otherId = made[0]?.id ?? UNKNOWN_ID
+    t.not(otherId, id)
+
+    const forged: [string, string][] = [
+      ['random string', 'randomgarbage'],
+      ['random dotted string', 'abc.def'],
+      ['random long dotted string', `${'x'.repeat(40)}.${'y'.repeat(22)}`],
+      ['first payload character changed', flip(cursor, 0)],
+      ['middle payload character changed', `${flip(payload, Math.floor(payload.length / 2))}.${signature}`],
+      ['first signature character changed', `${payload}.${flip(signature, 0)}`],
+      ['middle signature character changed', `${payload}.${flip(signature, 10)}`],
+      ['payload only', payload],
+      ['signature only', `.${signature}`],
+      ['empty signature', `${payload}.`],
+      ['payload with a different id, old signature', reencode(`${createdAt}|${otherId}`)],
+      ['payload with a later time, old signature', reencode(`2999-01-01 00:00:00+00|${id}`)],
+      ['payload with SQL, old signature', reencode(`${createdAt}|${id}' or '1'='1`)],
+      [
+        'signature of a different position',
+        `${Buffer.from(`${createdAt}|${otherId}`).toString('base64url')}.${signature}`,
+      ],
+      ['not base64url at all', 'not a cursor!'],
+      ['too long', 'a'.repeat(513)],
+    ]
+    for (const [label, value] of forged) {
+      const res = await list(app, { author: alice.username, limit: '1', cursor: value })
+      assertValidation(t, res, 'querystring.cursor', label)
+    }
+    const empty = await list(app, { cursor: '' })
+    assertValidation(t, empty, 'querystring.cursor', 'empty cursor')
+  })
 })
 
 t.test('pagination: 25 comments in pages of 10, newest first, no duplicates or gaps', async (t) => {
@@ -488,7 +468,7 @@ t.test('pagination: 25 comments in pages of 10, newest first, no duplicates or g
     'createdAt never increases',
   )
 
-  const defaults: PageJson = (await list(app)).json()
+  const defaults = (await list(app)).json<PageJson>()
   t.equal(defaults.items.length, 20, 'default limit is 20')
   t.type(defaults.nextCursor, 'string')
 
@@ -549,7 +529,7 @@ t.test('pagination is keyset-based: ties on created_at are broken by id', async 
   )
 })
 
-t.test('pagination is stable while comments are inserted', async (t) => {
+t.test('pagination is stable while comments are inserted or deleted', async (t) => {
   const app = await buildApp(t)
   await app.sql`delete from comments` // this subtest checks the unfiltered listing
   const alice = await signUp(app, 'stable')
@@ -557,42 +537,45 @@ t.test('pagination is stable while comments are inserted', async (t) => {
   const created: CommentJson[] = []
   for (let i = 0; i < 15; i++) created.push(await create(app, alice, `old ${i}`))
   const newestFirst = ids(created).reverse()
-
-  const page1: PageJson = (await list(app, { limit: '10' })).json()
-  t.same(ids(page1.items), newestFirst.slice(0, 10), 'page 1')
-  t.type(page1.nextCursor, 'string')
-
   const fresh: CommentJson[] = []
-  for (let i = 0; i < 5; i++) fresh.push(await create(app, i % 2 ? alice : bob, `new ${i}`))
 
-  const res2 = await list(app, { limit: '10', cursor: page1.nextCursor as string })
-  t.equal(res2.statusCode, 200)
-  const page2: PageJson = res2.json()
-  t.same(ids(page2.items), newestFirst.slice(10), 'page 2 continues exactly after page 1')
-  t.equal(page2.nextCursor, null, 'and ends there')
-  const freshIds = new Set(ids(fresh))
-  t.notOk(
-    page2.items.some((c) => freshIds.has(c.id)),
-    'the new comments do not appear on page 2',
-  )
+  await t.test('comments inserted between two pages do not shift the second page', async (t) => {
+    const page1 = (await list(app, { limit: '10' })).json<PageJson>()
+    t.same(ids(page1.items), newestFirst.slice(0, 10), 'page 1')
+    t.type(page1.nextCursor, 'string')
 
-  // Deleting a row that a cursor points at does not break the walk either.
-  const page1b: PageJson = (await list(app, { limit: '3' })).json()
-  const last = page1b.items.at(-1) as CommentJson
-  const lastOnPage = last.id
-  const lastAuthor = last.author.id === alice.id ? alice : bob
-  t.equal((await del(app, lastAuthor, lastOnPage)).statusCode, 204, 'the last item of page 1 is deleted')
-  const page2b = await list(app, { limit: '3', cursor: page1b.nextCursor as string })
-  t.equal(page2b.statusCode, 200, 'a cursor at a deleted row still works')
-  const all = [...ids(fresh).reverse(), ...newestFirst]
-  t.same(ids(page2b.json().items), all.slice(3, 6), 'and continues after that position')
+    for (let i = 0; i < 5; i++) fresh.push(await create(app, i % 2 ? alice : bob, `new ${i}`))
 
-  const fromTop = await walk(t, app, { limit: '10' })
-  t.same(
-    fromTop.flatMap(ids),
-    all.filter((id) => id !== lastOnPage),
-    'a fresh walk sees everything once',
-  )
+    const res2 = await list(app, { limit: '10', cursor: page1.nextCursor as string })
+    t.equal(res2.statusCode, 200)
+    const page2 = res2.json<PageJson>()
+    t.same(ids(page2.items), newestFirst.slice(10), 'page 2 continues exactly after page 1')
+    t.equal(page2.nextCursor, null, 'and ends there')
+    const freshIds = new Set(ids(fresh))
+    t.notOk(
+      page2.items.some((c) => freshIds.has(c.id)),
+      'the new comments do not appear on page 2',
+    )
+  })
+
+  await t.test('deleting the row a cursor points at does not break the walk', async (t) => {
+    const page1b = (await list(app, { limit: '3' })).json<PageJson>()
+    const last = page1b.items.at(-1) as CommentJson
+    const lastOnPage = last.id
+    const lastAuthor = last.author.id === alice.id ? alice : bob
+    t.equal((await del(app, lastAuthor, lastOnPage)).statusCode, 204, 'the last item of page 1 is deleted')
+    const page2b = await list(app, { limit: '3', cursor: page1b.nextCursor as string })
+    t.equal(page2b.statusCode, 200, 'a cursor at a deleted row still works')
+    const all = [...ids(fresh).reverse(), ...newestFirst]
+    t.same(ids(page2b.json<PageJson>().items), all.slice(3, 6), 'and continues after that position')
+
+    const fromTop = await walk(t, app, { limit: '10' })
+    t.same(
+      fromTop.flatMap(ids),
+      all.filter((id) => id !== lastOnPage),
+      'a fresh walk sees everything once',
+    )
+  })
 })
 
 t.test('author filter: by username, case-insensitive, unknown is empty', async (t) => {
@@ -606,14 +589,14 @@ t.test('author filter: by username, case-insensitive, unknown is empty', async (
   for (const name of [alice.username, alice.username.toUpperCase(), alice.username.toLowerCase()]) {
     const res = await list(app, { author: name })
     t.equal(res.statusCode, 200, name)
-    const page: PageJson = res.json()
+    const page = res.json<PageJson>()
     t.same(ids(page.items), [a2.id, a1.id], `only alice’s comments for ${name}`)
     t.ok(
       page.items.every((c) => c.author.id === alice.id),
       'every item is by alice',
     )
   }
-  const bobs: PageJson = (await list(app, { author: bob.username })).json()
+  const bobs = (await list(app, { author: bob.username })).json<PageJson>()
   t.same(ids(bobs.items), [b1.id])
 
   const unknown = await list(app, { author: 'nobody_at_all' })
@@ -635,15 +618,15 @@ t.test('SQL metacharacters are stored verbatim and never reach SQL as code', asy
   for (const body of bodies) {
     const res = await post(app, alice, body)
     t.equal(res.statusCode, 201, JSON.stringify(body))
-    const comment: CommentJson = res.json()
+    const comment = res.json<CommentJson>()
     t.equal(comment.body, body, `returned verbatim: ${body}`)
     t.equal(await storedBody(app, comment.id), body, `stored verbatim: ${body}`)
-    t.equal((await getOne(app, comment.id)).json().body, body, `read back verbatim: ${body}`)
+    t.equal((await getOne(app, comment.id)).json<CommentJson>().body, body, `read back verbatim: ${body}`)
     made.push(comment)
   }
   const edited = await patch(app, alice, made[0]?.id as string, "x' where 1=1;--")
   t.equal(edited.statusCode, 200)
-  t.equal(edited.json().body, "x' where 1=1;--", 'update verbatim')
+  t.equal(edited.json<CommentJson>().body, "x' where 1=1;--", 'update verbatim')
   t.equal(await storedBody(app, made[1]?.id as string), bodies[1], 'the update touched one row only')
 
   const [table] = await app.sql<{ name: string | null }[]>`select to_regclass('comments')::text as name`
