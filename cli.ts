@@ -3,15 +3,17 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { configOrExit } from './lib/config.js'
+import { createRoles, roleOf } from './lib/db-roles.js'
 import { resolveDatabase } from './lib/embedded-postgres.js'
 import { AppError } from './lib/errors.js'
+import { createFieldCipher } from './lib/field-crypto.js'
 import { createLogger } from './lib/logger.js'
-import { migrate } from './lib/migrator.js'
 import { createAjv, fieldErrors } from './lib/validation.js'
-import { createSql } from './plugins/app/db.js'
+import { createSql, migrateDatabase, OWNER_POOL } from './plugins/app/db.js'
 import { CreateUserInput } from './schemas/auth.js'
 import type { Config } from './schemas/env.js'
 import { createAudit } from './services/audit.js'
+import { reencrypt, staleCounts } from './services/data-keys.js'
 import { createUser } from './services/users.js'
 
 /** Operator commands (`npm run cli -- <command>`): migrate, create-user. */
@@ -56,28 +58,93 @@ const commands: Record<string, Command> = {
         io.stderr(`create-user: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`)
         return 1
       }
-      const audit = createAudit(sql, createLogger({ LOG_LEVEL: 'silent' }), {
+      const cipher = createFieldCipher(config)
+      const audit = createAudit(sql, cipher, createLogger({ LOG_LEVEL: 'silent' }), {
         ip: null,
         userAgent: 'cli',
         requestId: null,
       })
-      const user = await createUser({ sql, config, audit }, input)
+      const user = await createUser({ sql, config, audit, cipher }, input)
       io.stdout(`created ${user.role} ${user.username} (${user.id})`)
       return 0
     },
   },
   migrate: {
-    summary: 'apply pending database migrations',
-    async run({ sql, io }) {
-      const { applied } = await migrate(sql)
+    summary:
+      'apply pending migrations (through DATABASE_MIGRATION_URL when set), then grant the runtime role',
+    async run({ sql, io, config }) {
+      const { applied, encrypted } = await migrateDatabase(config, sql, createFieldCipher(config))
       io.stdout(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date')
+      if (encrypted > 0) io.stdout(`encrypted ${encrypted} plaintext values`)
       return 0
+    },
+  },
+  'create-roles': {
+    summary:
+      'create or update the migration and runtime roles named by DATABASE_MIGRATION_URL and DATABASE_URL (sql/roles.sql); --admin-url - reads an administrator URL from standard input',
+    async run({ args, io, config }) {
+      const flags = parseFlags(args, ['admin-url'])
+      if (!config.DATABASE_MIGRATION_URL || !config.DATABASE_URL) {
+        io.stderr('create-roles: DATABASE_MIGRATION_URL and DATABASE_URL must both be set')
+        return 1
+      }
+      if (flags['admin-url'] !== undefined && flags['admin-url'] !== '-')
+        throw new Error('expected --admin-url -')
+      const adminUrl = flags['admin-url'] ? (await io.stdin()).split(/\r?\n/)[0]?.trim() : undefined
+      const migration = roleOf(config.DATABASE_MIGRATION_URL)
+      const runtime = roleOf(config.DATABASE_URL)
+      const admin = createSql({
+        ...config,
+        DATABASE_URL: adminUrl || config.DATABASE_MIGRATION_URL,
+        DATABASE_POOL_MAX: 1,
+      })
+      try {
+        await createRoles(admin, {
+          migrationRole: migration.role,
+          migrationPassword: migration.password,
+          runtimeRole: runtime.role,
+          runtimePassword: runtime.password,
+          database: runtime.database,
+        })
+      } finally {
+        await admin.end({ timeout: 5 })
+      }
+      io.stdout(`roles ready: ${migration.role} (migrations), ${runtime.role} (runtime)`)
+      return 0
+    },
+  },
+  'rotate-data-key': {
+    summary:
+      're-encrypt every personal value under the first key of DATA_ENCRYPTION_KEYS, in batches (resumable)',
+    async run({ sql, io, config }) {
+      const cipher = createFieldCipher(config)
+      const url = config.DATABASE_MIGRATION_URL
+      // The audit log is append-only for the runtime role: rewriting its ciphertext needs the owner.
+      const owner = url ? createSql({ ...config, ...OWNER_POOL, DATABASE_URL: url }) : sql
+      try {
+        const total = await reencrypt(owner, cipher, {
+          onProgress: (p) => io.stdout(`${p.table}.${p.column}: ${p.done} re-encrypted`),
+        })
+        const left = Object.entries(await staleCounts(owner, cipher)).filter(([, n]) => n > 0)
+        if (left.length > 0) {
+          io.stderr(
+            `rotate-data-key: still not under ${cipher.activeKeyId}: ${left.map(([c, n]) => `${c} ${n}`).join(', ')}`,
+          )
+          return 1
+        }
+        io.stdout(
+          `${total} values re-encrypted; every value is under key ${cipher.activeKeyId}: older keys may be removed`,
+        )
+        return 0
+      } finally {
+        if (owner !== sql) await owner.end({ timeout: 5 })
+      }
     },
   },
 }
 
 function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`)
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(17)}${c.summary}`)
   return ['usage: npm run cli -- <command> [options]', 'commands:', ...lines].join('\n')
 }
 

@@ -2,7 +2,8 @@ import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { configOrExit, developmentDefaults } from './lib/config.js'
+import { ConfigError, configOrExit, developmentDefaults } from './lib/config.js'
+import { tlsOverrides } from './lib/db-tls.js'
 import { type EmbeddedDatabase, resolveDatabase } from './lib/embedded-postgres.js'
 import { createLogger } from './lib/logger.js'
 
@@ -85,6 +86,13 @@ export async function main(): Promise<void> {
       `using development defaults for ${defaults.join(', ')}; never in production`,
     )
   }
+  const plaintext = tlsOverrides(loaded)
+  if (plaintext.length > 0) {
+    logger.warn(
+      { event: 'config.tls_disabled', settings: plaintext },
+      `no TLS to a non-loopback host, explicitly allowed: ${plaintext.join(', ')}`,
+    )
+  }
   let embedded: EmbeddedDatabase | null = null
   try {
     const resolved = await resolveDatabase(loaded, logger)
@@ -99,7 +107,9 @@ export async function main(): Promise<void> {
     const address = await app.listen({ host: config.HOST, port: config.PORT })
     logger.info({ event: 'server.started', url: address }, `Bulwark listening on ${address}`)
   } catch (err) {
-    logger.fatal({ err, event: 'server.start_failed' }, `failed to start: ${(err as Error).message}`)
+    // A setting found wrong only once connected (a superuser runtime role) reads like any other.
+    if (err instanceof ConfigError) console.error(`bulwark: invalid configuration: ${err.message}`)
+    else logger.fatal({ err, event: 'server.start_failed' }, `failed to start: ${(err as Error).message}`)
     await embedded?.stop().catch(() => {})
     process.exit(1)
   }

@@ -24,6 +24,9 @@ if (!databaseUrl) {
   })
   databaseUrl = embedded.url
 }
+// The service runs as the least-privileged runtime role, as in production (README, Database security).
+const { splitRoles } = await import('../dist/lib/embedded-postgres.js')
+const roles = splitRoles ? await splitRoles(databaseUrl) : { DATABASE_URL: databaseUrl }
 
 /** Starts a child that prints a JSON line with `url` when listening. */
 function startChild(args, env) {
@@ -87,10 +90,15 @@ const service = await startChild(['dist/server.js'], {
   NODE_ENV: 'production',
   PORT: '0',
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-  DATABASE_URL: databaseUrl,
+  ...roles,
   JWT_SECRET: 'bench-secret-bench-secret-bench-secret-42',
+  DATA_ENCRYPTION_KEYS: `b1:${Buffer.alloc(32, 1).toString('base64')}`,
+  DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
   BCRYPT_COST: '10',
   RATE_LIMIT_MAX: '1000000',
+  REGISTER_RATE_LIMIT_MAX: '1000000',
+  LOGIN_RATE_LIMIT_MAX: '1000000',
+  LOGIN_ACCOUNT_MAX_FAILURES: '1000000',
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
 })
 
@@ -124,6 +132,43 @@ const scenarios = [
   ['GET /health/live', service, { url: `${api}/health/live` }],
   ['GET /api/users/me (JWT + session check)', service, { url: `${api}/api/users/me`, headers: auth }],
   ['GET /api/comments?limit=20', service, { url: `${api}/api/comments?limit=20` }],
+  // bcrypt-bound (cost 10): fewer connections, as many as the thread pool can hash at once.
+  [
+    'POST /api/auth/register (bcrypt 10, -c 8)',
+    service,
+    {
+      url: `${api}/api/auth/register`,
+      method: 'POST',
+      connections: 8,
+      headers: json,
+      requests: [
+        {
+          setupRequest: (req) => {
+            const user = `b${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`
+            return {
+              ...req,
+              body: JSON.stringify({
+                username: user,
+                email: `${user}@example.com`,
+                password: 'Bench-Passw0rd',
+              }),
+            }
+          },
+        },
+      ],
+    },
+  ],
+  [
+    'POST /api/auth/login (bcrypt 10, -c 8)',
+    service,
+    {
+      url: `${api}/api/auth/login`,
+      method: 'POST',
+      connections: 8,
+      headers: json,
+      body: JSON.stringify({ username: name, password: 'Bench-Passw0rd' }),
+    },
+  ],
 ]
 const rows = []
 for (const [label, target, options] of scenarios)

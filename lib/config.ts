@@ -1,7 +1,17 @@
-import { existsSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
-import { type Config, DEV_JWT_SECRET, EnvSchema, REQUIRED_IN_PRODUCTION } from '../schemas/env.js'
+import {
+  type Config,
+  DEV_DATA_ENCRYPTION_KEYS,
+  DEV_DATA_INDEX_KEY,
+  DEV_JWT_SECRET,
+  EnvSchema,
+  REQUIRED_IN_PRODUCTION,
+  SECRET_SETTINGS,
+} from '../schemas/env.js'
+import { transportProblem } from './db-tls.js'
+import { parseDataKeys } from './field-crypto.js'
 
 /** Settings from the environment: read, converted and validated once, with one-line errors for operators. */
 
@@ -15,12 +25,59 @@ export function readDotEnv(path = '.env'): void {
   if (existsSync(path)) process.loadEnvFile(path)
 }
 
+/** Larger than any secret setting may be (their schemas cap them far lower); more is refused unread. */
+const MAX_SECRET_FILE_BYTES = 65_536
+
+const isSet = (value: string | undefined): value is string => value !== undefined && value.trim() !== ''
+
+/** The file's text, read with a bound (a path such as /dev/zero cannot exhaust memory). */
+function readSecretFile(name: string, path: string): string {
+  const buffer = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1)
+  let length = 0
+  try {
+    const fd = openSync(path, 'r')
+    try {
+      for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+        n = readSync(fd, buffer, length, buffer.length - length, null)
+      }
+    } finally {
+      closeSync(fd)
+    }
+  } catch (error) {
+    // The code only (ENOENT, EACCES, EISDIR): one line, and never any of the file's content.
+    throw new ConfigError(
+      `${name} is invalid: the file cannot be read (${(error as { code?: string }).code})`,
+    )
+  }
+  if (length > MAX_SECRET_FILE_BYTES) throw new ConfigError(`${name} is invalid: the file is too large`)
+  return buffer.toString('utf8', 0, length)
+}
+
 /**
- * Validates the environment once against schemas/env.ts. Empty strings count as unset, unknown
- * variables are ignored, and a bad value throws a ConfigError naming the variable (never its value,
- * which may be a secret).
+ * Secrets may come from files (`NAME_FILE`, the Docker and Kubernetes secrets convention), kept out of
+ * the environment that child processes, /proc and `docker inspect` show (OWASP ASVS 5.0 13.3.1). The
+ * text then counts as the variable would: trimmed (so the trailing newline goes), and empty is unset,
+ * so one secret has one value whichever way it arrives.
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+function withSecretFiles(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const resolved = { ...env }
+  for (const key of SECRET_SETTINGS) {
+    const fileKey = `${key}_FILE`
+    const path = env[fileKey]
+    if (!isSet(path)) continue
+    if (isSet(env[key])) throw new ConfigError(`${key} is invalid: set ${key} or ${fileKey}, not both`)
+    resolved[key] = readSecretFile(fileKey, path.trim())
+  }
+  return resolved
+}
+
+/**
+ * Validates the environment once against schemas/env.ts. Secrets named by `NAME_FILE` are read
+ * first. Empty strings (and empty files) count as unset, unknown variables are ignored, and a bad
+ * value throws a ConfigError naming the variable (never its value, which may be a secret).
+ */
+export function loadConfig(environment: Record<string, string | undefined>): Config {
+  const env = withSecretFiles(environment)
   const keys = Object.keys(EnvSchema.properties) as (keyof Config)[]
   const raw: Record<string, string> = {}
   for (const key of keys) {
@@ -51,6 +108,22 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (production && config.BCRYPT_COST < 10) {
     throw new ConfigError('BCRYPT_COST is invalid: must be at least 10 when NODE_ENV=production')
   }
+  try {
+    parseDataKeys(config.DATA_ENCRYPTION_KEYS, config.DATA_INDEX_KEY)
+  } catch (error) {
+    const name = (error as Error).message.split(' ')[0] ?? 'DATA_ENCRYPTION_KEYS'
+    throw new ConfigError(`${name} is invalid: ${(error as Error).message.slice(name.length + 1)}`)
+  }
+  // The development data keys are public: personal data under them is not protected (ASVS 11.1.3).
+  if (
+    production &&
+    (config.DATA_ENCRYPTION_KEYS.includes(DEV_DATA_ENCRYPTION_KEYS) ||
+      config.DATA_INDEX_KEY === DEV_DATA_INDEX_KEY)
+  ) {
+    throw new ConfigError(
+      'DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production',
+    )
+  }
   if (Boolean(config.JWT_PRIVATE_KEY) !== Boolean(config.JWT_PUBLIC_KEY)) {
     throw new ConfigError(
       'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
@@ -72,6 +145,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       )
     }
   }
+  // ASVS 5.0 12.3.1/12.3.4: sslmode and CA files valid; production reaches other hosts only over TLS.
+  const transport = transportProblem(config, production)
+  if (transport) throw new ConfigError(transport)
   return Object.freeze(config)
 }
 
@@ -92,6 +168,8 @@ export function developmentDefaults(config: Config): string[] {
   if (config.NODE_ENV === 'production') return []
   const used: string[] = []
   if (config.JWT_SECRET === DEV_JWT_SECRET) used.push('JWT_SECRET')
+  if (config.DATA_ENCRYPTION_KEYS === DEV_DATA_ENCRYPTION_KEYS) used.push('DATA_ENCRYPTION_KEYS')
+  if (config.DATA_INDEX_KEY === DEV_DATA_INDEX_KEY) used.push('DATA_INDEX_KEY')
   if (!config.DATABASE_URL) used.push('DATABASE_URL (embedded PostgreSQL)')
   return used
 }

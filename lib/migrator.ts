@@ -45,8 +45,17 @@ const MIGRATION_LOCK_KEY = 0x42_75_6c_77 // "Bulw"
 
 type Applied = { id: number; name: string; checksum: string }
 
+/**
+ * A migration's own bounds, set per transaction over the runtime pool's short ones: long DDL may run
+ * for minutes, yet it waits at most a minute for the application's locks, so it never parks in front
+ * of every request for long (OWASP ASVS 5.0 15.2.2). Waiting for another replica's migration (the
+ * advisory lock) may take as long as that migration may run.
+ */
 async function lockAndList(tx: TransactionSql): Promise<Applied[]> {
+  await tx`set local statement_timeout = '10min'`
+  await tx`set local lock_timeout = '10min'`
   await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`
+  await tx`set local lock_timeout = '1min'`
   await tx`
     create table if not exists schema_migrations (
       id integer primary key,

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
+import { type FieldCipher, openOrigin, sealOrigin } from '../lib/field-crypto.js'
 import { olderThan } from './keyset.js'
 
-/** SQL for the audit log (audit_events): append and list. */
+/** SQL for the audit log (audit_events): append and list; addresses and user agents stored encrypted. */
 
 export interface AuditEvent {
   event: string
@@ -13,10 +15,16 @@ export interface AuditEvent {
   detail: Record<string, string | number | boolean | null>
 }
 
-export async function insertAuditEvent(db: Sql | TransactionSql, e: AuditEvent): Promise<void> {
+export async function insertAuditEvent(
+  db: Sql | TransactionSql,
+  cipher: FieldCipher,
+  e: AuditEvent,
+): Promise<void> {
+  const id = randomUUID()
+  const origin = sealOrigin(cipher, 'audit_events', id, e)
   await db`
-    insert into audit_events (event, user_id, ip, user_agent, request_id, detail)
-    values (${e.event}, ${e.userId}, ${e.ip}, ${e.userAgent}, ${e.requestId}, ${db.json(e.detail)})
+    insert into audit_events (id, event, user_id, ip, user_agent, request_id, detail)
+    values (${id}, ${e.event}, ${e.userId}, ${origin.ip}, ${origin.userAgent}, ${e.requestId}, ${db.json(e.detail)})
   `
 }
 
@@ -28,6 +36,7 @@ export interface AuditRow extends AuditEvent {
 
 export async function listAuditEvents(
   db: Sql,
+  cipher: FieldCipher,
   q: {
     limit: number
     after: Position | null
@@ -36,7 +45,7 @@ export async function listAuditEvents(
     since?: string | undefined
   },
 ): Promise<AuditRow[]> {
-  return db<AuditRow[]>`
+  const rows = await db<AuditRow[]>`
     select id, event, user_id, ip, user_agent, request_id, detail, created_at, created_at::text as cursor_at
     from audit_events
     where true
@@ -47,4 +56,5 @@ export async function listAuditEvents(
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `
+  return rows.map((row) => ({ ...row, ...openOrigin(cipher, 'audit_events', row.id, row) }))
 }

@@ -1,26 +1,27 @@
+import { randomUUID } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
+import { type FieldCipher, type Origin, openOrigin, sealOrigin } from '../lib/field-crypto.js'
 import type { Role } from '../schemas/auth.js'
 
 /** SQL for sessions and refresh tokens, and the per-request principal lookup. */
 
 type Db = Sql | TransactionSql
 
-export interface Origin {
-  userAgent: string | null
-  ip: string | null
-}
-
+/** The client's address and user agent are stored encrypted, bound to their row (lib/field-crypto.ts). */
 export async function insertSession(
   db: Db,
+  cipher: FieldCipher,
   s: { userId: string; idleSeconds: number; maxAgeSeconds: number } & Origin,
 ): Promise<{ id: string; idleExpiresAt: Date }> {
+  const id = randomUUID()
+  const origin = sealOrigin(cipher, 'sessions', id, s)
   const [row] = await db<{ id: string; idleExpiresAt: Date }[]>`
-    insert into sessions (user_id, idle_expires_at, expires_at, user_agent, ip)
+    insert into sessions (id, user_id, idle_expires_at, expires_at, user_agent, ip)
     values (
-      ${s.userId},
+      ${id}, ${s.userId},
       now() + make_interval(secs => ${s.idleSeconds}),
       now() + make_interval(secs => ${s.maxAgeSeconds}),
-      ${s.userAgent}, ${s.ip}
+      ${origin.userAgent}, ${origin.ip}
     )
     returning id, idle_expires_at
   `
@@ -30,6 +31,7 @@ export async function insertSession(
 /** A child token never outlives its session's absolute lifetime. Returns its lifetime in seconds. */
 export async function insertRefreshToken(
   db: Db,
+  cipher: FieldCipher,
   t: {
     sessionId: string
     parentId: string | null
@@ -38,10 +40,12 @@ export async function insertRefreshToken(
     idleSeconds: number
   } & Origin,
 ): Promise<number> {
+  const id = randomUUID()
+  const origin = sealOrigin(cipher, 'refresh_tokens', id, t)
   const [row] = await db<{ expiresIn: number }[]>`
-    insert into refresh_tokens (session_id, parent_id, user_id, token_hash, expires_at, user_agent, ip)
-    select ${t.sessionId}, ${t.parentId}, ${t.userId}, ${t.tokenHash},
-           least(now() + make_interval(secs => ${t.idleSeconds}), s.expires_at), ${t.userAgent}, ${t.ip}
+    insert into refresh_tokens (id, session_id, parent_id, user_id, token_hash, expires_at, user_agent, ip)
+    select ${id}, ${t.sessionId}, ${t.parentId}, ${t.userId}, ${t.tokenHash},
+           least(now() + make_interval(secs => ${t.idleSeconds}), s.expires_at), ${origin.userAgent}, ${origin.ip}
     from sessions s where s.id = ${t.sessionId}
     returning greatest(0, floor(extract(epoch from expires_at - now())))::int as expires_in
   `
@@ -142,14 +146,15 @@ export interface SessionRow {
   ip: string | null
 }
 
-export async function listLiveSessions(db: Db, userId: string): Promise<SessionRow[]> {
-  return db<SessionRow[]>`
+export async function listLiveSessions(db: Db, cipher: FieldCipher, userId: string): Promise<SessionRow[]> {
+  const rows = await db<SessionRow[]>`
     select id, created_at, last_used_at, user_agent, ip
     from sessions
     where user_id = ${userId} and revoked_at is null and expires_at > now() and idle_expires_at > now()
     order by last_used_at desc
     limit 100
   `
+  return rows.map((row) => ({ ...row, ...openOrigin(cipher, 'sessions', row.id, row) }))
 }
 
 export interface Principal {

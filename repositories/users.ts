@@ -1,9 +1,10 @@
 import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
+import { type FieldCipher, normalizeEmail } from '../lib/field-crypto.js'
 import type { Role } from '../schemas/auth.js'
 import { olderThan } from './keyset.js'
 
-/** SQL for users. */
+/** SQL for users. The email is stored encrypted and found through its blind index (lib/field-crypto.ts). */
 
 type Db = Sql | TransactionSql
 
@@ -20,53 +21,81 @@ export interface UserWithHash extends UserRow {
   passwordHash: string
 }
 
-export async function insertUser(
-  db: Db,
-  user: { username: string; email: string; passwordHash: string; role: Role },
-): Promise<UserRow> {
-  const [row] = await db<UserRow[]>`
-    insert into users (username, email, password_hash, role)
-    values (${user.username}, ${user.email}, ${user.passwordHash}, ${user.role})
-    returning id, username, email, role, disabled, created_at
-  `
-  return row as UserRow
+const emailAt = (rowId: string) => ({ table: 'users', column: 'email', rowId })
+
+/** Rows as stored, with the email decrypted for the row it belongs to. */
+function decrypted<T extends UserRow>(cipher: FieldCipher, row: T): T
+function decrypted<T extends UserRow>(cipher: FieldCipher, row: T | undefined): T | undefined
+function decrypted<T extends UserRow>(cipher: FieldCipher, row: T | undefined): T | undefined {
+  return row && { ...row, email: cipher.decrypt(row.email, emailAt(row.id)) }
 }
 
-/** Login accepts the username (any case) or the email. */
-export async function findUserByLogin(db: Db, login: string): Promise<UserWithHash | undefined> {
+export async function insertUser(
+  db: Db,
+  cipher: FieldCipher,
+  user: { id: string; username: string; email: string; passwordHash: string; role: Role },
+): Promise<UserRow> {
+  const email = normalizeEmail(user.email)
+  const [row] = await db<UserRow[]>`
+    insert into users (id, username, email, email_index, password_hash, role)
+    values (
+      ${user.id}, ${user.username}, ${cipher.encrypt(email, emailAt(user.id))}, ${cipher.blindIndex(email)},
+      ${user.passwordHash}, ${user.role}
+    )
+    returning id, username, email, role, disabled, created_at
+  `
+  return decrypted(cipher, row as UserRow)
+}
+
+/** Login accepts the username (any case) or the email (by its blind index). */
+export async function findUserByLogin(
+  db: Db,
+  cipher: FieldCipher,
+  login: string,
+): Promise<UserWithHash | undefined> {
   const [row] = await db<UserWithHash[]>`
     select id, username, email, role, disabled, created_at, password_hash
     from users
-    where lower(username) = lower(${login}) or email = lower(${login})
+    where lower(username) = lower(${login}) or email_index = ${cipher.blindIndex(normalizeEmail(login))}
     limit 1
   `
-  return row
+  return decrypted(cipher, row)
 }
 
-export async function findUserById(db: Db, id: string): Promise<UserWithHash | undefined> {
+export async function findUserById(
+  db: Db,
+  cipher: FieldCipher,
+  id: string,
+): Promise<UserWithHash | undefined> {
   const [row] = await db<UserWithHash[]>`
     select id, username, email, role, disabled, created_at, password_hash
     from users where id = ${id}
   `
-  return row
+  return decrypted(cipher, row)
 }
 
 export async function updatePasswordHash(db: Db, id: string, passwordHash: string): Promise<void> {
   await db`update users set password_hash = ${passwordHash}, updated_at = now() where id = ${id}`
 }
 
-export async function findUserByUsername(db: Db, username: string): Promise<UserRow | undefined> {
+export async function findUserByUsername(
+  db: Db,
+  cipher: FieldCipher,
+  username: string,
+): Promise<UserRow | undefined> {
   const [row] = await db<UserRow[]>`
     select id, username, email, role, disabled, created_at from users where lower(username) = lower(${username})
   `
-  return row
+  return decrypted(cipher, row)
 }
 
 /** LIKE metacharacters in a search prefix are literals, not wildcards. */
 const likePrefix = (q: string) => `${q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`
 
+/** `q` is a username prefix, or an exact email: encrypted emails can only be matched whole. */
 export async function listUsers(
   db: Db,
+  cipher: FieldCipher,
   q: {
     limit: number
     after: Position | null
@@ -75,17 +104,22 @@ export async function listUsers(
     q?: string | undefined
   },
 ): Promise<(UserRow & { cursorAt: string })[]> {
-  return db<(UserRow & { cursorAt: string })[]>`
+  const rows = await db<(UserRow & { cursorAt: string })[]>`
     select id, username, email, role, disabled, created_at, created_at::text as cursor_at
     from users
     where true
       ${q.role !== undefined ? db`and role = ${q.role}` : db``}
       ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
-      ${q.q !== undefined ? db`and (lower(username) like ${likePrefix(q.q)} or email like ${likePrefix(q.q)})` : db``}
+      ${
+        q.q !== undefined
+          ? db`and (lower(username) like ${likePrefix(q.q)} or email_index = ${cipher.blindIndex(normalizeEmail(q.q))})`
+          : db``
+      }
       ${olderThan(db, q.after)}
     order by created_at desc, id desc
     limit ${q.limit + 1}
   `
+  return rows.map((row) => decrypted(cipher, row))
 }
 
 /**
@@ -99,15 +133,20 @@ export async function lockEnabledAdmins(tx: TransactionSql): Promise<string[]> {
   return rows.map((r) => r.id)
 }
 
-export async function lockUser(tx: TransactionSql, id: string): Promise<UserRow | undefined> {
+export async function lockUser(
+  tx: TransactionSql,
+  cipher: FieldCipher,
+  id: string,
+): Promise<UserRow | undefined> {
   const [row] = await tx<UserRow[]>`
     select id, username, email, role, disabled, created_at from users where id = ${id} for no key update
   `
-  return row
+  return decrypted(cipher, row)
 }
 
 export async function updateRoleAndStatus(
   tx: TransactionSql,
+  cipher: FieldCipher,
   id: string,
   change: { role: Role; disabled: boolean },
 ): Promise<UserRow> {
@@ -116,5 +155,5 @@ export async function updateRoleAndStatus(
     where id = ${id}
     returning id, username, email, role, disabled, created_at
   `
-  return row as UserRow
+  return decrypted(cipher, row as UserRow)
 }

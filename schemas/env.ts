@@ -4,6 +4,9 @@ import { type StaticDecode, Type } from '@sinclair/typebox'
 
 /** Development-only signing secret: refused in production, where JWT_SECRET must be set. */
 export const DEV_JWT_SECRET = 'bulwark-development-secret-do-not-use-in-production'
+/** Development-only data keys (public, like the JWT secret): production must set its own. */
+export const DEV_DATA_ENCRYPTION_KEYS = 'dev:ZGV2ZWxvcG1lbnQtb25seS1kYXRhLWtleS0zMmJ5dGU='
+export const DEV_DATA_INDEX_KEY = 'ZGV2ZWxvcG1lbnQtb25seS1pbmRleC1rZXktMzJieXQ='
 
 /** A comma-separated setting, split once when the configuration is read: its trimmed, non-empty entries. */
 const List = (maxLength: number) =>
@@ -39,6 +42,13 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
+  DATABASE_MIGRATION_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
+  DATABASE_ALLOW_SUPERUSER: Type.Boolean({ default: false }),
+  DATABASE_CA_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  DATABASE_TLS: Type.Optional(Type.Literal('disable')),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
+  DATABASE_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000 }),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000 }),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 120, default: 5 }),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
@@ -65,6 +75,10 @@ export const EnvSchema = Type.Object({
   DOCS_ENABLED: Type.Boolean(),
   TRUST_PROXY: List(4096),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
+  REDIS_CA_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  REDIS_TLS: Type.Optional(Type.Literal('disable')),
+  DATA_ENCRYPTION_KEYS: Type.String({ minLength: 1, maxLength: 8192, default: DEV_DATA_ENCRYPTION_KEYS }),
+  DATA_INDEX_KEY: Type.String({ minLength: 1, maxLength: 1024, default: DEV_DATA_INDEX_KEY }),
   RATE_LIMIT_KEY_PREFIX: Type.String({
     minLength: 1,
     maxLength: 64,
@@ -92,4 +106,22 @@ export const EnvSchema = Type.Object({
 export type Config = StaticDecode<typeof EnvSchema>
 
 /** Settings that have no default in production: the service refuses to start without them. */
-export const REQUIRED_IN_PRODUCTION = ['DATABASE_URL', 'JWT_SECRET'] as const
+export const REQUIRED_IN_PRODUCTION = [
+  'DATABASE_URL',
+  'JWT_SECRET',
+  'DATA_ENCRYPTION_KEYS',
+  'DATA_INDEX_KEY',
+] as const
+
+/** Secrets that may also come from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets). */
+export const SECRET_SETTINGS = [
+  'JWT_SECRET',
+  'JWT_PRIVATE_KEY',
+  'JWT_PUBLIC_KEY',
+  'JWT_PREVIOUS_PUBLIC_KEY',
+  'DATABASE_URL',
+  'DATABASE_MIGRATION_URL',
+  'REDIS_URL',
+  'DATA_ENCRYPTION_KEYS',
+  'DATA_INDEX_KEY',
+] as const

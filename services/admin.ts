@@ -8,7 +8,7 @@ import type { ServiceContext } from './context.js'
 
 /** Admin rules: listing users, changing roles and status, reading the audit log. */
 
-type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit'>
+type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit' | 'cipher'>
 
 const toAdminUser = (u: users.UserRow): AdminUser => ({
   id: u.id,
@@ -20,7 +20,7 @@ const toAdminUser = (u: users.UserRow): AdminUser => ({
 })
 
 export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
-  const fetch = (after: Position | null) => users.listUsers(ctx.sql, { ...q, after })
+  const fetch = (after: Position | null) => users.listUsers(ctx.sql, ctx.cipher, { ...q, after })
   return listPage(ctx.cursors, 'admin-users', q, fetch, toAdminUser)
 }
 
@@ -29,37 +29,34 @@ export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
  * transaction (ASVS 7.4.2). The service never leaves itself without an enabled admin.
  */
 export async function updateUser(ctx: AdminContext, actorId: string, id: string, patch: AdminUserPatch) {
-  const { before, after } = await ctx.sql.begin(async (tx) => {
+  const after = await ctx.sql.begin(async (tx) => {
     const admins = await users.lockEnabledAdmins(tx)
-    const before = await users.lockUser(tx, id)
+    const before = await users.lockUser(tx, ctx.cipher, id)
     if (!before) throw notFound()
     const next = { role: patch.role ?? before.role, disabled: patch.disabled ?? before.disabled }
     const losesAdmin = admins.includes(id) && (next.role !== 'admin' || next.disabled)
     if (losesAdmin && admins.length === 1) {
       throw conflict('This would leave no enabled admin.', 'last-admin')
     }
-    if (next.role === before.role && next.disabled === before.disabled) return { before, after: before }
-    const after = await users.updateRoleAndStatus(tx, id, next)
+    if (next.role === before.role && next.disabled === before.disabled) return before
+    const after = await users.updateRoleAndStatus(tx, ctx.cipher, id, next)
     await revokeSessions(tx, { userId: id }, 'admin_change')
-    return { before, after }
+    // Audited in the same transaction: the change and its record commit together.
+    if (after.role !== before.role) {
+      const detail = { targetUserId: id, from: before.role, to: after.role }
+      await ctx.audit('admin.user.role_changed', actorId, detail, tx)
+    }
+    if (after.disabled !== before.disabled) {
+      const event = after.disabled ? 'admin.user.disabled' : 'admin.user.enabled'
+      await ctx.audit(event, actorId, { targetUserId: id }, tx)
+    }
+    return after
   })
-  if (after.role !== before.role) {
-    await ctx.audit('admin.user.role_changed', actorId, {
-      targetUserId: id,
-      from: before.role,
-      to: after.role,
-    })
-  }
-  if (after.disabled !== before.disabled) {
-    await ctx.audit(after.disabled ? 'admin.user.disabled' : 'admin.user.enabled', actorId, {
-      targetUserId: id,
-    })
-  }
   return toAdminUser(after)
 }
 
 export async function listAudit(ctx: AdminContext, q: AuditQuery) {
-  const fetch = (after: Position | null) => listAuditEvents(ctx.sql, { ...q, after })
+  const fetch = (after: Position | null) => listAuditEvents(ctx.sql, ctx.cipher, { ...q, after })
   return listPage(ctx.cursors, 'audit-events', q, fetch, (r) => ({
     id: r.id,
     event: r.event,

@@ -1,11 +1,21 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
+import type { FieldCipher } from '../lib/field-crypto.js'
 import { type AuditEvent, insertAuditEvent } from '../repositories/audit.js'
 
 /** Security events, written to the audit table and the log. */
 
 export type AuditDetail = AuditEvent['detail']
-export type Audit = (event: string, userId: string | null, detail?: AuditDetail) => Promise<void>
+/**
+ * Records a security event. Pass the transaction of the change it records: the row then commits or
+ * rolls back with the change, so neither exists without the other (OWASP ASVS 16.3.4).
+ */
+export type Audit = (
+  event: string,
+  userId: string | null,
+  detail?: AuditDetail,
+  tx?: Sql | TransactionSql,
+) => Promise<void>
 
 export interface AuditContext {
   ip: string | null
@@ -17,9 +27,9 @@ export interface AuditContext {
  * Security events go to the audit_events table and to the log (OWASP ASVS 16.3). Callers pass only
  * identifiers and categories: never a password, token or cookie.
  */
-export function createAudit(sql: Sql, log: FastifyBaseLogger, ctx: AuditContext): Audit {
-  return async (event, userId, detail = {}) => {
+export function createAudit(sql: Sql, cipher: FieldCipher, log: FastifyBaseLogger, ctx: AuditContext): Audit {
+  return async (event, userId, detail = {}, tx = sql) => {
+    await insertAuditEvent(tx, cipher, { event, userId, detail, ...ctx })
     log.info({ event, audit: true, userId, ip: ctx.ip, detail }, event)
-    await insertAuditEvent(sql, { event, userId, detail, ...ctx })
   }
 }

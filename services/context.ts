@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres'
 import type { CursorCodec } from '../lib/cursor.js'
-import type { Origin } from '../repositories/sessions.js'
+import type { FieldCipher, Origin } from '../lib/field-crypto.js'
 import type { AccessClaims } from '../schemas/auth.js'
 import type { Config } from '../schemas/env.js'
 import type { Audit } from './audit.js'
@@ -14,6 +14,8 @@ import type { LoginThrottle } from './login-throttle.js'
 export interface ServiceContext {
   sql: Sql
   config: Readonly<Config>
+  /** Encrypts and decrypts personal data at rest, and makes blind indexes (lib/field-crypto.ts). */
+  cipher: FieldCipher
   cursors: CursorCodec
   /** Signs an access token (iss, aud, exp and the key are the JWT plugin's). */
   sign: (claims: AccessClaims) => string

@@ -9,7 +9,10 @@ import { toPublicUser } from './users.js'
 
 /** Session rules: login, refresh-token rotation with reuse detection, logout, session lists. */
 
-type SessionsContext = Pick<ServiceContext, 'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle'>
+type SessionsContext = Pick<
+  ServiceContext,
+  'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher'
+>
 
 export interface Tokens {
   accessToken: string
@@ -44,7 +47,7 @@ async function accessForSession(ctx: SessionsContext, sessionId: string, userId:
 export async function login(ctx: SessionsContext, body: LoginBody): Promise<Tokens & { user: PublicUser }> {
   const throttle = ctx.throttle?.limiter
   await throttle?.admitClient(ctx.throttle?.client ?? '')
-  const user = await findUserByLogin(ctx.sql, body.username)
+  const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
   const account = user ? `user:${user.id}` : `name:${body.username.trim().toLowerCase()}`
   await throttle?.reserveAccount(account)
   const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config.BCRYPT_COST)
@@ -64,13 +67,13 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
   }
   const { token, hash } = newRefreshToken()
   const { sessionId, refreshExpiresIn } = await ctx.sql.begin(async (tx) => {
-    const session = await repo.insertSession(tx, {
+    const session = await repo.insertSession(tx, ctx.cipher, {
       userId: user.id,
       idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
       maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
       ...ctx.origin,
     })
-    const refreshExpiresIn = await repo.insertRefreshToken(tx, {
+    const refreshExpiresIn = await repo.insertRefreshToken(tx, ctx.cipher, {
       sessionId: session.id,
       parentId: null,
       userId: user.id,
@@ -78,9 +81,9 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
       idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
       ...ctx.origin,
     })
+    await ctx.audit('auth.login.success', user.id, { sessionId: session.id }, tx)
     return { sessionId: session.id, refreshExpiresIn }
   })
-  await ctx.audit('auth.login.success', user.id, { sessionId })
   return {
     ...accessFor(ctx, { userId: user.id, username: user.username, role: user.role, sessionId }),
     refreshToken: token,
@@ -102,7 +105,7 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
   const rotated = await ctx.sql.begin(async (tx) => {
     const claimed = await repo.claimRefreshToken(tx, hash)
     if (!claimed) return null
-    const expiresIn = await repo.insertRefreshToken(tx, {
+    const expiresIn = await repo.insertRefreshToken(tx, ctx.cipher, {
       sessionId: claimed.sessionId,
       parentId: claimed.id,
       userId: claimed.userId,
@@ -122,12 +125,11 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
   if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
     return accessForSession(ctx, state.sessionId, state.userId)
   }
-  await repo.revokeSessions(
-    ctx.sql,
-    { userId: state.userId, sessionId: state.sessionId },
-    'refresh_token_reuse',
-  )
-  await ctx.audit('auth.refresh.reuse_detected', state.userId, { sessionId: state.sessionId })
+  await ctx.sql.begin(async (tx) => {
+    const family = { userId: state.userId, sessionId: state.sessionId }
+    await repo.revokeSessions(tx, family, 'refresh_token_reuse')
+    await ctx.audit('auth.refresh.reuse_detected', state.userId, { sessionId: state.sessionId }, tx)
+  })
   throw invalidRefreshToken()
 }
 
@@ -142,20 +144,26 @@ export async function logout(
     if (state) target = { userId: state.userId, sessionId: state.sessionId }
   }
   if (!target) return
-  const revoked = await repo.revokeSessions(ctx.sql, target, 'logout')
-  if (revoked.length > 0) await ctx.audit('auth.logout', target.userId, { sessionId: target.sessionId })
+  const session = target
+  await ctx.sql.begin(async (tx) => {
+    const revoked = await repo.revokeSessions(tx, session, 'logout')
+    if (revoked.length > 0)
+      await ctx.audit('auth.logout', session.userId, { sessionId: session.sessionId }, tx)
+  })
 }
 
 export async function logoutAll(ctx: SessionsContext, userId: string): Promise<void> {
-  const revoked = await repo.revokeSessions(ctx.sql, { userId }, 'logout_all')
-  await ctx.audit('auth.logout_all', userId, { sessionsRevoked: revoked.length })
+  await ctx.sql.begin(async (tx) => {
+    const revoked = await repo.revokeSessions(tx, { userId }, 'logout_all')
+    await ctx.audit('auth.logout_all', userId, { sessionsRevoked: revoked.length }, tx)
+  })
 }
 
 export async function listSessions(
-  ctx: Pick<ServiceContext, 'sql'>,
+  ctx: Pick<ServiceContext, 'sql' | 'cipher'>,
   principal: { userId: string; sessionId: string },
 ) {
-  const rows = await repo.listLiveSessions(ctx.sql, principal.userId)
+  const rows = await repo.listLiveSessions(ctx.sql, ctx.cipher, principal.userId)
   return rows.map((s) => ({
     id: s.id,
     createdAt: s.createdAt.toISOString(),
@@ -168,7 +176,9 @@ export async function listSessions(
 
 /** Only the user's own session can be revoked; another user's is indistinguishable from none. */
 export async function revokeSession(ctx: SessionsContext, userId: string, sessionId: string): Promise<void> {
-  const revoked = await repo.revokeSessions(ctx.sql, { userId, sessionId }, 'revoked_by_user')
-  if (revoked.length === 0) throw notFound()
-  await ctx.audit('auth.session.revoked', userId, { sessionId })
+  await ctx.sql.begin(async (tx) => {
+    const revoked = await repo.revokeSessions(tx, { userId, sessionId }, 'revoked_by_user')
+    if (revoked.length === 0) throw notFound()
+    await ctx.audit('auth.session.revoked', userId, { sessionId }, tx)
+  })
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
@@ -8,7 +9,8 @@ import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.j
 
 /** Account rules: registration, password change, profiles. */
 
-type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit'>
+type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher'>
+type Reader = Pick<ServiceContext, 'sql' | 'cipher'>
 
 export function toPublicUser(u: users.UserRow): PublicUser {
   return {
@@ -30,13 +32,12 @@ export async function createUser(
   assertPasswordBytes(input.password, 'body.password')
   const passwordHash = await hashPassword(input.password, ctx.config.BCRYPT_COST)
   try {
-    const row = await users.insertUser(ctx.sql, {
-      username: input.username,
-      email: input.email.toLowerCase(),
-      passwordHash,
-      role: input.role ?? 'user',
+    const row = await ctx.sql.begin(async (tx) => {
+      const user = { id: randomUUID(), ...input, passwordHash, role: input.role ?? 'user' }
+      const inserted = await users.insertUser(tx, ctx.cipher, user)
+      await ctx.audit('auth.register', inserted.id, { role: inserted.role }, tx)
+      return inserted
     })
-    await ctx.audit('auth.register', row.id, { role: row.role })
     return toPublicUser(row)
   } catch (error) {
     const e = error as { code?: string; constraint_name?: string }
@@ -50,8 +51,8 @@ export async function createUser(
   }
 }
 
-export async function getUser(ctx: Pick<ServiceContext, 'sql'>, id: string): Promise<PublicUser> {
-  const row = await users.findUserById(ctx.sql, id)
+export async function getUser(ctx: Reader, id: string): Promise<PublicUser> {
+  const row = await users.findUserById(ctx.sql, ctx.cipher, id)
   if (!row) throw notFound()
   return toPublicUser(row)
 }
@@ -63,30 +64,30 @@ export async function changePassword(
   body: PasswordChangeBody,
 ): Promise<void> {
   assertPasswordBytes(body.newPassword, 'body.newPassword')
-  const user = await users.findUserById(ctx.sql, principal.userId)
+  const user = await users.findUserById(ctx.sql, ctx.cipher, principal.userId)
   if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config.BCRYPT_COST))) {
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
     throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
   const hash = await hashPassword(body.newPassword, ctx.config.BCRYPT_COST)
-  const revoked = await ctx.sql.begin(async (tx) => {
+  await ctx.sql.begin(async (tx) => {
     await users.updatePasswordHash(tx, principal.userId, hash)
-    return sessionsRepo.revokeSessions(
+    const revoked = await sessionsRepo.revokeSessions(
       tx,
       { userId: principal.userId, exceptSessionId: principal.sessionId },
       'password_changed',
     )
+    await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length }, tx)
   })
-  await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length })
 }
 
 /** A profile for any signed-in user; the email only for the user themself or an admin (ASVS 8.2.3). */
 export async function getProfile(
-  ctx: Pick<ServiceContext, 'sql'>,
+  ctx: Reader,
   viewer: { userId: string; role: Role },
   username: string,
 ): Promise<Profile> {
-  const row = await users.findUserByUsername(ctx.sql, username)
+  const row = await users.findUserByUsername(ctx.sql, ctx.cipher, username)
   if (!row) throw notFound()
   const profile: Profile = {
     id: row.id,

@@ -5,6 +5,7 @@ import postgres from 'postgres'
 import t from 'tap'
 import { type CliIo, runCli } from '../cli.js'
 import { loadConfig } from '../lib/config.js'
+import { createFieldCipher } from '../lib/field-crypto.js'
 import { createLogger } from '../lib/logger.js'
 import { MIGRATIONS_DIR, readMigrations } from '../lib/migrator.js'
 import { createDatabase, databaseUrl } from './helper.js'
@@ -32,7 +33,9 @@ t.test('no command prints usage on stderr and succeeds', async (t) => {
   t.same(out, [])
   t.equal(err.length, 1)
   t.match(err[0], /^usage: npm run cli -- <command> \[options\]\ncommands:\n/)
-  t.match(err[0], /^ {2}migrate +apply pending database migrations$/m, 'lists the migrate command')
+  t.match(err[0], /^ {2}migrate +apply pending migrations/m, 'lists the migrate command')
+  t.match(err[0], /^ {2}create-roles +/m, 'lists the create-roles command')
+  t.match(err[0], /^ {2}rotate-data-key +/m, 'lists the rotate-data-key command')
 })
 
 t.test('an unknown command fails, names it and shows usage', async (t) => {
@@ -114,8 +117,10 @@ t.test(
     t.match(admin.out, [/^created admin root_admin \([0-9a-f-]{36}\)$/])
     const sql = postgres(url, { max: 1, onnotice: () => {} })
     t.teardown(() => sql.end())
-    const [row] = await sql`select role, email, password_hash from users where username = 'root_admin'`
-    t.match(row, { role: 'admin', email: 'root@example.com' })
+    const [row] = await sql`select id, role, email, password_hash from users where username = 'root_admin'`
+    t.match(row, { role: 'admin', email: /^enc:v1:/ })
+    const place = { table: 'users', column: 'email', rowId: String(row?.id) }
+    t.equal(createFieldCipher(configFor(url)).decrypt(String(row?.email), place), 'root@example.com')
     t.match(row?.password_hash, /^\$2b\$04\$/, 'bcrypt-hashed, only the first line of stdin used')
     t.equal((await sql`select count(*)::int as n from audit_events where event = 'auth.register'`)[0]?.n, 1)
 

@@ -6,6 +6,7 @@ import postgres from 'postgres'
 import t, { type Test } from 'tap'
 import { type App, buildApp } from '../app.js'
 import { loadConfig } from '../lib/config.js'
+import { splitRoles } from '../lib/embedded-postgres.js'
 import { createLogger } from '../lib/logger.js'
 import type { LoginResponse, PublicUser, UserEnvelope } from '../schemas/auth.js'
 import type { Problem } from '../schemas/common.js'
@@ -58,11 +59,30 @@ const GENEROUS_LIMITS = {
   REFRESH_RATE_LIMIT_MAX: '100000',
 }
 
+/** Data keys for tests: not the public development keys, so production-mode tests can use them. */
+export const TEST_DATA_KEYS = {
+  DATA_ENCRYPTION_KEYS: `t1:${Buffer.alloc(32, 1).toString('base64')}`,
+  DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
+}
+
+let fileRoles: Promise<{ DATABASE_URL: string; DATABASE_MIGRATION_URL: string }> | undefined
+/**
+ * The test file's database as the service meets it in production: migrations through the migration
+ * role, requests through the least-privileged runtime role (sql/roles.sql), made once per file.
+ */
+export async function testRoleUrls() {
+  fileRoles ??= testDatabaseUrl().then(splitRoles)
+  return fileRoles
+}
+
 export async function testConfig(env: Record<string, string> = {}): Promise<Config> {
+  // A test that points DATABASE_URL elsewhere (another server) connects there as it says.
+  const database = env.DATABASE_URL === undefined ? await testRoleUrls() : {}
   return loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
-    DATABASE_URL: await testDatabaseUrl(),
+    ...database,
+    ...TEST_DATA_KEYS,
     ...GENEROUS_LIMITS,
     ...env,
   })

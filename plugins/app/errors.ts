@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { StoreUnavailable } from '../../lib/counter-store.js'
 import { AppError, notFound, statusTitle, unavailable } from '../../lib/errors.js'
+import { DecryptionError } from '../../lib/field-crypto.js'
 import { fieldErrors } from '../../lib/validation.js'
 import type { Problem } from '../../schemas/common.js'
 
@@ -35,6 +36,11 @@ const DB_UNAVAILABLE_CODES = new Set([
 const isDataException = (code: string) => code.startsWith('22')
 /** Deadlock or serialization failure: the transaction was rolled back and can simply be retried. */
 const RETRYABLE = new Set(['40P01', '40001'])
+/**
+ * A bounded wait that ran out: statement timeout (57014), lock timeout (55P03), an idle transaction
+ * ended by the server (25P03), or the request's deadline (plugins/app/db-deadline.ts).
+ */
+const TIMED_OUT = new Set(['57014', '55P03', '25P03', 'FST_ERR_HANDLER_TIMEOUT'])
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
@@ -121,6 +127,14 @@ function errorHandler(
         'The request contains a value that cannot be stored or compared (such as NUL or an out-of-range date).',
     })
   }
+  const code = (error as { code?: string }).code ?? ''
+  if (TIMED_OUT.has(code)) {
+    // Saturation, not a fault: the client may retry; the log says which bound ran out (ASVS 5.0 15.2.2).
+    const event = code.startsWith('FST_') ? 'request.deadline' : 'db.timeout'
+    request.log.warn({ event, code }, 'database wait exceeded its bound')
+    const detail = 'The service is temporarily unavailable. Try again later.'
+    return sendProblem(request, reply, unavailable('service-unavailable', detail, RETRY_AFTER_SECONDS))
+  }
   const storeDown = error instanceof StoreUnavailable
   if (isDatabaseUnavailable(error) || storeDown || RETRYABLE.has((error as { code?: string }).code ?? '')) {
     request.log.error(
@@ -141,7 +155,9 @@ function errorHandler(
       detail: error.message,
     })
   }
-  request.log.error({ err: error, event: 'request.failed' }, 'unhandled error')
+  // A value that does not decrypt (tampered, moved, or its key removed) fails closed (ASVS 11.3.x).
+  const event = error instanceof DecryptionError ? 'data.decrypt_failed' : 'request.failed'
+  request.log.error({ err: error, event }, 'unhandled error')
   // Production never shows internals: no message, stack, SQL or host names (OWASP ASVS 16.5.1).
   return send(request, reply, {
     type: 'about:blank',

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../lib/counter-store.js'
+import { redisTls } from '../../lib/db-tls.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,7 +26,7 @@ const REQUEST_COUNTERS_IN_MEMORY = 5000
  * without waiting.
  */
 async function redisPlugin(app: FastifyInstance) {
-  const { REDIS_URL, RATE_LIMIT_KEY_PREFIX } = app.config
+  const { REDIS_URL, REDIS_CA_FILE, RATE_LIMIT_KEY_PREFIX } = app.config
   if (!REDIS_URL) {
     const logins = new MemoryCounterStore()
     const requests = new MemoryCounterStore(REQUEST_COUNTERS_IN_MEMORY)
@@ -43,6 +44,8 @@ async function redisPlugin(app: FastifyInstance) {
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
+    // rediss:// checks the chain and host name, against REDIS_CA_FILE when set (ASVS 5.0 12.3.2, 12.3.4).
+    tls: redisTls(REDIS_URL, REDIS_CA_FILE),
   })
   let lastLogged = 0
   redis.on('error', (err: Error) => {

@@ -30,9 +30,14 @@ async function serviceContextPlugin(app: FastifyInstance) {
     return {
       sql: app.sql,
       config,
+      cipher: app.cipher,
       cursors,
       sign,
-      audit: createAudit(app.sql, request.log, { ip: request.ip, userAgent, requestId: request.id }),
+      audit: createAudit(app.sql, app.cipher, request.log, {
+        ip: request.ip,
+        userAgent,
+        requestId: request.id,
+      }),
       origin: { ip: request.ip, userAgent },
       throttle: { limiter, client: clientKey(request.ip) },
     }

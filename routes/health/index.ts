@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ConfigError } from '../../lib/config.js'
 import { AppError, unavailable } from '../../lib/errors.js'
 import { migrationsCurrent } from '../../lib/migrator.js'
 import { ProblemSchema, StatusOkSchema } from '../../schemas/common.js'
@@ -40,17 +41,24 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     async function ready() {
       if (app.lifecycle.draining) throw notReady('The service is shutting down.')
       let timer: NodeJS.Timeout | undefined
+      // The probe goes through the request pool, so a saturated pool reports here. It is given up on
+      // within the statement timeout, inside the request deadline; the query left queued is itself
+      // bounded by the pool's statement and lock timeouts, so probes cannot pile up without end.
+      const bound = Math.min(READINESS_TIMEOUT_MS, app.config.DATABASE_STATEMENT_TIMEOUT_MS)
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(notReady('The database did not answer in time.')),
-          READINESS_TIMEOUT_MS,
-        )
+        timer = setTimeout(() => reject(notReady('The database is saturated or not answering.')), bound)
       })
       try {
         const current = await Promise.race([migrationsCurrent(app.sql, app.latestMigrationId), timeout])
         if (!current) throw notReady('Database migrations are pending.')
+        // Never ready on a connection with more privileges than allowed (checked here if the database was down at boot).
+        await Promise.race([app.checkDatabasePrivileges(), timeout])
       } catch (error) {
         if (error instanceof AppError) throw error
+        if (error instanceof ConfigError) {
+          app.log.error({ event: 'health.excess_privileges' }, error.message)
+          throw notReady('The database connection has more privileges than allowed.')
+        }
         app.log.warn(
           { event: 'health.not_ready', code: (error as { code?: string }).code },
           'database not ready',

@@ -1,9 +1,15 @@
 import t, { type Test } from 'tap'
 import { ConfigError, developmentDefaults, loadConfig } from '../../lib/config.js'
-import { DEV_JWT_SECRET } from '../../schemas/env.js'
+import { DEV_DATA_ENCRYPTION_KEYS, DEV_DATA_INDEX_KEY, DEV_JWT_SECRET } from '../../schemas/env.js'
+import { TEST_DATA_KEYS } from '../helper.js'
 
 const SECRET = 'x'.repeat(32)
-const PROD = { NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db:5432/app', JWT_SECRET: SECRET }
+const PROD = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://u@db:5432/app?sslmode=verify-full',
+  JWT_SECRET: SECRET,
+  ...TEST_DATA_KEYS,
+}
 
 const fails = (env: Record<string, string>, message: RegExp) => async (t: Test) => {
   t.throws(() => loadConfig(env), { name: 'ConfigError', message })
@@ -18,7 +24,12 @@ t.test('defaults outside production are documented development values', async (t
   t.equal(config.BODY_LIMIT_BYTES, 65536)
   t.equal(config.JWT_SECRET, DEV_JWT_SECRET)
   t.equal(config.DATABASE_URL, undefined)
-  t.same(developmentDefaults(config), ['JWT_SECRET', 'DATABASE_URL (embedded PostgreSQL)'])
+  t.same(developmentDefaults(config), [
+    'JWT_SECRET',
+    'DATA_ENCRYPTION_KEYS',
+    'DATA_INDEX_KEY',
+    'DATABASE_URL (embedded PostgreSQL)',
+  ])
   t.ok(Object.isFrozen(config), 'config cannot be changed after boot')
 })
 
@@ -50,6 +61,34 @@ t.test('production requires DATABASE_URL and JWT_SECRET', async (t) => {
     fails({ NODE_ENV: 'production', JWT_SECRET: SECRET }, /^DATABASE_URL is required/),
   )
   t.test('short JWT_SECRET', fails({ ...PROD, JWT_SECRET: 'short-secret' }, /^JWT_SECRET is invalid: .*32/))
+  t.test(
+    'missing data keys',
+    fails({ ...PROD, DATA_INDEX_KEY: '' }, /^DATA_INDEX_KEY is required when NODE_ENV=production$/),
+  )
+  t.test(
+    'the public development data keys',
+    fails(
+      {
+        ...PROD,
+        DATA_ENCRYPTION_KEYS: `k9:${Buffer.alloc(32, 9).toString('base64')},${DEV_DATA_ENCRYPTION_KEYS}`,
+      },
+      /^DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production$/,
+    ),
+  )
+  t.test(
+    'the public development index key',
+    fails(
+      { ...PROD, DATA_INDEX_KEY: DEV_DATA_INDEX_KEY },
+      /^DATA_ENCRYPTION_KEYS is invalid: the development keys/,
+    ),
+  )
+  t.test(
+    'a malformed data key',
+    fails(
+      { ...PROD, DATA_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' },
+      /^DATA_ENCRYPTION_KEYS is invalid: must be distinct/,
+    ),
+  )
 })
 
 t.test('each invalid value names its variable, never its value', async (t) => {

@@ -1,0 +1,10 @@
+-- What the runtime role may do, granted by the migration role after every migration run (and by
+-- `npm run cli -- migrate`). The audit log is append-only for the service (OWASP ASVS 5.0 16.4.2):
+-- INSERT and SELECT only, never UPDATE, DELETE or TRUNCATE.
+grant usage on schema public to :"runtime_role";
+grant select, insert, update, delete on users, sessions, refresh_tokens, comments to :"runtime_role";
+revoke truncate, references, trigger on users, sessions, refresh_tokens, comments from :"runtime_role";
+grant select, insert on audit_events to :"runtime_role";
+revoke update, delete, truncate, references, trigger on audit_events from :"runtime_role";
+grant select on schema_migrations to :"runtime_role";
+revoke insert, update, delete, truncate, references, trigger on schema_migrations from :"runtime_role";

@@ -1,0 +1,46 @@
+import postgres from 'postgres'
+import t, { type Test } from 'tap'
+import { build, signUp, testDatabaseUrl } from '../helper.js'
+
+/** Makes every audit insert of `event` fail, as a full disk or a broken constraint would. */
+async function breakAudit(t: Test, event: string) {
+  const admin = postgres(await testDatabaseUrl(), { max: 1, onnotice: () => {} })
+  t.teardown(async () => {
+    await admin`drop trigger if exists refuse_audit on audit_events`
+    await admin.end()
+  })
+  await admin.unsafe(`
+    create or replace function refuse_audit() returns trigger language plpgsql as $$
+    begin
+      if new.event = '${event}' then raise exception 'audit store failed'; end if;
+      return new;
+    end $$;
+    drop trigger if exists refuse_audit on audit_events;
+    create trigger refuse_audit before insert on audit_events for each row execute function refuse_audit();
+  `)
+}
+
+t.test('a change whose audit row cannot be written does not happen: logout-all', async (t) => {
+  const app = await build(t)
+  const user = await signUp(app, 'atomic')
+  await breakAudit(t, 'auth.logout_all')
+  const res = await user.inject({ method: 'POST', url: '/api/auth/logout-all' })
+  t.equal(res.statusCode, 500)
+  t.equal((await user.inject('/api/users/me')).statusCode, 200, 'the sessions were not revoked either')
+})
+
+t.test('a change whose audit row cannot be written does not happen: an admin demotion', async (t) => {
+  const app = await build(t)
+  const admin = await signUp(app, 'atomadm', { role: 'admin' })
+  const other = await signUp(app, 'atomoth', { role: 'admin' })
+  await breakAudit(t, 'admin.user.role_changed')
+  const res = await admin.inject({
+    method: 'PATCH',
+    url: `/api/admin/users/${other.id}`,
+    payload: { role: 'user' },
+  })
+  t.equal(res.statusCode, 500)
+  const [row] = await app.sql<{ role: string }[]>`select role from users where id = ${other.id}`
+  t.equal(row?.role, 'admin', 'the role did not change without its audit row')
+  t.equal((await other.inject('/api/users/me')).statusCode, 200, "and the target's sessions live on")
+})
