@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { configOrExit } from './lib/config.js'
 import { createRoles, rolesFromUrls } from './lib/db-roles.js'
+import { transportProblem } from './lib/db-tls.js'
 import { resolveDatabase } from './lib/embedded-postgres.js'
 import { AppError } from './lib/errors.js'
 import { createFieldCipher } from './lib/field-crypto.js'
@@ -91,6 +92,15 @@ const commands: Record<string, Command> = {
       if (flags['admin-url'] !== undefined && flags['admin-url'] !== '-')
         throw new Error('expected --admin-url -')
       const adminUrl = flags['admin-url'] ? (await io.stdin()).split(/\r?\n/)[0]?.trim() : undefined
+      if (adminUrl) {
+        // The administrator's password crosses the same network: same transport rules (ASVS 5.0 12.3.1).
+        const checked = { ...config, DATABASE_URL: adminUrl, DATABASE_MIGRATION_URL: undefined }
+        const problem = transportProblem(checked, config.NODE_ENV === 'production')
+        if (problem) {
+          io.stderr(`create-roles: ${problem.replace(/^DATABASE_URL/, 'the administrator URL')}`)
+          return 1
+        }
+      }
       const names = rolesFromUrls(config.DATABASE_MIGRATION_URL, config.DATABASE_URL)
       const admin = createSql({
         ...config,
@@ -115,18 +125,18 @@ const commands: Record<string, Command> = {
       // The audit log is append-only for the runtime role: rewriting its ciphertext needs the owner.
       const owner = url ? createSql({ ...config, ...OWNER_POOL, DATABASE_URL: url }) : sql
       try {
-        const total = await reencrypt(owner, cipher, {
+        const result = await reencrypt(owner, cipher, {
           onProgress: (p) => io.stdout(`${p.table}.${p.column}: ${p.done} re-encrypted`),
         })
+        for (const value of result.failed) io.stderr(`rotate-data-key: cannot decrypt ${value}; left as it is`)
         const left = Object.entries(await staleCounts(owner, cipher)).filter(([, n]) => n > 0)
         if (left.length > 0) {
-          io.stderr(
-            `rotate-data-key: still not under ${cipher.activeKeyId}: ${left.map(([c, n]) => `${c} ${n}`).join(', ')}`,
-          )
+          const counts = left.map(([column, n]) => `${column} ${n}`).join(', ')
+          io.stderr(`rotate-data-key: still not under ${cipher.activeKeyId}: ${counts}`)
           return 1
         }
         io.stdout(
-          `${total} values re-encrypted; every value is under key ${cipher.activeKeyId}: older keys may be removed`,
+          `${result.done} values re-encrypted; every value is under key ${cipher.activeKeyId}: older keys may be removed`,
         )
         return 0
       } finally {

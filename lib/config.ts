@@ -108,18 +108,19 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
   if (production && config.BCRYPT_COST < 10) {
     throw new ConfigError('BCRYPT_COST is invalid: must be at least 10 when NODE_ENV=production')
   }
+  let data: ReturnType<typeof parseDataKeys>
   try {
-    parseDataKeys(config.DATA_ENCRYPTION_KEYS, config.DATA_INDEX_KEY)
+    data = parseDataKeys(config.DATA_ENCRYPTION_KEYS, config.DATA_INDEX_KEY)
   } catch (error) {
     const name = (error as Error).message.split(' ')[0] ?? 'DATA_ENCRYPTION_KEYS'
     throw new ConfigError(`${name} is invalid: ${(error as Error).message.slice(name.length + 1)}`)
   }
   // The development data keys are public: personal data under them is not protected (ASVS 11.1.3).
-  if (
-    production &&
-    (config.DATA_ENCRYPTION_KEYS.includes(DEV_DATA_ENCRYPTION_KEYS) ||
-      config.DATA_INDEX_KEY === DEV_DATA_INDEX_KEY)
-  ) {
+  // Compared as key bytes, so another id or another base64 spelling of them is refused too.
+  const dev = parseDataKeys(DEV_DATA_ENCRYPTION_KEYS, DEV_DATA_INDEX_KEY)
+  const devKeys = [...dev.keys.values(), dev.index]
+  const usesDevKey = [...data.keys.values(), data.index].some((key) => devKeys.some((d) => d.equals(key)))
+  if (production && usesDevKey) {
     throw new ConfigError(
       'DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production',
     )

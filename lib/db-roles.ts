@@ -35,6 +35,8 @@ function render(text: string, vars: Record<string, string>): string {
 
 /** Runs a psql script's statements in order: `;` ends a statement, `\gexec` runs what it returns. */
 async function runScript(tx: TransactionSql, file: string, vars: Record<string, string>): Promise<void> {
+  // Literals are quoted by doubling ' only: that is safe only while backslashes are plain characters.
+  await tx`set local standard_conforming_strings = on`
   const text = readFileSync(join(SQL_DIR, file), 'utf8')
   const lines = text.split('\n').filter((line) => !/^\s*--/.test(line))
   let statement = ''

@@ -47,10 +47,13 @@ export function sslMode(url: string): SslMode | null {
  * optional port; a percent-encoded path is a Unix socket). An unparsable authority gives [''].
  */
 export function postgresHosts(url: string): string[] {
-  const authority = url.slice(url.indexOf('://') + 3).split(/[/?#]/)[0] ?? ''
+  // Exactly postgres.js's split (parseUrl: cut at ? or /, host after the first @). An authority it
+  // could read differently from us (a second @, a #) is unparsable: never taken for loopback.
+  const authority = url.slice(url.indexOf('://') + 3).split(/[?/]/)[0] ?? ''
+  if (authority.includes('#') || authority.indexOf('@') !== authority.lastIndexOf('@')) return ['']
   let hosts: string
   try {
-    hosts = decodeURIComponent(authority.slice(authority.lastIndexOf('@') + 1))
+    hosts = decodeURIComponent(authority.slice(authority.indexOf('@') + 1))
   } catch {
     return ['']
   }

@@ -1,4 +1,4 @@
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import type { Position } from '../lib/cursor.js'
 import { olderThan } from './keyset.js'
 
@@ -71,7 +71,7 @@ export async function updateOwnComment(
 
 /** Deletes the comment when the caller is its author, or whoever wrote it when `anyAuthor` (admins). */
 export async function deleteComment(
-  sql: Sql,
+  sql: Sql | TransactionSql,
   id: string,
   by: { authorId: string; anyAuthor: boolean },
 ): Promise<{ authorId: string } | undefined> {
@@ -84,7 +84,7 @@ export async function deleteComment(
 }
 
 /** Who wrote a comment: only asked when a statement matched nothing, to tell 403 from 404. */
-export async function findCommentAuthor(sql: Sql, id: string): Promise<string | undefined> {
+export async function findCommentAuthor(sql: Sql | TransactionSql, id: string): Promise<string | undefined> {
   const [row] = await sql<{ authorId: string }[]>`select author_id from comments where id = ${id}`
   return row?.authorId
 }

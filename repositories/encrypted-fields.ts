@@ -15,19 +15,28 @@ export const ENCRYPTED_COLUMNS = [
 
 export type EncryptedColumn = (typeof ENCRYPTED_COLUMNS)[number]
 
+/** Values from before encryption carry this mark (migration 0004): only they are ever taken as plaintext. */
+export const LEGACY_MARK = 'plain:'
+
 /**
- * Locks a batch of rows whose value is not stored under `prefix` (plaintext included); rows another
- * run holds are skipped, so two runs share the work instead of waiting.
+ * Locks a batch of rows to re-encrypt: with `prefix`, those whose value is not under it, after `after`
+ * in id order (so a row that cannot be done is passed, not fetched again); without, the marked
+ * plaintext. Rows another run holds are skipped, so two runs share the work instead of waiting.
  */
-export async function lockStale(
+export async function lockBatch(
   tx: TransactionSql,
   place: EncryptedColumn,
-  prefix: string,
+  which: { legacy: true } | { prefix: string; after: string },
   limit: number,
 ): Promise<{ id: string; value: string }[]> {
+  const column = tx(place.column)
+  const filter =
+    'legacy' in which
+      ? tx`left(${column}, ${LEGACY_MARK.length}) = ${LEGACY_MARK}`
+      : tx`left(${column}, ${which.prefix.length}) <> ${which.prefix} and id > ${which.after}::uuid`
   return tx<{ id: string; value: string }[]>`
-    select id, ${tx(place.column)} as value from ${tx(place.table)}
-    where ${tx(place.column)} is not null and left(${tx(place.column)}, ${prefix.length}) <> ${prefix}
+    select id, ${column} as value from ${tx(place.table)}
+    where ${column} is not null and ${filter}
     order by id
     limit ${limit}
     for update skip locked

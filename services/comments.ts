@@ -68,9 +68,13 @@ export async function updateComment(
 /** Authors delete their own comments; admins any, and that is audited. */
 export async function deleteComment(ctx: CommentsContext, actor: Actor, id: string): Promise<void> {
   const anyAuthor = actor.role === 'admin'
-  const deleted = await repo.deleteComment(ctx.sql, id, { authorId: actor.userId, anyAuthor })
-  if (!deleted) throw (await repo.findCommentAuthor(ctx.sql, id)) === undefined ? notFound() : forbidden()
-  if (deleted.authorId !== actor.userId) {
-    await ctx.audit('comment.deleted_by_admin', actor.userId, { commentId: id, authorId: deleted.authorId })
-  }
+  await ctx.sql.begin(async (tx) => {
+    const deleted = await repo.deleteComment(tx, id, { authorId: actor.userId, anyAuthor })
+    if (!deleted) throw (await repo.findCommentAuthor(tx, id)) === undefined ? notFound() : forbidden()
+    // An admin's deletion and its audit row commit together (ASVS 5.0 16.3.4).
+    if (deleted.authorId !== actor.userId) {
+      const detail = { commentId: id, authorId: deleted.authorId }
+      await ctx.audit('comment.deleted_by_admin', actor.userId, detail, tx)
+    }
+  })
 }

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres'
-import { type FieldCipher, normalizeEmail } from '../lib/field-crypto.js'
+import { DecryptionError, type FieldCipher, normalizeEmail } from '../lib/field-crypto.js'
 import * as repo from '../repositories/encrypted-fields.js'
 
 /** Data-key rules: every personal value ends up encrypted under the active key, in resumable batches. */
@@ -10,48 +10,61 @@ export interface ReencryptProgress {
   done: number
 }
 
+export interface ReencryptResult {
+  done: number
+  /** Values that would not decrypt (tampered, moved, or under a key no longer listed): left as they are. */
+  failed: string[]
+}
+
+const FIRST_ID = '00000000-0000-0000-0000-000000000000'
+
 /**
- * Re-encrypts, under the active key, every value that is not under it yet: plaintext (rows from
- * before encryption) and values under older keys. Each batch is one short transaction with its
- * rows locked (SKIP LOCKED), so it runs online beside the service, can be stopped at any point and
- * resumed, and a second run finds nothing to do. With `plaintextOnly`, values already encrypted
- * under any key are left as they are (the step that runs after migrations at start).
+ * Re-encrypts under the active key, in batches: with `legacy`, the plaintext marked by migration
+ * 0004 (the step after migrations at start); otherwise every value not under the active key yet
+ * (`rotate-data-key`). Each batch is one short transaction with its rows locked (SKIP LOCKED), so
+ * it runs online beside the service, can be stopped at any point and resumed, and a second run
+ * finds nothing to do. A value that does not decrypt is reported and passed, never guessed at.
  */
 export async function reencrypt(
   sql: Sql,
   cipher: FieldCipher,
-  options: { batchSize?: number; plaintextOnly?: boolean; onProgress?: (p: ReencryptProgress) => void } = {},
-): Promise<number> {
+  options: { batchSize?: number; legacy?: boolean; onProgress?: (p: ReencryptProgress) => void } = {},
+): Promise<ReencryptResult> {
   const batchSize = options.batchSize ?? 500
-  const target = `enc:v1:${cipher.activeKeyId}:`
-  let total = 0
+  const prefix = `enc:v1:${cipher.activeKeyId}:`
+  const result: ReencryptResult = { done: 0, failed: [] }
   for (const place of repo.ENCRYPTED_COLUMNS) {
     let done = 0
+    let after = FIRST_ID
     for (;;) {
-      const changed = await sql.begin(async (tx) => {
-        const rows = await repo.lockStale(tx, place, options.plaintextOnly ? 'enc:v1:' : target, batchSize)
+      const which = options.legacy ? { legacy: true as const } : { prefix, after }
+      const fetched = await sql.begin(async (tx) => {
+        const rows = await repo.lockBatch(tx, place, which, batchSize)
         for (const row of rows) {
           const at = { ...place, rowId: row.id }
-          const plain = cipher.keyIdOf(row.value) === null ? row.value : cipher.decrypt(row.value, at)
+          let plain: string
+          try {
+            plain = options.legacy ? row.value.slice(repo.LEGACY_MARK.length) : cipher.decrypt(row.value, at)
+          } catch (error) {
+            if (!(error instanceof DecryptionError)) throw error
+            result.failed.push(`${place.table}.${place.column} ${row.id}`)
+            continue
+          }
           const isEmail = place.table === 'users' && place.column === 'email'
           const value = isEmail ? normalizeEmail(plain) : plain
-          await repo.writeValue(
-            tx,
-            place,
-            row.id,
-            cipher.encrypt(value, at),
-            isEmail ? cipher.blindIndex(value) : undefined,
-          )
+          const index = isEmail ? cipher.blindIndex(value) : undefined
+          await repo.writeValue(tx, place, row.id, cipher.encrypt(value, at), index)
+          done += 1
         }
-        return rows.length
+        return rows
       })
-      done += changed
-      if (changed > 0) options.onProgress?.({ table: place.table, column: place.column, done })
-      if (changed < batchSize) break
+      after = fetched.at(-1)?.id ?? after
+      if (fetched.length > 0) options.onProgress?.({ table: place.table, column: place.column, done })
+      if (fetched.length < batchSize) break
     }
-    total += done
+    result.done += done
   }
-  return total
+  return result
 }
 
 /** Values not yet under the active key, by column: zero everywhere means an old key can go. */

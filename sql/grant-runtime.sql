@@ -4,7 +4,9 @@
 grant usage on schema public to :"runtime_role";
 grant select, insert, update, delete on users, sessions, refresh_tokens, comments to :"runtime_role";
 revoke truncate, references, trigger on users, sessions, refresh_tokens, comments from :"runtime_role";
-grant select, insert on audit_events to :"runtime_role";
-revoke update, delete, truncate, references, trigger on audit_events from :"runtime_role";
+-- created_at is never written by the service: the database stamps it, so no row is back-dated.
+revoke insert, update, delete, truncate, references, trigger on audit_events from :"runtime_role";
+grant select on audit_events to :"runtime_role";
+grant insert (id, event, user_id, ip, user_agent, request_id, detail) on audit_events to :"runtime_role";
 grant select on schema_migrations to :"runtime_role";
 revoke insert, update, delete, truncate, references, trigger on schema_migrations from :"runtime_role";

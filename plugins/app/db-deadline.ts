@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 const MARGIN_MS = 500
 
 /** True once Fastify's handlerTimeout has answered this request (request.signal carries its error). */
-const deadlinePassed = (request: FastifyRequest) =>
+export const deadlinePassed = (request: FastifyRequest) =>
   request.signal.aborted && (request.signal.reason as { code?: string })?.code === 'FST_ERR_HANDLER_TIMEOUT'
 
 /**

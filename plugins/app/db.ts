@@ -8,6 +8,7 @@ import type { FieldCipher } from '../../lib/field-crypto.js'
 import { migrate, readMigrations } from '../../lib/migrator.js'
 import type { Config } from '../../schemas/env.js'
 import { reencrypt } from '../../services/data-keys.js'
+import { unavailable } from '../../lib/errors.js'
 import { isDatabaseUnavailable } from './errors.js'
 
 /** The database pool (app.sql), migrations at start, and the runtime connection's privilege check. */
@@ -76,7 +77,7 @@ export async function migrateDatabase(
   const owner = url ? createSql({ ...config, ...OWNER_POOL, DATABASE_URL: url }) : runtime
   try {
     const { applied } = await migrate(owner, migrations)
-    const encrypted = await reencrypt(owner, cipher, { plaintextOnly: true })
+    const { done: encrypted } = await reencrypt(owner, cipher, { legacy: true })
     if (url) {
       const [me] = await runtime<{ currentUser: string }[]>`select current_user`
       await grantRuntime(owner, me?.currentUser ?? '')
@@ -145,6 +146,18 @@ async function dbPlugin(app: FastifyInstance) {
         throw failure
       })
       return pending
+    })
+    // Until the check has passed, no request reaches the database on a connection it may refuse.
+    let passed = false
+    app.addHook('onRequest', async function privilegesChecked(request) {
+      if (passed || request.url.startsWith('/health/')) return
+      try {
+        await app.checkDatabasePrivileges()
+        passed = true
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error
+        throw unavailable('not-ready', 'The database connection has more privileges than allowed.', 5)
+      }
     })
     return
   }

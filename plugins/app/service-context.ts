@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Sql, TransactionSql } from 'postgres'
 import { clientKey } from '../../lib/client-key.js'
 import { createCursorCodec } from '../../lib/cursor.js'
 import { createAudit } from '../../services/audit.js'
 import type { ServiceContext } from '../../services/context.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { prepareDummyHash } from '../../services/passwords.js'
+import { deadlinePassed } from './db-deadline.js'
 
 /** The service context: the one way a handler reaches a service, built from the request once per call. */
 
@@ -16,6 +18,26 @@ declare module 'fastify' {
 }
 
 const MAX_USER_AGENT = 512
+
+/**
+ * The pool as one request sees it: a transaction that ends after the request's deadline rolls back
+ * instead of committing, because its client was already answered 503 and may retry (a rotation that
+ * committed behind a 503 would make the retry look like token theft).
+ */
+function boundToDeadline(sql: Sql, request: FastifyRequest): Sql {
+  const begin = (...args: unknown[]) => {
+    const work = args.pop() as (tx: TransactionSql) => Promise<unknown>
+    return (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args, async (tx: TransactionSql) => {
+      const result = await work(tx)
+      if (deadlinePassed(request)) throw request.signal.reason
+      return result
+    })
+  }
+  return new Proxy(sql, {
+    get: (target, property, receiver) =>
+      property === 'begin' ? begin : Reflect.get(target, property, receiver),
+  })
+}
 
 async function serviceContextPlugin(app: FastifyInstance) {
   const { config } = app
@@ -28,7 +50,7 @@ async function serviceContextPlugin(app: FastifyInstance) {
   app.decorate('serviceContext', function serviceContext(request: FastifyRequest): ServiceContext {
     const userAgent = request.headers['user-agent']?.slice(0, MAX_USER_AGENT) ?? null
     return {
-      sql: app.sql,
+      sql: boundToDeadline(app.sql, request),
       config,
       cipher: app.cipher,
       cursors,
@@ -46,5 +68,5 @@ async function serviceContextPlugin(app: FastifyInstance) {
 
 export default fp(serviceContextPlugin, {
   name: 'service-context',
-  dependencies: ['config', 'db', 'redis', '@fastify/jwt'],
+  dependencies: ['config', 'db', 'redis', 'db-deadline', '@fastify/jwt'],
 })

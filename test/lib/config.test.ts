@@ -83,6 +83,23 @@ t.test('production requires DATABASE_URL and JWT_SECRET', async (t) => {
     ),
   )
   t.test(
+    'the development key bytes under another id or spelling',
+    fails(
+      {
+        ...PROD,
+        DATA_INDEX_KEY: Buffer.from(DEV_DATA_INDEX_KEY, 'base64').toString('base64url'),
+      },
+      /^DATA_ENCRYPTION_KEYS is invalid: the development keys/,
+    ),
+  )
+  t.test(
+    'the development encryption key under another id',
+    fails(
+      { ...PROD, DATA_ENCRYPTION_KEYS: `prod:${DEV_DATA_ENCRYPTION_KEYS.split(':')[1]}` },
+      /^DATA_ENCRYPTION_KEYS is invalid: the development keys/,
+    ),
+  )
+  t.test(
     'a malformed data key',
     fails(
       { ...PROD, DATA_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' },

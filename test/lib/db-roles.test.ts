@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { type AddressInfo, connect as connectTcp, createServer } from 'node:net'
 import postgres from 'postgres'
 import t from 'tap'
 import { type CliIo, runCli } from '../../cli.js'
@@ -35,6 +37,10 @@ t.test(
     await refused('ALTER TABLE', () => runtime`alter table users add column evil text`)
     await refused('DROP TABLE', () => runtime`drop table comments`)
     await refused('writing schema_migrations', () => runtime`delete from schema_migrations`)
+    await refused(
+      'a back-dated audit row',
+      () => runtime`insert into audit_events (event, created_at) values ('test.backdated', '2001-01-01')`,
+    )
     await refused('CREATE ROLE', () => runtime`create role evil`)
   },
 )
@@ -108,10 +114,57 @@ t.test('cli create-roles makes both roles idempotently; migrate grants the runti
   `
   t.same(
     privileges.map((p) => p.privilege),
-    ['INSERT', 'SELECT'],
-    'on audit_events the runtime role may only insert and read',
+    ['SELECT'],
+    'on audit_events the runtime role reads the whole table, and no UPDATE, DELETE or TRUNCATE',
+  )
+  const insertable = await check<{ column: string }[]>`
+    select column_name as column from information_schema.column_privileges
+    where grantee = 'bulwark_cli_app' and table_name = 'audit_events' and privilege_type = 'INSERT'
+    order by 1
+  `
+  t.same(
+    insertable.map((c) => c.column),
+    ['detail', 'event', 'id', 'ip', 'request_id', 'user_agent', 'user_id'],
+    'it inserts every column but created_at, which the database stamps',
   )
   // The service runs as the runtime role on that database.
   const app = await build(t, { env: { DATABASE_URL: config.DATABASE_URL ?? '', MIGRATE_ON_START: 'false' } })
   t.ok((await signUp(app, 'clirole')).accessToken)
 })
+
+t.test(
+  'a superuser runtime connection found only after a database outage at boot serves nothing',
+  async (t) => {
+    // The database's address refuses connections at boot; then a relay to the test server opens there.
+    const target = new URL(await createDatabase())
+    const probe = createServer().listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const port = (probe.address() as AddressInfo).port
+    probe.close()
+    await once(probe, 'close')
+    const url = new URL(target)
+    url.port = String(port)
+    const app = await build(t, {
+      env: {
+        NODE_ENV: 'production',
+        JWT_SECRET: 'p'.repeat(40),
+        DATABASE_URL: url.toString(),
+        MIGRATE_ON_START: 'false',
+        DATABASE_CONNECT_TIMEOUT_SECONDS: '1',
+      },
+    })
+    // The database comes back: the connection turns out to be a superuser's.
+    const relay = createServer((client) => {
+      const upstream = connectTcp(Number(target.port || 5432), target.hostname)
+      client.pipe(upstream).pipe(client)
+      client.on('error', () => upstream.destroy())
+      upstream.on('error', () => client.destroy())
+    }).listen(port, '127.0.0.1')
+    await once(relay, 'listening')
+    t.teardown(() => relay.close())
+    const res = await app.inject({ method: 'POST', url: '/api/auth/register', payload: {} })
+    t.equal(res.statusCode, 503, 'requests are refused, not served as a superuser')
+    t.match(res.json(), { type: 'urn:bulwark:problem:not-ready' })
+    t.equal((await app.inject('/health/ready')).statusCode, 503, 'and the instance never turns ready')
+  },
+)

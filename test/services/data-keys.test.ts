@@ -10,6 +10,7 @@ import { build, createDatabase, TEST_DATA_KEYS, TEST_PASSWORD } from '../helper.
 
 const silent = createLogger({ LOG_LEVEL: 'silent' })
 const key = (n: number) => Buffer.alloc(32, n).toString('base64')
+const LOOKALIKE = `enc:v1:t1:${Buffer.alloc(40, 7).toString('base64url')}`
 
 function captureIo() {
   const out: string[] = []
@@ -24,7 +25,7 @@ const storedValues = async (sql: postgres.Sql) => {
     union all select ip from sessions union all select user_agent from sessions
     union all select ip from audit_events where ip is not null
   `
-  return rows.map((r) => r.v)
+  return rows.map((r) => r.v).filter((v) => v !== null)
 }
 
 t.test(
@@ -42,12 +43,28 @@ t.test(
   `
     await sql`insert into sessions (user_id, idle_expires_at, expires_at, user_agent, ip)
             values (${user?.id ?? ''}, now() + interval '1 day', now() + interval '2 days', 'OldAgent/1.0', '198.51.100.4')`
+    // A client chose a user agent that looks like our ciphertext, before encryption existed.
+    await sql`insert into sessions (user_id, idle_expires_at, expires_at, user_agent)
+            values (${user?.id ?? ''}, now() + interval '1 day', now() + interval '2 days', ${LOOKALIKE})`
     await sql`insert into audit_events (event, user_id, ip, user_agent) values ('auth.register', ${user?.id ?? ''}, '198.51.100.4', 'OldAgent/1.0')`
 
     const v1 = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, ...TEST_DATA_KEYS })
     const first = await migrateDatabase(v1, sql, createFieldCipher(v1))
     t.same(first.applied, ['0004_field_encryption.sql'])
-    t.equal(first.encrypted, 5, 'every plaintext value, once')
+    t.equal(first.encrypted, 6, 'every plaintext value, once')
+    const [forged] = await sql<{ id: string; userAgent: string }[]>`
+    select id, user_agent as "userAgent" from sessions where ip is null
+  `
+    const v1Cipher = createFieldCipher(v1)
+    t.equal(
+      v1Cipher.decrypt(forged?.userAgent ?? '', {
+        table: 'sessions',
+        column: 'user_agent',
+        rowId: forged?.id ?? '',
+      }),
+      LOOKALIKE,
+      'a plaintext user agent that looks like ciphertext was encrypted like any other',
+    )
     t.ok(
       (await storedValues(sql)).every((v) => v.startsWith('enc:v1:t1:')),
       'all under the active key',
@@ -109,6 +126,11 @@ t.test(
     const early = loadConfig({ ...env, DATA_ENCRYPTION_KEYS: `k3:${key(6)}` })
     const fail = captureIo()
     t.equal(await runCli(['rotate-data-key'], early, fail.io, silent), 1)
-    t.match(fail.err[0], /^rotate-data-key: cannot decrypt users\.email of row/)
+    t.match(fail.err[0], /^rotate-data-key: cannot decrypt users\.email [0-9a-f-]{36}; left as it is$/)
+    t.match(
+      fail.err.at(-1),
+      /^rotate-data-key: still not under k3: users\.email 1/,
+      'and exits 1 with what is left',
+    )
   },
 )
