@@ -128,7 +128,8 @@ const commands: Record<string, Command> = {
         const result = await reencrypt(owner, cipher, {
           onProgress: (p) => io.stdout(`${p.table}.${p.column}: ${p.done} re-encrypted`),
         })
-        for (const value of result.failed) io.stderr(`rotate-data-key: cannot decrypt ${value}; left as it is`)
+        for (const value of result.failed)
+          io.stderr(`rotate-data-key: cannot decrypt ${value}; left as it is`)
         const left = Object.entries(await staleCounts(owner, cipher)).filter(([, n]) => n > 0)
         if (left.length > 0) {
           const counts = left.map(([column, n]) => `${column} ${n}`).join(', ')

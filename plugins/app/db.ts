@@ -4,11 +4,11 @@ import postgres, { type Sql } from 'postgres'
 import { ConfigError } from '../../lib/config.js'
 import { grantRuntime } from '../../lib/db-roles.js'
 import { postgresTls } from '../../lib/db-tls.js'
+import { unavailable } from '../../lib/errors.js'
 import type { FieldCipher } from '../../lib/field-crypto.js'
 import { migrate, readMigrations } from '../../lib/migrator.js'
 import type { Config } from '../../schemas/env.js'
 import { reencrypt } from '../../services/data-keys.js'
-import { unavailable } from '../../lib/errors.js'
 import { isDatabaseUnavailable } from './errors.js'
 
 /** The database pool (app.sql), migrations at start, and the runtime connection's privilege check. */
