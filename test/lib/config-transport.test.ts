@@ -157,3 +157,14 @@ t.test('a CA file must be readable and hold a PEM certificate; its content is ne
   const config = loadConfig({ ...PROD, DATABASE_CA_FILE: ca, REDIS_CA_FILE: ca })
   t.equal(config.DATABASE_CA_FILE, ca)
 })
+
+t.test('production: an authority postgres.js reads differently is never taken for loopback', async (t) => {
+  // postgres.js takes the host after the first @ and cuts at ? or / only: these connect to 192.0.2.2.
+  for (const url of [
+    'postgres://app:s3cret@192.0.2.2:55432,x@127.0.0.1/app',
+    'postgres://app:s3cret@127.0.0.1#,192.0.2.2:55432/app',
+  ]) {
+    t.throws(() => loadConfig({ ...PROD, DATABASE_URL: url }), { message: DB_REFUSED }, url)
+  }
+  t.doesNotThrow(() => loadConfig({ ...PROD, DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:5432/app' }))
+})

@@ -4,6 +4,7 @@ import postgres from 'postgres'
 import t from 'tap'
 import { type CliIo, runCli } from '../../cli.js'
 import { loadConfig } from '../../lib/config.js'
+import { createRoles } from '../../lib/db-roles.js'
 import { createLogger } from '../../lib/logger.js'
 import { build, createDatabase, signUp, TEST_DATA_KEYS, testRoleUrls } from '../helper.js'
 
@@ -166,5 +167,33 @@ t.test(
     t.equal(res.statusCode, 503, 'requests are refused, not served as a superuser')
     t.match(res.json(), { type: 'urn:bulwark:problem:not-ready' })
     t.equal((await app.inject('/health/ready')).statusCode, 503, 'and the instance never turns ready')
+  },
+)
+
+t.test(
+  'role passwords are literals even where backslashes are escapes (no injection through a password)',
+  async (t) => {
+    const admin = await createDatabase()
+    const database = new URL(admin).pathname.slice(1)
+    const sql = connect(admin)
+    t.teardown(async () => {
+      await sql.unsafe('drop role if exists bulwark_inj_evil')
+      await sql.end()
+    })
+    await sql.unsafe(`alter database ${database} set standard_conforming_strings = off`)
+    const fresh = connect(admin) // a new session picks up the database's setting
+    t.teardown(() => fresh.end())
+    const hostile = "\\', $$x$$) union select $$create role bulwark_inj_evil login superuser$$ --"
+    await createRoles(fresh, {
+      migrationRole: 'bulwark_inj_owner',
+      migrationPassword: hostile,
+      runtimeRole: 'bulwark_inj_app',
+      runtimePassword: 'plain',
+      database,
+    })
+    const [evil] = await sql`select 1 from pg_roles where rolname = 'bulwark_inj_evil'`
+    t.notOk(evil, 'no role was created from the password')
+    const [owner] = await sql`select rolsuper from pg_roles where rolname = 'bulwark_inj_owner'`
+    t.equal(owner?.rolsuper, false)
   },
 )

@@ -44,3 +44,26 @@ t.test('a change whose audit row cannot be written does not happen: an admin dem
   t.equal(row?.role, 'admin', 'the role did not change without its audit row')
   t.equal((await other.inject('/api/users/me')).statusCode, 200, "and the target's sessions live on")
 })
+
+t.test(
+  "a change whose audit row cannot be written does not happen: an admin deletes another's comment",
+  async (t) => {
+    const app = await build(t)
+    const admin = await signUp(app, 'atomdel', { role: 'admin' })
+    const author = await signUp(app, 'atomaut')
+    const created = await author.inject({
+      method: 'POST',
+      url: '/api/comments',
+      payload: { body: 'keep me' },
+    })
+    const id = created.json<{ id: string }>().id
+    await breakAudit(t, 'comment.deleted_by_admin')
+    const res = await admin.inject({ method: 'DELETE', url: `/api/comments/${id}` })
+    t.equal(res.statusCode, 500)
+    t.equal(
+      (await app.inject(`/api/comments/${id}`)).statusCode,
+      200,
+      'the comment was not deleted unaudited',
+    )
+  },
+)
