@@ -197,3 +197,25 @@ t.test(
     t.equal(owner?.rolsuper, false)
   },
 )
+
+t.test(
+  'create-roles will not send an administrator password in plaintext to another host in production',
+  async (t) => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      JWT_SECRET: 'p'.repeat(40),
+      ...TEST_DATA_KEYS,
+      DATABASE_URL: 'postgres://bulwark_app:pw@127.0.0.1:5432/bulwark',
+      DATABASE_MIGRATION_URL: 'postgres://bulwark_owner:pw@127.0.0.1:5432/bulwark',
+    })
+    const err: string[] = []
+    const io: CliIo = {
+      stdout: () => {},
+      stderr: (l) => err.push(l),
+      stdin: async () => 'postgres://admin:TopSecret@192.0.2.2:5432/bulwark\n',
+    }
+    t.equal(await runCli(['create-roles', '--admin-url', '-'], config, io, silent), 1)
+    t.match(err[0], /^create-roles: the administrator URL is invalid: a non-loopback host needs sslmode/)
+    t.notMatch(err.join(' '), /TopSecret/, 'the URL is never echoed')
+  },
+)
