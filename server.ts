@@ -11,6 +11,11 @@ import { createLogger } from './lib/logger.js'
 
 export interface ShutdownOptions {
   timeoutMs: number
+  /**
+   * How long to keep serving, while readiness answers 503, before closing the listener: the time a
+   * gateway or orchestrator needs to stop routing new requests here (0: close at once).
+   */
+  delayMs?: number
   /** Runs after the server has closed (e.g. stopping the embedded database). */
   cleanup?: () => Promise<void>
   exit: (code: number) => void
@@ -21,14 +26,15 @@ export interface ShutdownOptions {
 const FORCED_CLEANUP_MS = 3000
 
 /**
- * On SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (bounded by
- * timeoutMs), close the pool and the embedded database, then exit 0 (1 if the bound was hit).
- * A second signal during shutdown exits at once.
+ * On SIGTERM/SIGINT: report not-ready and keep serving for delayMs, then stop accepting connections,
+ * let in-flight requests finish (bounded by timeoutMs), close the pool and the embedded database,
+ * and exit 0 (1 if the bound was hit). A second signal during shutdown exits at once.
  */
 export function installGracefulShutdown(app: FastifyInstance, options: ShutdownOptions): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT']
   let closing = false
   let exited = false
+  let forced = false
   let failed = false
   let timer: NodeJS.Timeout | undefined
   let cleanup: Promise<void> | undefined
@@ -53,10 +59,16 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
   const onSignal = async (signal: NodeJS.Signals) => {
     if (closing) {
       app.log.warn({ event: 'server.shutdown.forced', signal }, 'second signal: exiting now')
+      forced = true
       return exit(1, true)
     }
     closing = true
-    app.log.info({ event: 'server.shutdown', signal }, 'shutting down')
+    const delayMs = options.delayMs ?? 0
+    // Not ready from now on, still serving: the load balancer drains this replica before it closes.
+    app.lifecycle.draining = true
+    app.log.info({ event: 'server.shutdown', signal, delayMs }, 'shutting down')
+    if (delayMs > 0) await new Promise((done) => setTimeout(done, delayMs))
+    if (forced) return
     timer = setTimeout(() => {
       app.log.error({ event: 'server.shutdown.timeout', timeoutMs: options.timeoutMs }, 'shutdown timed out')
       void exit(1, true)
@@ -101,6 +113,7 @@ export async function main(): Promise<void> {
     const app = await buildApp(config, { logger })
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      delayMs: config.SHUTDOWN_DELAY_MS,
       cleanup: async () => embedded?.stop(),
       exit: (code) => process.exit(code),
     })

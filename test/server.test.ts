@@ -174,6 +174,44 @@ t.test('installGracefulShutdown', async (t) => {
     t.ok(Date.now() - signalledAt < 6000, 'within timeoutMs plus the bounded cleanup wait')
   })
 
+  t.test('delayMs: not ready but still serving new connections, then closes and exits 0', async (t) => {
+    const { app, url, log } = await slowApp(t, 10)
+    const { calls, exit } = install(t, app, { delayMs: 1500 })
+    const exited = settled(exit)
+
+    process.emit(SIGNAL, SIGNAL)
+    // Both on connections opened after the signal: the listener is still open during the delay.
+    const ready = await oneShotGet(`${url}/health/ready`)
+    t.equal(ready.status, 503, 'readiness answers 503 at once')
+    t.match(ready.body, { type: /not-ready$/ })
+    t.same(
+      await oneShotGet(`${url}/test/slow`),
+      { status: 200, body: { done: true } },
+      'requests still served',
+    )
+    t.notOk(exited(), 'has not closed yet')
+    t.same(calls, [], 'no cleanup during the delay')
+
+    t.equal(await exit, 0, 'exit code 0 after the delay')
+    t.same(calls, ['cleanup', 'exit:0'])
+    await t.rejects(fetch(`${url}/health/live`), newConnectionRefused, 'then new connections are refused')
+    t.match(
+      log.lines.filter((l) => l.event === 'server.shutdown'),
+      [{ level: 'info', signal: SIGNAL, delayMs: 1500 }],
+    )
+  })
+
+  t.test('a second signal during the delay exits 1 at once and never closes twice', async (t) => {
+    const { app } = await slowApp(t, 10)
+    const { calls, exit } = install(t, app, { delayMs: 1000 })
+    process.emit(SIGNAL, SIGNAL)
+    await sleep(50)
+    process.emit(SIGNAL, SIGNAL)
+    t.equal(await exit, 1)
+    await sleep(1200)
+    t.same(calls, ['cleanup', 'exit:1'], 'the first signal does not go on to close after its delay')
+  })
+
   t.test('a second signal during shutdown exits 1 at once', async (t) => {
     const { app, url, log } = await slowApp(t, 1500)
     const { calls, exit } = install(t, app, { timeoutMs: 10_000 })

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
+import { ConfigError } from '../../lib/config.js'
 import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../lib/counter-store.js'
 import { redisTls } from '../../lib/db-tls.js'
 
@@ -16,6 +17,39 @@ declare module 'fastify' {
 }
 
 const LOG_EVERY_MS = 30_000
+/** The counters start their window with `PEXPIRE … NX`, a Redis 7.0 option (Valkey reports 7.2 or later). */
+export const MIN_REDIS_VERSION = '7.0'
+/** How long boot waits for the first connection to check the server's version. */
+const BOOT_CONNECT_WAIT_MS = 2500
+
+/** The server's version from INFO, or null when it cannot be read (INFO renamed, ACL). */
+async function redisVersion(redis: Redis): Promise<string | null> {
+  const info = await redis.info('server').catch(() => '')
+  return /^redis_version:(\d+\.\d+(?:\.\d+)?)/m.exec(info)?.[1] ?? null
+}
+
+export function versionSupported(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  const [minMajor = 0, minMinor = 0] = MIN_REDIS_VERSION.split('.').map(Number)
+  return major > minMajor || (major === minMajor && minor >= minMinor)
+}
+
+/** Resolves true once connected, false on the first error or after the bound (Redis down is not fatal). */
+function firstConnection(redis: Redis): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (connected: boolean) => {
+      clearTimeout(timer)
+      redis.off('ready', onReady)
+      redis.off('error', onError)
+      resolve(connected)
+    }
+    const onReady = () => done(true)
+    const onError = () => done(false)
+    const timer = setTimeout(() => done(false), BOOT_CONNECT_WAIT_MS)
+    redis.once('ready', onReady)
+    redis.once('error', onError)
+  })
+}
 /** As @fastify/rate-limit's own in-memory store: at most this many clients are tracked at once. */
 const REQUEST_COUNTERS_IN_MEMORY = 5000
 
@@ -59,6 +93,24 @@ async function redisPlugin(app: FastifyInstance) {
   redis.on('ready', () => {
     if (lastLogged) app.log.info({ event: 'redis.ready' }, 'Redis connection restored')
     lastLogged = 0
+  })
+  const unsupported = (version: string) =>
+    `Redis ${version} at REDIS_URL is too old: the service needs Redis ${MIN_REDIS_VERSION} or later`
+  if (await firstConnection(redis)) {
+    const version = await redisVersion(redis)
+    if (version === null) {
+      app.log.warn({ event: 'redis.version_unknown' }, 'could not read the Redis version (INFO refused)')
+    } else if (!versionSupported(version)) {
+      redis.disconnect()
+      throw new ConfigError(unsupported(version))
+    }
+  }
+  // Connected later, or reconnected to another server (a failover): it may be older; its counter commands would then fail.
+  redis.on('ready', () => {
+    void redisVersion(redis).then((version) => {
+      if (version && !versionSupported(version))
+        app.log.error({ event: 'redis.version_unsupported', version }, unsupported(version))
+    })
   })
   app.decorate('redis', redis)
   const shared = new RedisCounterStore(redis, RATE_LIMIT_KEY_PREFIX)
