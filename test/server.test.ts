@@ -13,13 +13,22 @@ import { build, logCapture, testDatabaseUrl } from './helper.js'
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
 const SIGNAL = 'SIGUSR2' // not one tap listens to
 
-/** Builds the app with a slow route, listening on a free port. */
+/**
+ * Builds the app with a slow route, listening on a free port. `inHandler()` resolves once a request
+ * is inside the route (the first one): tests signal then, so the request is in flight whatever the machine's load.
+ */
 async function slowApp(t: Test, delayMs: number) {
   const log = logCapture()
+  let entered!: () => void
+  const reached = new Promise<void>((r) => {
+    entered = r
+  })
+  const inHandler = () => reached
   const app = await build(t, {
     logStream: log.stream,
     setup: (app) => {
       app.get('/test/slow', async () => {
+        entered()
         await sleep(delayMs)
         return { done: true }
       })
@@ -28,7 +37,7 @@ async function slowApp(t: Test, delayMs: number) {
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   // Runs before build()'s app.close(): a connection left open must not hold the test for 72 s.
   t.teardown(() => app.server.closeAllConnections())
-  return { app, url, log }
+  return { app, url, log, inHandler }
 }
 
 /** Installs the shutdown handler on SIGUSR2, recording what it does. */
@@ -97,12 +106,12 @@ function settled(promise: Promise<unknown>): () => boolean {
 
 t.test('installGracefulShutdown', async (t) => {
   t.test('drains the in-flight request, refuses new connections, cleans up, exits 0', async (t) => {
-    const { app, url, log } = await slowApp(t, 500)
+    const { app, url, log, inHandler } = await slowApp(t, 500)
     const { calls, exit, remove, before } = install(t, app)
     t.equal(process.listenerCount(SIGNAL), before + 1, 'listens to the given signal')
 
     const inFlight = oneShotGet(`${url}/test/slow`)
-    await sleep(100)
+    await inHandler()
     process.emit(SIGNAL, SIGNAL)
 
     t.same(await inFlight, { status: 200, body: { done: true } }, 'the in-flight request completes')
@@ -120,11 +129,11 @@ t.test('installGracefulShutdown', async (t) => {
   })
 
   t.test('a keep-alive client (fetch, like a gateway) does not hold shutdown open', async (t) => {
-    const { app, url } = await slowApp(t, 500)
+    const { app, url, inHandler } = await slowApp(t, 500)
     const { calls, exit } = install(t, app, { timeoutMs: 2000 })
 
     const inFlight = keepAliveGet(`${url}/test/slow`)
-    await sleep(100)
+    await inHandler()
     process.emit(SIGNAL, SIGNAL)
 
     t.same(await inFlight, { status: 200, body: { done: true } }, 'the in-flight request completes')
@@ -138,12 +147,12 @@ t.test('installGracefulShutdown', async (t) => {
   })
 
   t.test('a shutdown that outlasts timeoutMs exits 1', async (t) => {
-    const { app, url, log } = await slowApp(t, 3000)
+    const { app, url, log, inHandler } = await slowApp(t, 3000)
     const { calls, exit } = install(t, app, { timeoutMs: 300 })
 
     const inFlight = oneShotGet(`${url}/test/slow`)
     const requestDone = settled(inFlight)
-    await sleep(100)
+    await inHandler()
     const signalledAt = Date.now()
     process.emit(SIGNAL, SIGNAL)
 
@@ -213,12 +222,12 @@ t.test('installGracefulShutdown', async (t) => {
   })
 
   t.test('a second signal during shutdown exits 1 at once', async (t) => {
-    const { app, url, log } = await slowApp(t, 1500)
+    const { app, url, log, inHandler } = await slowApp(t, 1500)
     const { calls, exit } = install(t, app, { timeoutMs: 10_000 })
 
     const inFlight = oneShotGet(`${url}/test/slow`)
     const requestDone = settled(inFlight)
-    await sleep(100)
+    await inHandler()
     process.emit(SIGNAL, SIGNAL)
     await sleep(50)
     process.emit(SIGNAL, SIGNAL)
