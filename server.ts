@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs'
+import { Server as NetServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -16,6 +17,11 @@ export interface ShutdownOptions {
    * gateway or orchestrator needs to stop routing new requests here (0: close at once).
    */
   delayMs?: number
+  /**
+   * Refuse new connections from the signal on, still serving open ones through the delay: for
+   * gateways that fail over only when a connect fails (nginx open source, no active health checks).
+   */
+  closeListenerFirst?: boolean
   /** Runs after the server has closed (e.g. stopping the embedded database). */
   cleanup?: () => Promise<void>
   exit: (code: number) => void
@@ -66,7 +72,13 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
     const delayMs = options.delayMs ?? 0
     // Not ready from now on, still serving: the load balancer drains this replica before it closes.
     app.lifecycle.draining = true
-    app.log.info({ event: 'server.shutdown', signal, delayMs }, 'shutting down')
+    // net.Server's close stops accepting only; http.Server's would also drop idle keep-alive
+    // connections (Node >= 19), racing a request the gateway is sending on one.
+    if (options.closeListenerFirst) NetServer.prototype.close.call(app.server)
+    app.log.info(
+      { event: 'server.shutdown', signal, delayMs, closeListenerFirst: options.closeListenerFirst === true },
+      'shutting down',
+    )
     if (delayMs > 0) await new Promise((done) => setTimeout(done, delayMs))
     if (forced) return
     timer = setTimeout(() => {
@@ -114,6 +126,7 @@ export async function main(): Promise<void> {
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       delayMs: config.SHUTDOWN_DELAY_MS,
+      closeListenerFirst: config.SHUTDOWN_CLOSE_LISTENER_FIRST,
       cleanup: async () => embedded?.stop(),
       exit: (code) => process.exit(code),
     })

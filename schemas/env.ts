@@ -59,6 +59,7 @@ export const EnvSchema = Type.Object({
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 72_000 }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, maximum: 300_000, default: 0 }),
+  SHUTDOWN_CLOSE_LISTENER_FIRST: Type.Boolean({ default: false }),
   EMBEDDED_DB_DIR: Type.String({ minLength: 1, maxLength: 1024, default: '.data/postgres' }),
   EMBEDDED_DB_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),

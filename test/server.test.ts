@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { get as httpGet } from 'node:http'
+import { Agent, get as httpGet } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -83,6 +83,28 @@ const oneShotGet = (url: string): Promise<Reply> =>
         text += chunk
       })
       res.on('end', () => resolveReply({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+
+/** GET through a keep-alive agent: whether the socket was reused, and the Connection header answered. */
+const agentGet = (agent: Agent, url: string) =>
+  new Promise<Reply & { connection: string | undefined; reused: boolean }>((resolveReply, reject) => {
+    const req = httpGet(url, { agent }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        text += chunk
+      })
+      res.on('end', () =>
+        resolveReply({
+          status: res.statusCode ?? 0,
+          body: JSON.parse(text),
+          connection: res.headers.connection,
+          reused: req.reusedSocket,
+        }),
+      )
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -209,6 +231,42 @@ t.test('installGracefulShutdown', async (t) => {
       [{ level: 'info', signal: SIGNAL, delayMs: 1500 }],
     )
   })
+
+  t.test(
+    'closeListenerFirst: new connections refused at once, an open one served through the delay',
+    async (t) => {
+      const { app, url, log } = await slowApp(t, 10)
+      const { calls, exit } = install(t, app, { delayMs: 1500, closeListenerFirst: true })
+      const exited = settled(exit)
+      // A gateway's pooled keep-alive connection, opened before the signal.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+      t.teardown(() => agent.destroy())
+      const first = await agentGet(agent, `${url}/test/slow`)
+      t.equal(first.connection, 'keep-alive', 'the connection stays open before the signal')
+
+      process.emit(SIGNAL, SIGNAL)
+      await t.rejects(
+        oneShotGet(`${url}/health/live`),
+        { code: 'ECONNREFUSED' },
+        'a new connection is refused',
+      )
+      const during = await agentGet(agent, `${url}/test/slow`)
+      t.same(
+        [during.status, during.body, during.reused],
+        [200, { done: true }, true],
+        'the open connection is still served',
+      )
+      t.equal(during.connection, 'close', 'and told to close after the response')
+      t.notOk(exited(), 'still within the delay')
+
+      t.equal(await exit, 0)
+      t.same(calls, ['cleanup', 'exit:0'])
+      t.match(
+        log.lines.filter((l) => l.event === 'server.shutdown'),
+        [{ delayMs: 1500, closeListenerFirst: true }],
+      )
+    },
+  )
 
   t.test('a second signal during the delay exits 1 at once and never closes twice', async (t) => {
     const { app } = await slowApp(t, 10)
