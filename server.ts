@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs'
 import { Server as NetServer } from 'node:net'
+import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -118,11 +119,22 @@ export async function main(): Promise<void> {
     )
   }
   let embedded: EmbeddedDatabase | null = null
+  // As PID 1 in a container a signal without a handler is ignored: a stop while the service is still
+  // starting (waiting for the database, migrating) must end it too, not wait for SIGKILL.
+  const stopWhileStarting = (signal: NodeJS.Signals) => {
+    logger.warn({ event: 'server.start_interrupted', signal }, `${signal} while starting: exiting`)
+    void (embedded?.stop() ?? Promise.resolve())
+      .catch(() => {})
+      .finally(() => process.exit(128 + constants.signals[signal]))
+  }
+  const startSignals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
+  for (const s of startSignals) process.once(s, stopWhileStarting)
   try {
     const resolved = await resolveDatabase(loaded, logger)
     embedded = resolved.embedded
     const config = resolved.config
     const app = await buildApp(config, { logger })
+    for (const s of startSignals) process.removeListener(s, stopWhileStarting)
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       delayMs: config.SHUTDOWN_DELAY_MS,

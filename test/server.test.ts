@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { Agent, get as httpGet } from 'node:http'
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -309,9 +311,10 @@ interface Run {
   stderr: string
 }
 
-/** Runs server.ts in a real Node process with tap's TypeScript loader. */
-function runServer(t: Test, env: NodeJS.ProcessEnv, cwd = root) {
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
+/** Runs server.ts (or another entry point) in a real Node process with tap's TypeScript loader. */
+function runServer(t: Test, env: NodeJS.ProcessEnv, cwd = root, entry = ['server.ts']) {
+  const [script = 'server.ts', ...args] = entry
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, join(root, script), ...args], {
     cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -396,3 +399,55 @@ t.test('server.ts in production without JWT_SECRET exits 1 with one line', async
   t.notMatch(run.stderr, '    at ', 'no stack trace')
   t.equal(run.stdout, '', 'nothing is logged before configuration is valid')
 })
+
+/** A database that accepts connections and never answers: whatever waits on it waits. */
+async function silentDatabase(t: Test) {
+  const accepted: Socket[] = []
+  const silent = createNetServer((socket) => {
+    accepted.push(socket)
+  })
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => {
+    for (const socket of accepted) socket.destroy()
+    silent.close()
+  })
+  const port = (silent.address() as AddressInfo).port
+  return { url: `postgres://postgres@127.0.0.1:${port}/test`, connected: once(silent, 'connection') }
+}
+
+for (const entry of [['server.ts'], ['cli.ts', 'migrate']]) {
+  t.test(
+    `${entry.join(' ')} stopped while waiting for the database exits at once (PID 1 ignores unhandled signals)`,
+    async (t) => {
+      const db = await silentDatabase(t)
+      const run = runServer(
+        t,
+        {
+          ...process.env,
+          NODE_ENV: 'test',
+          LOG_LEVEL: 'info',
+          DATABASE_URL: db.url,
+          DATABASE_CONNECT_TIMEOUT_SECONDS: '60',
+        },
+        root,
+        entry,
+      )
+      await db.connected
+      const signalledAt = Date.now()
+      run.child.kill('SIGTERM')
+      const result = await run.done
+      t.equal(result.code, 143, 'exit 128 + SIGTERM, not a success')
+      t.equal(result.signal, null, 'exited by itself, not by the default action')
+      t.ok(Date.now() - signalledAt < 10_000, 'long before the 60 s connect timeout')
+      if (entry[0] === 'server.ts') {
+        t.match(
+          run.events().filter((e) => e.event === 'server.start_interrupted'),
+          [{ level: 'warn', signal: 'SIGTERM' }],
+        )
+      } else {
+        t.match(result.stderr, /bulwark: SIGTERM: stopped/)
+      }
+    },
+  )
+}
