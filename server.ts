@@ -75,7 +75,7 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
     app.lifecycle.draining = true
     // net.Server's close stops accepting only; http.Server's would also drop idle keep-alive
     // connections (Node >= 19), racing a request the gateway is sending on one.
-    if (options.closeListenerFirst) NetServer.prototype.close.call(app.server)
+    if (options.closeListenerFirst && app.server.listening) NetServer.prototype.close.call(app.server)
     app.log.info(
       { event: 'server.shutdown', signal, delayMs, closeListenerFirst: options.closeListenerFirst === true },
       'shutting down',
@@ -134,6 +134,8 @@ export async function main(): Promise<void> {
     embedded = resolved.embedded
     const config = resolved.config
     const app = await buildApp(config, { logger })
+    const address = await app.listen({ host: config.HOST, port: config.PORT })
+    // Started: from here on a signal drains and closes (the start handler would exit at once).
     for (const s of startSignals) process.removeListener(s, stopWhileStarting)
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -142,7 +144,6 @@ export async function main(): Promise<void> {
       cleanup: async () => embedded?.stop(),
       exit: (code) => process.exit(code),
     })
-    const address = await app.listen({ host: config.HOST, port: config.PORT })
     logger.info({ event: 'server.started', url: address }, `Bulwark listening on ${address}`)
   } catch (err) {
     // A setting found wrong only once connected (a superuser runtime role) reads like any other.

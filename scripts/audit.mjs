@@ -24,10 +24,15 @@ try {
   report = null
 }
 
-if (!report?.metadata?.vulnerabilities) {
+// Only npm 7+'s report (version 2) is understood; anything else is not a result we can judge.
+if (report?.auditReportVersion !== 2 || !report?.metadata?.vulnerabilities) {
   const status = report?.statusCode ?? report?.error?.code ?? run.error?.code ?? `exit ${run.status}`
   const detail = report?.message ?? report?.error?.summary ?? run.stderr.trim().split('\n').at(-1) ?? ''
-  console.error(`audit: NOT RUN — the registry's audit endpoint could not be used (${status}): ${detail}`)
+  console.error(
+    report?.auditReportVersion !== undefined && report.auditReportVersion !== 2
+      ? `audit: NOT RUN — npm gave an audit report of version ${report.auditReportVersion}, which this script does not read (npm 7 or later gives 2)`
+      : `audit: NOT RUN — the registry's audit endpoint could not be used (${status}): ${detail}`,
+  )
   console.error('audit: no advisory data was checked, so this step has NOT passed.')
   process.exit(2)
 }
@@ -35,6 +40,8 @@ if (!report?.metadata?.vulnerabilities) {
 const counts = report.metadata.vulnerabilities
 const failing = LEVELS.slice(LEVELS.indexOf(FAIL_AT))
 const found = Object.values(report.vulnerabilities ?? {}).filter((v) => failing.includes(v.severity))
+// The counts decide as well as the list, so a report whose list is cut short cannot pass.
+const counted = failing.reduce((sum, level) => sum + Number(counts[level] ?? 0), 0)
 console.log(
   `audit: ${report.metadata.dependencies?.prod ?? '?'} runtime dependencies checked; ` +
     LEVELS.map((level) => `${counts[level] ?? 0} ${level}`).join(', '),
@@ -50,8 +57,10 @@ for (const v of found) {
       (v.fixAvailable ? ' [fix available]' : ''),
   )
 }
-if (found.length > 0) {
-  console.log(`audit: FAILED — ${found.length} runtime package(s) with a ${failing.join(' or ')} advisory`)
+if (found.length > 0 || counted > 0) {
+  console.log(
+    `audit: FAILED — ${Math.max(found.length, counted)} runtime package(s) with a ${failing.join(' or ')} advisory`,
+  )
   process.exit(1)
 }
 console.log(`audit: passed (nothing at ${FAIL_AT} or above)`)

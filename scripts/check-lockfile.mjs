@@ -23,10 +23,13 @@ const problems = []
 if (lint.status !== 0) problems.push(`lockfile-lint: ${(lint.stdout + lint.stderr).trim()}`)
 
 const lock = JSON.parse(readFileSync(lockPath, 'utf8'))
-if (lock.lockfileVersion < 2)
+if (!(lock.lockfileVersion >= 2))
   problems.push(`lockfileVersion ${lock.lockfileVersion}: regenerate with npm 7 or later`)
+if (Object.keys(lock.packages ?? {}).length < 2)
+  problems.push('no packages recorded: not a lock file of this project')
 for (const [path, entry] of Object.entries(lock.packages ?? {})) {
-  if (path === '') continue
+  // The root, and bundled packages: they come inside their parent's tarball, which its hash covers.
+  if (path === '' || entry.inBundle) continue
   if (entry.link) problems.push(`${path}: a linked folder (${entry.resolved}), not a registry package`)
   else if (!entry.integrity) problems.push(`${path}: no integrity hash`)
   else if (!entry.integrity.split(/\s+/).every((hash) => hash.startsWith('sha512-')))

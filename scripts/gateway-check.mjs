@@ -62,7 +62,8 @@ const FORGED_FOR = '203.0.113.7' // documentation address, only ever written int
 const LOGIN_LIMIT = 4
 const GLOBAL_LIMIT = 30
 const DRAIN_DELAY_MS = 2000 // SHUTDOWN_DELAY_MS in the drill (compose.yaml's is longer)
-const LOAD_CONNECTIONS = 20
+const LOAD_CONNECTIONS = Number(process.env.GATEWAY_CHECK_CONNECTIONS ?? 50)
+const WARM_UP_MS = 6000 // load before the first SIGTERM (compose.yaml's rollout waits 6 s too)
 // The load of the rolling restart, in turn on every connection: a read the gateway may retry and a
 // write it never retries once sent.
 const LOAD_PATHS = ['/api/users/me', '/api/comments']
@@ -709,6 +710,22 @@ async function main() {
     `session ip ${current?.ip}`,
   )
 
+  // --- a browser's cookie-carried request through the gateway: its Origin is the gateway's origin,
+  // port included, and the CSRF check must recognise it as same-origin (and a foreign one not).
+  const browser = await login()
+  const gatewayOrigin = `http://127.0.0.1:${gatewayPort}`
+  const foreign = await on(other(browser.replica), 'POST', '/api/auth/refresh', {
+    headers: { cookie: browser.refresh, origin: 'https://evil.example' },
+  })
+  const sameOrigin = await on(other(browser.replica), 'POST', '/api/auth/refresh', {
+    headers: { cookie: browser.refresh, origin: gatewayOrigin },
+  })
+  check(
+    `a. a browser's refresh through the gateway with Origin ${gatewayOrigin} is same-origin; a foreign Origin is refused`,
+    sameOrigin.status === 200 && foreign.status === 403,
+    `same origin ${sameOrigin.status}, foreign ${foreign.status}`,
+  )
+
   // --- b. refresh rotation across replicas, reuse detection on either ----------------------------
   const refreshOn = (replica, cookie) => on(replica, 'POST', '/api/auth/refresh', { headers: { cookie } })
   let token = first.refresh
@@ -894,7 +911,10 @@ async function main() {
   )
   const restarts = []
   try {
-    await sleep(2000)
+    // Let the gateway's keep-alive pools fill first, as a rollout waits between replicas: a replica
+    // stopped while nginx is still opening connections to it has some in its accept queue when the
+    // listener closes, and the kernel resets those (a POST on one is a 502; see docs/deploy.md).
+    await sleep(WARM_UP_MS)
     for (const replica of replicas) {
       const t0 = Date.now()
       const mark = replica.lines().length

@@ -21,8 +21,8 @@ interface Run {
   out: string
 }
 
-async function runScript(script: string, args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [join(root, 'scripts', script), ...args], { cwd: root })
+async function runScript(script: string, args: string[], env = process.env): Promise<Run> {
+  const child = spawn(process.execPath, [join(root, 'scripts', script), ...args], { cwd: root, env })
   let out = ''
   child.stdout.on('data', (c) => {
     out += c
@@ -118,6 +118,14 @@ t.test('lock-file policy', async (t) => {
   )
   await refuses(
     t,
+    'empty',
+    (l) => {
+      for (const key of Object.keys(l)) delete (l as Record<string, unknown>)[key]
+    },
+    /lockfileVersion undefined: regenerate[\s\S]*no packages recorded/,
+  )
+  await refuses(
+    t,
     'github-spec',
     (_l, m) => {
       m.dependencies.xss = 'leizongmin/js-xss#master'
@@ -162,6 +170,17 @@ async function advisoryEndpoint(t: Test, answer: 'refuse' | 'clean' | 'high' | '
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
 }
 
+t.test('a bundled package needs no hash of its own (its parent tarball has one)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-lock-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as Lock
+  lock.packages['node_modules/xss/node_modules/bundled-thing'] = { version: '1.0.0', inBundle: true }
+  const path = join(dir, 'bundled.json')
+  writeFileSync(path, JSON.stringify(lock))
+  const run = await runScript('check-lockfile.mjs', [path])
+  t.equal(run.code, 0, run.out)
+})
+
 t.test('npm run audit', async (t) => {
   // A cache of each run's own: npm keeps computed advisories by id, so answers would mix.
   const audit = async (t: Test, answer: Parameters<typeof advisoryEndpoint>[1]) => {
@@ -192,5 +211,35 @@ t.test('npm run audit', async (t) => {
     const run = await audit(t, 'clean')
     t.equal(run.code, 0, run.out)
     t.match(run.out, /0 high, 0 critical/)
+  })
+
+  /** Runs the script with an `npm` on PATH that prints `report`: shapes the real endpoint cannot give here. */
+  const auditPrinting = async (t: Test, report: unknown) => {
+    const bin = mkdtempSync(join(tmpdir(), 'bulwark-fake-npm-'))
+    t.teardown(() => rmSync(bin, { recursive: true, force: true }))
+    writeFileSync(join(bin, 'report.json'), JSON.stringify(report))
+    writeFileSync(join(bin, 'npm'), `#!/bin/sh\ncat '${join(bin, 'report.json')}'\nexit 1\n`, { mode: 0o755 })
+    return runScript('audit.mjs', [], { ...process.env, PATH: `${bin}:${process.env.PATH}` })
+  }
+  t.test('a report of another format (npm 6, version 1) is NOT RUN, never passed', async (t) => {
+    const run = await auditPrinting(t, {
+      auditReportVersion: 1,
+      advisories: {},
+      metadata: { vulnerabilities: { info: 0, low: 0, moderate: 0, high: 1, critical: 1 } },
+    })
+    t.equal(run.code, 2, run.out)
+    t.match(run.out, /NOT RUN — npm gave an audit report of version 1/)
+  })
+  t.test('counts at the level fail even when the list of packages is empty', async (t) => {
+    const run = await auditPrinting(t, {
+      auditReportVersion: 2,
+      vulnerabilities: {},
+      metadata: {
+        vulnerabilities: { info: 0, low: 0, moderate: 0, high: 0, critical: 2 },
+        dependencies: { prod: 3 },
+      },
+    })
+    t.equal(run.code, 1, run.out)
+    t.match(run.out, /audit: FAILED — 2 runtime package/)
   })
 })

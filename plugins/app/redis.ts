@@ -22,9 +22,17 @@ export const MIN_REDIS_VERSION = '7.0'
 /** How long boot waits for the first connection to check the server's version. */
 const BOOT_CONNECT_WAIT_MS = 2500
 
-/** The server's version from INFO, or null when it cannot be read (INFO renamed, ACL). */
-async function redisVersion(redis: Redis): Promise<string | null> {
-  const info = await redis.info('server').catch(() => '')
+/**
+ * The server's version from INFO, or null when it cannot be read (INFO renamed, an ACL) or does not
+ * answer within boundMs: boot never waits on it for longer.
+ */
+async function redisVersion(redis: Redis, boundMs = BOOT_CONNECT_WAIT_MS): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined
+  const silent = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(''), boundMs)
+  })
+  const info = await Promise.race([redis.info('server').catch(() => ''), silent])
+  clearTimeout(timer)
   return /^redis_version:(\d+\.\d+(?:\.\d+)?)/m.exec(info)?.[1] ?? null
 }
 
@@ -99,7 +107,10 @@ async function redisPlugin(app: FastifyInstance) {
   if (await firstConnection(redis)) {
     const version = await redisVersion(redis)
     if (version === null) {
-      app.log.warn({ event: 'redis.version_unknown' }, 'could not read the Redis version (INFO refused)')
+      app.log.warn(
+        { event: 'redis.version_unknown' },
+        'could not read the Redis version (INFO refused or not answered)',
+      )
     } else if (!versionSupported(version)) {
       redis.disconnect()
       throw new ConfigError(unsupported(version))

@@ -43,14 +43,21 @@ function parseCommand(buffer: Buffer): { command: string[]; length: number } | n
   return { command, length: at }
 }
 
-/** A server that says it is Redis `version`: INFO answers as Redis does, anything else +OK. */
-function fakeRedis(version: string, infoAllowed = true): Server {
-  const info = `# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n# Persistence\r\nloading:0\r\n`
+/**
+ * A server that says it is Redis `version`: INFO answers as Redis does, anything else +OK. `info`:
+ * 'refused' answers INFO with an ACL error; 'once' answers the first (ioredis's ready check) and
+ * never the next, as a network partition right after connecting would.
+ */
+function fakeRedis(version: string, info: 'answered' | 'refused' | 'once' = 'answered'): Server {
+  const text = `# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n# Persistence\r\nloading:0\r\n`
+  let infos = 0
   return createServer((socket) =>
     answerCommands(socket, ([name]) => {
       if (name?.toLowerCase() !== 'info') return '+OK\r\n'
-      if (!infoAllowed) return "-NOPERM User default has no permissions to run the 'info' command\r\n"
-      return `$${Buffer.byteLength(info)}\r\n${info}\r\n`
+      infos += 1
+      if (info === 'refused') return "-NOPERM User default has no permissions to run the 'info' command\r\n"
+      if (info === 'once' && infos > 1) return ''
+      return `$${Buffer.byteLength(text)}\r\n${text}\r\n`
     }),
   )
 }
@@ -97,8 +104,23 @@ t.test('a supported version boots', async (t) => {
 
 t.test('INFO refused (an ACL): boots and says the version is unknown', async (t) => {
   const log = logCapture()
-  const port = await listening(t, fakeRedis('6.0.0', false))
+  const port = await listening(t, fakeRedis('6.0.0', 'refused'))
   await build(t, { env: redisEnv(port), logStream: log.stream })
+  t.match(
+    log.lines.filter((l) => l.event === 'redis.version_unknown'),
+    [{ level: 'warn' }],
+  )
+})
+
+t.test('regression: INFO never answered after connecting: boot goes on within its bound', async (t) => {
+  const log = logCapture()
+  const port = await listening(t, fakeRedis('6.0.0', 'once'))
+  const startedAt = Date.now()
+  await build(t, { env: redisEnv(port), logStream: log.stream })
+  t.ok(
+    Date.now() - startedAt < 8000,
+    `boots (${Date.now() - startedAt} ms), not stuck on the unanswered INFO`,
+  )
   t.match(
     log.lines.filter((l) => l.event === 'redis.version_unknown'),
     [{ level: 'warn' }],
