@@ -243,3 +243,15 @@ t.test('npm run audit', async (t) => {
     t.match(run.out, /audit: FAILED — 2 runtime package/)
   })
 })
+
+t.test('Dockerfile lint: ours passes; a warning fails the step', async (t) => {
+  const ok = await runScript('lint-dockerfile.mjs', [join(root, 'Dockerfile')])
+  t.equal(ok.code, 0, ok.out)
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-dockerfile-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const bad = join(dir, 'Dockerfile')
+  writeFileSync(bad, 'FROM node:24\nCMD ["node", "a.js"]\nCMD ["node", "b.js"]\n')
+  const run = await runScript('lint-dockerfile.mjs', [bad])
+  t.equal(run.code, 1, run.out)
+  t.match(run.out, /:2: warning: There can only be one CMD/)
+})
