@@ -23,7 +23,7 @@ COPY schemas ./schemas
 COPY services ./services
 COPY lib ./lib
 COPY repositories ./repositories
-RUN npx tsc -p tsconfig.build.json
+RUN node_modules/.bin/tsc -p tsconfig.build.json
 
 # Production dependencies, and their CycloneDX SBOM read from the node_modules just installed, so the
 # list shipped is the list installed. No install scripts: bcrypt, the only production package with
@@ -52,7 +52,8 @@ COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root package.json ./
 COPY --chown=root:root migrations ./migrations
 COPY --chown=root:root sql ./sql
-USER node
+# Numeric, so an orchestrator can verify it is not root (Kubernetes runAsNonRoot): the base's `node`.
+USER 1000:1000
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node runs as PID 1, with no init and no shell in between: the service and the CLI handle SIGTERM

