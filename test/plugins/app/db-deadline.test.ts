@@ -9,6 +9,19 @@ const BOUNDS = {
   REFRESH_REUSE_GRACE_SECONDS: '0',
 }
 
+/**
+ * Sends the retry again while it is itself answered 503 (the late work still queued on a loaded
+ * machine): a 503 means "try again", and the property is what the first non-503 answer is.
+ */
+async function retryPast503<T extends { statusCode: number }>(send: () => Promise<T>): Promise<T> {
+  let reply = await send()
+  for (let i = 0; i < 10 && reply.statusCode === 503; i++) {
+    await sleep(500)
+    reply = await send()
+  }
+  return reply
+}
+
 /** Keeps the app's only pool connection busy (an idle transaction) for `ms`. */
 const holdPool = (app: Awaited<ReturnType<typeof build>>, ms: number) =>
   app.sql.begin(async () => {
@@ -23,7 +36,7 @@ t.test('a registration answered 503 at the deadline does not commit behind the c
   t.equal(first.statusCode, 503, 'the deadline answered')
   await held
   await sleep(300) // the queued work has run by now
-  const retry = await attemptRegister(app, username)
+  const retry = await retryPast503(() => attemptRegister(app, username))
   t.equal(retry.statusCode, 201, 'the retry creates the account: the late transaction rolled back')
 })
 
@@ -36,7 +49,7 @@ t.test('a refresh answered 503 at the deadline is not a reuse when the client re
   t.equal((await refreshWith(app, refreshToken)).statusCode, 503)
   await held
   await sleep(300)
-  const retry = await refreshWith(app, refreshToken)
+  const retry = await retryPast503(() => refreshWith(app, refreshToken))
   t.equal(retry.statusCode, 200, 'the token was not consumed behind the 503')
   const [reuse] = await app.sql<{ n: number }[]>`
     select count(*)::int as n from audit_events where event = 'auth.refresh.reuse_detected'
