@@ -62,10 +62,14 @@ const GENEROUS_LIMITS = {
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
 }
 
-/** Data keys for tests: not the public development keys, so production-mode tests can use them. */
+/**
+ * Data keys and the password pepper for tests: not the public development values, so production-mode
+ * tests can use them.
+ */
 export const TEST_DATA_KEYS = {
   DATA_ENCRYPTION_KEYS: `t1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
+  PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
 }
 
 let fileRoles: Promise<{ DATABASE_URL: string; DATABASE_MIGRATION_URL: string }> | undefined
