@@ -5,7 +5,7 @@ import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
-import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
+import { hashPassword, verifyPassword } from './passwords.js'
 
 /** Account rules: registration, password change, profiles. */
 
@@ -29,8 +29,7 @@ export async function createUser(
   ctx: UsersContext,
   input: RegisterBody & { role?: Role },
 ): Promise<PublicUser> {
-  assertPasswordBytes(input.password, 'body.password')
-  const passwordHash = await hashPassword(input.password, ctx.config.BCRYPT_COST)
+  const passwordHash = await hashPassword(input.password, ctx.config)
   try {
     const row = await ctx.sql.begin(async (tx) => {
       const user = { id: randomUUID(), ...input, passwordHash, role: input.role ?? 'user' }
@@ -63,13 +62,12 @@ export async function changePassword(
   principal: { userId: string; sessionId: string },
   body: PasswordChangeBody,
 ): Promise<void> {
-  assertPasswordBytes(body.newPassword, 'body.newPassword')
   const user = await users.findUserById(ctx.sql, ctx.cipher, principal.userId)
-  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config.BCRYPT_COST))) {
+  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config))) {
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
     throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
-  const hash = await hashPassword(body.newPassword, ctx.config.BCRYPT_COST)
+  const hash = await hashPassword(body.newPassword, ctx.config)
   await ctx.sql.begin(async (tx) => {
     await users.updatePasswordHash(tx, principal.userId, hash)
     const revoked = await sessionsRepo.revokeSessions(

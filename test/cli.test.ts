@@ -121,7 +121,7 @@ t.test(
     t.match(row, { role: 'admin', email: /^enc:v1:/ })
     const place = { table: 'users', column: 'email', rowId: String(row?.id) }
     t.equal(createFieldCipher(configFor(url)).decrypt(String(row?.email), place), 'root@example.com')
-    t.match(row?.password_hash, /^\$2b\$04\$/, 'bcrypt-hashed, only the first line of stdin used')
+    t.match(row?.password_hash, /^\$bw1\$\$2b\$04\$/, 'peppered bcrypt, only the first line of stdin used')
     t.equal((await sql`select count(*)::int as n from audit_events where event = 'auth.register'`)[0]?.n, 1)
 
     const again = await run(
