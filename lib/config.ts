@@ -179,7 +179,7 @@ function passwordProblem(config: Config, production: boolean): string | null {
     return 'PWNED_PASSWORDS_URL is invalid: a non-loopback host needs https:// when NODE_ENV=production'
   }
   // The range check must end (and fail open or closed as told) before the request's own deadline.
-  if (config.PWNED_PASSWORDS_TIMEOUT_MS >= config.DATABASE_STATEMENT_TIMEOUT_MS) {
+  if (url && config.PWNED_PASSWORDS_TIMEOUT_MS >= config.DATABASE_STATEMENT_TIMEOUT_MS) {
     return 'PWNED_PASSWORDS_TIMEOUT_MS is invalid: must be less than DATABASE_STATEMENT_TIMEOUT_MS'
   }
   return null

@@ -5,6 +5,7 @@ import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
+import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 
 /** Account rules: registration, password change, profiles. */
@@ -29,6 +30,7 @@ export async function createUser(
   ctx: UsersContext,
   input: RegisterBody & { role?: Role },
 ): Promise<PublicUser> {
+  await assertAcceptablePassword(ctx, input.password, input, 'body.password')
   const passwordHash = await hashPassword(input.password, ctx.config)
   try {
     const row = await ctx.sql.begin(async (tx) => {
@@ -67,6 +69,8 @@ export async function changePassword(
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
     throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
+  // Checked once the caller has proved the current password: the policy is no oracle for a stolen token.
+  await assertAcceptablePassword(ctx, body.newPassword, { ...user, userId: user.id }, 'body.newPassword')
   const hash = await hashPassword(body.newPassword, ctx.config)
   await ctx.sql.begin(async (tx) => {
     await users.updatePasswordHash(tx, principal.userId, hash)

@@ -132,8 +132,13 @@ export async function build(test: Test, options: BuildTestOptions = {}): Promise
 // ---------------------------------------------------------------------------------------------
 // Users: names, sign-up and sign-in through the API.
 
-/** The password every test user gets unless a test needs another one on purpose. */
-export const TEST_PASSWORD = 'Passw0rdX'
+/**
+ * The password every test user gets unless a test needs another one on purpose: it meets the policy
+ * (15+ characters, not on the blocklist, no username, email or service name in it).
+ */
+export const TEST_PASSWORD = 'Tidy-Lantern-Orbit-47'
+/** A second valid password, for changes. */
+export const OTHER_PASSWORD = 'Brisk-Harbor-Meadow-58'
 
 let nameSeq = 0
 /**
