@@ -4,10 +4,10 @@ import { parsePepper } from '../lib/pepper.js'
 import type { Config } from '../schemas/env.js'
 
 /**
- * Password hashing and checking. A stored hash is `$bw1$` + bcrypt over the base64 of
- * HMAC-SHA-384(PASSWORD_PEPPER, NFKC(password)) (OWASP Password Storage Cheat Sheet, "Pre-Hashing
- * Passwords with Bcrypt"): 64 NUL-free characters, under bcrypt's 72-byte limit whatever the
- * password's length, and useless to an attacker who has the database but not the pepper. A plain
+ * Password hashing and checking (OWASP ASVS 5.0 11.4.2). A stored hash is `$bw1$` + bcrypt over
+ * the base64 of HMAC-SHA-384(PASSWORD_PEPPER, NFKC(password)) (OWASP Password Storage Cheat Sheet,
+ * "Pre-Hashing Passwords with Bcrypt"): 64 NUL-free characters, under bcrypt's 72-byte limit
+ * whatever the password's length, and useless to whoever has the database but not the pepper. A plain
  * bcrypt hash (`$2b$…`, made by earlier releases from the raw password) is still verified, and
  * replaced at the next successful sign-in.
  */

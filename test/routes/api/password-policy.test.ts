@@ -189,6 +189,12 @@ t.test('malformed passwords are a 400 naming the field, never a 500', async (t) 
   }
   const login = await attemptLogin(app, 'someone', 'x'.repeat(1025))
   t.equal(login.statusCode, 400, 'sign-in bounds the input too')
+  const { username } = await register(app, uniqueName('lone'))
+  t.equal(
+    (await attemptLogin(app, username, 'Tidy-\uDC00')).statusCode,
+    401,
+    'a lone surrogate at sign-in is a 401',
+  )
 })
 
 t.test('the OpenAPI document states the rules with the configured minimum', async (t) => {
