@@ -12,7 +12,7 @@ import { createFieldCipher } from './lib/field-crypto.js'
 import { createLogger } from './lib/logger.js'
 import { createAjv, fieldErrors } from './lib/validation.js'
 import { createSql, migrateDatabase, OWNER_POOL } from './plugins/app/db.js'
-import { CreateUserInput } from './schemas/auth.js'
+import { type CreateUserInput, createUserInput } from './schemas/auth.js'
 import type { Config } from './schemas/env.js'
 import { createAudit } from './services/audit.js'
 import { reencrypt, staleCounts } from './services/data-keys.js'
@@ -45,9 +45,6 @@ function parseFlags(args: string[], allowed: string[]): Record<string, string> {
   return flags
 }
 
-/** Registration's rules, checked by the same validator and worded as over HTTP. */
-const validateCreateUser = createAjv(false).compile<CreateUserInput>(CreateUserInput)
-
 const commands: Record<string, Command> = {
   'create-user': {
     summary: 'create a user; reads the password from standard input (one line)',
@@ -55,6 +52,10 @@ const commands: Record<string, Command> = {
       const flags = parseFlags(args, ['username', 'email', 'role'])
       const password = (await io.stdin()).split(/\r?\n/)[0] ?? ''
       const input = { username: flags.username, email: flags.email, password, role: flags.role ?? 'user' }
+      // Registration's rules, checked by the same validator and worded as over HTTP.
+      const validateCreateUser = createAjv(false).compile<CreateUserInput>(
+        createUserInput(config.PASSWORD_MIN_LENGTH),
+      )
       if (!validateCreateUser(input)) {
         const problems = fieldErrors(validateCreateUser.errors ?? [])
         io.stderr(`create-user: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`)

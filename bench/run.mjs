@@ -10,6 +10,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const TICK_MS = 1000 / 100 // USER_HZ
+// Meets the password policy (15+ characters, not on the blocklist).
+const PASSWORD = 'Bench-Lantern-Orbit-7'
 
 buildIfStale()
 let embedded = null
@@ -94,6 +96,7 @@ const service = await startChild(['dist/server.js'], {
   JWT_SECRET: 'bench-secret-bench-secret-bench-secret-42',
   DATA_ENCRYPTION_KEYS: `b1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
+  PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
   BCRYPT_COST: '10',
   RATE_LIMIT_MAX: '1000000',
   REGISTER_RATE_LIMIT_MAX: '10000',
@@ -109,13 +112,13 @@ const name = `bench${Date.now()}`
 await fetch(`${api}/api/auth/register`, {
   method: 'POST',
   headers: json,
-  body: JSON.stringify({ username: name, email: `${name}@example.com`, password: 'Bench-Passw0rd' }),
+  body: JSON.stringify({ username: name, email: `${name}@example.com`, password: PASSWORD }),
 })
 const login = await (
   await fetch(`${api}/api/auth/login`, {
     method: 'POST',
     headers: json,
-    body: JSON.stringify({ username: name, password: 'Bench-Passw0rd' }),
+    body: JSON.stringify({ username: name, password: PASSWORD }),
   })
 ).json()
 const auth = { authorization: `Bearer ${login.accessToken}` }
@@ -150,7 +153,7 @@ const scenarios = [
               body: JSON.stringify({
                 username: user,
                 email: `${user}@example.com`,
-                password: 'Bench-Passw0rd',
+                password: PASSWORD,
               }),
             }
           },
@@ -166,7 +169,7 @@ const scenarios = [
       method: 'POST',
       connections: 8,
       headers: json,
-      body: JSON.stringify({ username: name, password: 'Bench-Passw0rd' }),
+      body: JSON.stringify({ username: name, password: PASSWORD }),
     },
   ],
 ]

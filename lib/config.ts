@@ -6,12 +6,14 @@ import {
   DEV_DATA_ENCRYPTION_KEYS,
   DEV_DATA_INDEX_KEY,
   DEV_JWT_SECRET,
+  DEV_PASSWORD_PEPPER,
   EnvSchema,
   REQUIRED_IN_PRODUCTION,
   SECRET_SETTINGS,
 } from '../schemas/env.js'
-import { transportProblem } from './db-tls.js'
+import { isLocalHost, transportProblem } from './db-tls.js'
 import { parseDataKeys } from './field-crypto.js'
+import { parsePepper } from './pepper.js'
 
 /** Settings from the environment: read, converted and validated once, with one-line errors for operators. */
 
@@ -125,6 +127,8 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
       'DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production',
     )
   }
+  const problem = passwordProblem(config, production)
+  if (problem) throw new ConfigError(problem)
   if (Boolean(config.JWT_PRIVATE_KEY) !== Boolean(config.JWT_PUBLIC_KEY)) {
     throw new ConfigError(
       'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
@@ -152,6 +156,35 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
   return Object.freeze(config)
 }
 
+/** The first problem with the password settings, as one operator line naming the variable, or null. */
+function passwordProblem(config: Config, production: boolean): string | null {
+  // NIST SP 800-63B-4 §3.1.1.2: never below 8, even where a second factor is required.
+  if (production && config.PASSWORD_MIN_LENGTH < 8) {
+    return 'PASSWORD_MIN_LENGTH is invalid: must be at least 8 when NODE_ENV=production'
+  }
+  let pepper: Buffer
+  try {
+    pepper = parsePepper(config.PASSWORD_PEPPER)
+  } catch (error) {
+    return `PASSWORD_PEPPER is invalid: ${(error as Error).message.replace(/^PASSWORD_PEPPER /, '')}`
+  }
+  // The development pepper is public: compared as bytes, so another base64 spelling is refused too.
+  if (production && pepper.equals(parsePepper(DEV_PASSWORD_PEPPER))) {
+    return 'PASSWORD_PEPPER is invalid: the development pepper is not allowed in production'
+  }
+  const url = config.PWNED_PASSWORDS_URL
+  if (url !== undefined && !URL.canParse(url)) return 'PWNED_PASSWORDS_URL is invalid: must be an http(s) URL'
+  // ASVS 5.0 12.3.1: a forged answer could refuse every password or pass breached ones.
+  if (production && url?.startsWith('http://') && !isLocalHost(new URL(url).hostname)) {
+    return 'PWNED_PASSWORDS_URL is invalid: a non-loopback host needs https:// when NODE_ENV=production'
+  }
+  // The range check must end (and fail open or closed as told) before the request's own deadline.
+  if (url && config.PWNED_PASSWORDS_TIMEOUT_MS >= config.DATABASE_STATEMENT_TIMEOUT_MS) {
+    return 'PWNED_PASSWORDS_TIMEOUT_MS is invalid: must be less than DATABASE_STATEMENT_TIMEOUT_MS'
+  }
+  return null
+}
+
 /** Reads and validates configuration, or prints one line and exits 1. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   try {
@@ -171,6 +204,7 @@ export function developmentDefaults(config: Config): string[] {
   if (config.JWT_SECRET === DEV_JWT_SECRET) used.push('JWT_SECRET')
   if (config.DATA_ENCRYPTION_KEYS === DEV_DATA_ENCRYPTION_KEYS) used.push('DATA_ENCRYPTION_KEYS')
   if (config.DATA_INDEX_KEY === DEV_DATA_INDEX_KEY) used.push('DATA_INDEX_KEY')
+  if (config.PASSWORD_PEPPER === DEV_PASSWORD_PEPPER) used.push('PASSWORD_PEPPER')
   if (!config.DATABASE_URL) used.push('DATABASE_URL (embedded PostgreSQL)')
   return used
 }

@@ -76,12 +76,15 @@ export const conflict = (
   errors?: FieldError[],
 ) => new AppError(409, detail, { type, ...(errors ? { errors } : {}) })
 
-/** One field broke a rule that JSON Schema cannot express; reported like schema validation. */
-export const invalidField = (
-  path: string,
-  message: string,
+/** Fields broke rules that JSON Schema cannot express; reported like schema validation, every rule at once. */
+export const invalidFields = (
+  errors: FieldError[],
   detail = 'The request is invalid; see errors for each field.',
-) => new AppError(400, detail, { type: 'validation-error', errors: [{ path, message }] })
+) => new AppError(400, detail, { type: 'validation-error', errors })
+
+/** One field broke one such rule. */
+export const invalidField = (path: string, message: string, detail?: string) =>
+  invalidFields([{ path, message }], detail)
 
 /** RFC 6750 §3: a token is needed, or the one sent is bad. */
 export const unauthenticated = (tokenSent: boolean) =>

@@ -17,13 +17,6 @@ const shared: Options = {
 export function createAjv(coerceTypes: Options['coerceTypes']): Ajv {
   const ajv = new Ajv({ ...shared, coerceTypes })
   addFormats.default(ajv)
-  // UTF-8 length, for limits like bcrypt's 72 bytes that maxLength (characters) cannot express.
-  ajv.addKeyword({
-    keyword: 'x-max-bytes',
-    type: 'string',
-    schemaType: 'number',
-    validate: (max: number, data: string) => Buffer.byteLength(data, 'utf8') <= max,
-  })
   return ajv
 }
 

@@ -78,6 +78,24 @@ export async function updatePasswordHash(db: Db, id: string, passwordHash: strin
   await db`update users set password_hash = ${passwordHash}, updated_at = now() where id = ${id}`
 }
 
+/**
+ * Replaces the hash only while it is still the one that was verified: a password change that commits
+ * first wins, and a sign-in's rehash of the old password can never undo it. True when replaced.
+ */
+export async function replacePasswordHash(
+  db: Db,
+  id: string,
+  verified: string,
+  passwordHash: string,
+): Promise<boolean> {
+  const rows = await db`
+    update users set password_hash = ${passwordHash}
+    where id = ${id} and password_hash = ${verified}
+    returning id
+  `
+  return rows.length === 1
+}
+
 export async function findUserByUsername(
   db: Db,
   cipher: FieldCipher,

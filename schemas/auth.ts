@@ -15,13 +15,34 @@ export const Email = Type.String({
   'x-message': 'must be a valid email address',
 })
 
-/** Password rules (OWASP ASVS 6.2): each failing rule is reported on its own. 72 bytes is checked in services/passwords.ts. */
-export const NewPassword = Type.Intersect([
-  Type.String({ minLength: 8, 'x-message': 'must be at least 8 characters' }),
-  Type.String({ maxLength: 72, 'x-max-bytes': 72, 'x-message': 'must be at most 72 bytes in UTF-8' }),
-  Type.String({ pattern: '[0-9]', 'x-message': 'must contain a digit' }),
-  Type.String({ pattern: '[A-Z]', 'x-message': 'must contain an upper-case letter' }),
-])
+/** At most this many code points after NFKC (NIST SP 800-63B-4 §3.1.1.2 asks for at least 64). */
+export const MAX_PASSWORD_LENGTH = 256
+/**
+ * The bound on a password as sent, before normalization: a composed character decomposes into at
+ * most 4 code points, so any normalization form of an allowed password fits (and sign-in accepts it).
+ */
+export const MAX_PASSWORD_INPUT = 4 * MAX_PASSWORD_LENGTH
+
+/** The rules of a new password as clients read them; services/password-policy.ts applies them. */
+export const passwordRules = (minLength: number) =>
+  `At least ${minLength} and at most ${MAX_PASSWORD_LENGTH} characters, counted as Unicode code points ` +
+  'after NFKC normalization; any characters (spaces, accents, emoji), with no rules about which kinds. ' +
+  'Refused when it is a common or breached password, or contains your username, the first part of ' +
+  'your email address or the name of this service; each broken rule is named in `errors`.'
+
+/**
+ * A new password. JSON Schema cannot count after NFKC nor look words up, so the schema only bounds
+ * the input and documents the rules (OWASP ASVS 5.0 6.2.1, 6.2.9); the policy names each broken one.
+ */
+export const newPassword = (minLength: number) =>
+  Type.String({
+    maxLength: MAX_PASSWORD_INPUT,
+    description: passwordRules(minLength),
+    'x-message': `must be a string of at most ${MAX_PASSWORD_LENGTH} characters`,
+  })
+
+/** A password being checked, not set: no rules but the input bound (older passwords still sign in). */
+const PresentedPassword = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_INPUT })
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')], {
   'x-message': 'must be "user" or "admin"',
@@ -41,16 +62,17 @@ export const PublicUser = Type.Object(
 )
 export type PublicUser = Static<typeof PublicUser>
 
-export const RegisterBody = Type.Object(
-  { username: Username, email: Email, password: NewPassword },
-  { additionalProperties: false },
-)
-export type RegisterBody = Static<typeof RegisterBody>
+export const registerBody = (minLength: number) =>
+  Type.Object(
+    { username: Username, email: Email, password: newPassword(minLength) },
+    { additionalProperties: false },
+  )
+export type RegisterBody = Static<ReturnType<typeof registerBody>>
 
 export const LoginBody = Type.Object(
   {
     username: Type.String({ minLength: 1, maxLength: 254 }),
-    password: Type.String({ minLength: 1, maxLength: 256 }),
+    password: PresentedPassword,
   },
   { additionalProperties: false },
 )
@@ -83,11 +105,12 @@ export const SessionList = Type.Object({ items: Type.Array(SessionItem) })
 
 export const SessionParams = IdParams
 
-export const PasswordChangeBody = Type.Object(
-  { currentPassword: Type.String({ minLength: 1, maxLength: 256 }), newPassword: NewPassword },
-  { additionalProperties: false },
-)
-export type PasswordChangeBody = Static<typeof PasswordChangeBody>
+export const passwordChangeBody = (minLength: number) =>
+  Type.Object(
+    { currentPassword: PresentedPassword, newPassword: newPassword(minLength) },
+    { additionalProperties: false },
+  )
+export type PasswordChangeBody = Static<ReturnType<typeof passwordChangeBody>>
 
 /** Claims of an access token (RFC 8725: typed, short-lived, audience- and issuer-bound). */
 export interface AccessClaims {
@@ -98,8 +121,9 @@ export interface AccessClaims {
 }
 
 /** What `npm run cli -- create-user` accepts: registration's rules plus a role. */
-export const CreateUserInput = Type.Object(
-  { username: Username, email: Email, password: NewPassword, role: Role },
-  { additionalProperties: false },
-)
-export type CreateUserInput = Static<typeof CreateUserInput>
+export const createUserInput = (minLength: number) =>
+  Type.Object(
+    { username: Username, email: Email, password: newPassword(minLength), role: Role },
+    { additionalProperties: false },
+  )
+export type CreateUserInput = Static<ReturnType<typeof createUserInput>>

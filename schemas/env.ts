@@ -7,6 +7,8 @@ export const DEV_JWT_SECRET = 'bulwark-development-secret-do-not-use-in-producti
 /** Development-only data keys (public, like the JWT secret): production must set its own. */
 export const DEV_DATA_ENCRYPTION_KEYS = 'dev:ZGV2ZWxvcG1lbnQtb25seS1kYXRhLWtleS0zMmJ5dGU='
 export const DEV_DATA_INDEX_KEY = 'ZGV2ZWxvcG1lbnQtb25seS1pbmRleC1rZXktMzJieXQ='
+/** Development-only password pepper (public, like the data keys): production must set its own. */
+export const DEV_PASSWORD_PEPPER = 'ZGV2ZWxvcG1lbnQtb25seS1wYXNzd29yZC1wZXBwZXItMzI='
 
 /** A comma-separated setting, split once when the configuration is read: its trimmed, non-empty entries. */
 const List = (maxLength: number) =>
@@ -63,6 +65,17 @@ export const EnvSchema = Type.Object({
   EMBEDDED_DB_DIR: Type.String({ minLength: 1, maxLength: 1024, default: '.data/postgres' }),
   EMBEDDED_DB_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
+  // NIST SP 800-63B-4 §3.1.1.2: 15 for a password used alone; production refuses less than 8.
+  PASSWORD_MIN_LENGTH: Type.Integer({ minimum: 1, maximum: 64, default: 15 }),
+  PASSWORD_PEPPER: Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    pattern: '^[A-Za-z0-9+/_-]+={0,2}$',
+    default: DEV_PASSWORD_PEPPER,
+  }),
+  PWNED_PASSWORDS_URL: Type.Optional(Type.String({ pattern: '^https?://[^?#]+$', maxLength: 2048 })),
+  PWNED_PASSWORDS_FAIL_OPEN: Type.Boolean({ default: true }),
+  PWNED_PASSWORDS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30_000, default: 2000 }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 900 }),
   REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 31_536_000, default: 604_800 }),
   SESSION_MAX_AGE_SECONDS: Type.Integer({ minimum: 300, maximum: 31_536_000, default: 2_592_000 }),
@@ -113,6 +126,7 @@ export const REQUIRED_IN_PRODUCTION = [
   'JWT_SECRET',
   'DATA_ENCRYPTION_KEYS',
   'DATA_INDEX_KEY',
+  'PASSWORD_PEPPER',
 ] as const
 
 /** Secrets that may also come from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets). */
@@ -126,4 +140,5 @@ export const SECRET_SETTINGS = [
   'REDIS_URL',
   'DATA_ENCRYPTION_KEYS',
   'DATA_INDEX_KEY',
+  'PASSWORD_PEPPER',
 ] as const

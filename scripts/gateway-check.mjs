@@ -67,7 +67,8 @@ const WARM_UP_MS = 6000 // load before the first SIGTERM (compose.yaml's rollout
 // The load of the rolling restart, in turn on every connection: a read the gateway may retry and a
 // write it never retries once sent.
 const LOAD_PATHS = ['/api/users/me', '/api/comments']
-const PASSWORD = 'Gateway-Check-9'
+// Meets the password policy (15+ characters, not on the blocklist, no username in it).
+const PASSWORD = 'Gateway-Check-Rolling-9'
 
 const run = randomBytes(4).toString('hex')
 const work = mkdtempSync(join(tmpdir(), 'bulwark-gateway-'))
@@ -603,6 +604,7 @@ async function main() {
     jwt_secret: randomBytes(48).toString('base64url'),
     data_encryption_keys: `g1:${randomBytes(32).toString('base64')}`,
     data_index_key: randomBytes(32).toString('base64'),
+    password_pepper: randomBytes(32).toString('base64'),
   }
   for (const [name, value] of Object.entries(secrets))
     writeFileSync(join(secretsDir, name), `${value}\n`, { mode: 0o600 })

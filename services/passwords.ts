@@ -1,50 +1,80 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import bcrypt from 'bcrypt'
-import { invalidField } from '../lib/errors.js'
+import { parsePepper } from '../lib/pepper.js'
+import type { Config } from '../schemas/env.js'
 
-/** Password hashing and checking with bcrypt. */
+/**
+ * Password hashing and checking (OWASP ASVS 5.0 11.4.2). A stored hash is `$bw1$` + bcrypt over
+ * the base64 of HMAC-SHA-384(PASSWORD_PEPPER, NFKC(password)) (OWASP Password Storage Cheat Sheet,
+ * "Pre-Hashing Passwords with Bcrypt"): 64 NUL-free characters, under bcrypt's 72-byte limit
+ * whatever the password's length, and useless to whoever has the database but not the pepper. A plain
+ * bcrypt hash (`$2b$…`, made by earlier releases from the raw password) is still verified, and
+ * replaced at the next successful sign-in.
+ */
 
-/** bcrypt reads at most 72 bytes; longer input would be silently truncated (OWASP ASVS 6.2.9). */
-export const MAX_PASSWORD_BYTES = 72
+type HashSettings = Pick<Config, 'BCRYPT_COST' | 'PASSWORD_PEPPER'>
 
-export function passwordTooLong(password: string): boolean {
-  return Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES
+/** The scheme marker in the stored string: self-describing, so no column or migration is needed. */
+export const SCHEME = '$bw1$'
+/** Hashes of earlier releases: bcrypt over the raw password. */
+const LEGACY = /^\$2[aby]\$\d\d\$/
+/** bcrypt reads at most 72 bytes; earlier releases refused longer passwords, so a legacy hash never matches one. */
+const LEGACY_MAX_BYTES = 72
+
+/** One visible password, one stored value: NFKC, as at registration (NIST SP 800-63B-4 §3.1.1.2). */
+export const normalizePassword = (password: string): string => password.normalize('NFKC')
+
+const pepperKeys = new Map<string, Buffer>()
+/** The pepper's bytes, decoded once per value (config validated it at boot). */
+function pepperKey(pepper: string): Buffer {
+  let key = pepperKeys.get(pepper)
+  if (!key) {
+    key = parsePepper(pepper)
+    pepperKeys.set(pepper, key)
+  }
+  return key
 }
 
-/** The byte rule JSON Schema cannot express (maxLength counts characters). */
-export function assertPasswordBytes(password: string, path: string): void {
-  if (passwordTooLong(password))
-    throw invalidField(path, `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`)
+/** HMAC, not a bare hash: a leaked database without the pepper cannot be "shucked" against other breaches. */
+function preHash(password: string, pepper: string): string {
+  return createHmac('sha384', pepperKey(pepper)).update(normalizePassword(password), 'utf8').digest('base64')
 }
 
 /** The async API runs on libuv's thread pool, so hashing never blocks the event loop. */
-export function hashPassword(password: string, cost: number): Promise<string> {
-  return bcrypt.hash(password, cost)
+export async function hashPassword(password: string, settings: HashSettings): Promise<string> {
+  return SCHEME + (await bcrypt.hash(preHash(password, settings.PASSWORD_PEPPER), settings.BCRYPT_COST))
 }
 
 const dummyHashes = new Map<number, Promise<string>>()
 
 /** Builds the dummy hash at boot, so the first unknown-user login is not slower than the rest. */
 export function prepareDummyHash(cost: number): Promise<string> {
-  if (!dummyHashes.has(cost)) dummyHashes.set(cost, bcrypt.hash(randomBytes(16).toString('hex'), cost))
+  if (!dummyHashes.has(cost)) dummyHashes.set(cost, bcrypt.hash(randomBytes(32).toString('base64'), cost))
   return dummyHashes.get(cost) as Promise<string>
 }
 
-/** A hash made under another BCRYPT_COST answers faster or slower than the rest: rehash it. */
-export function needsRehash(hash: string, cost: number): boolean {
-  return bcrypt.getRounds(hash) !== cost
+/** A legacy hash, or one made under another BCRYPT_COST (it answers faster or slower than the rest): rehash it. */
+export function needsRehash(stored: string, cost: number): boolean {
+  return !stored.startsWith(SCHEME) || bcrypt.getRounds(stored.slice(SCHEME.length)) !== cost
 }
 
 /**
- * Compares against the real hash, or a dummy one of the same cost when the account does not exist,
- * so response time does not reveal which usernames exist (OWASP ASVS 6.3.8).
+ * Compares against the stored hash by its scheme, or against a dummy hash of the same cost and
+ * scheme when the account does not exist (or its hash is unreadable), so the time taken does not
+ * reveal which usernames exist (OWASP ASVS 5.0 6.3.8): every path is one HMAC and one bcrypt compare.
  */
 export async function verifyPassword(
   password: string,
-  hash: string | undefined,
-  cost: number,
+  stored: string | undefined,
+  settings: HashSettings,
 ): Promise<boolean> {
-  const target = hash ?? (await prepareDummyHash(cost))
-  const match = await bcrypt.compare(password, target as string)
-  return match && hash !== undefined && !passwordTooLong(password)
+  const digest = preHash(password, settings.PASSWORD_PEPPER)
+  if (stored?.startsWith(SCHEME)) return bcrypt.compare(digest, stored.slice(SCHEME.length))
+  if (stored !== undefined && LEGACY.test(stored)) {
+    // As earlier releases checked it: the raw password, refused past 72 bytes rather than truncated.
+    const match = await bcrypt.compare(password, stored)
+    return match && Buffer.byteLength(password, 'utf8') <= LEGACY_MAX_BYTES
+  }
+  await bcrypt.compare(digest, await prepareDummyHash(settings.BCRYPT_COST))
+  return false
 }

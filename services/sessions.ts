@@ -1,6 +1,6 @@
 import { forbidden, invalidCredentials, invalidRefreshToken, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/sessions.js'
-import { findUserByLogin, updatePasswordHash } from '../repositories/users.js'
+import { findUserByLogin, replacePasswordHash } from '../repositories/users.js'
 import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
@@ -50,7 +50,7 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
   const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
   const account = user ? `user:${user.id}` : `name:${body.username.trim().toLowerCase()}`
   await throttle?.reserveAccount(account)
-  const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config.BCRYPT_COST)
+  const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config)
   if (!user || !ok) {
     await ctx.audit('auth.login.failure', user?.id ?? null, {
       reason: user ? 'bad_password' : 'unknown_user',
@@ -62,8 +62,10 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
     await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
     throw forbidden('This account is disabled.', 'account-disabled')
   }
+  // A legacy plain-bcrypt hash or another cost: rehashed now, while the password is at hand.
   if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
-    await updatePasswordHash(ctx.sql, user.id, await hashPassword(body.password, ctx.config.BCRYPT_COST))
+    const next = await hashPassword(body.password, ctx.config)
+    await replacePasswordHash(ctx.sql, user.id, user.passwordHash, next)
   }
   const { token, hash } = newRefreshToken()
   const { sessionId, refreshExpiresIn } = await ctx.sql.begin(async (tx) => {

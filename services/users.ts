@@ -5,7 +5,8 @@ import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
-import { assertPasswordBytes, hashPassword, verifyPassword } from './passwords.js'
+import { assertAcceptablePassword } from './password-policy.js'
+import { hashPassword, verifyPassword } from './passwords.js'
 
 /** Account rules: registration, password change, profiles. */
 
@@ -29,8 +30,8 @@ export async function createUser(
   ctx: UsersContext,
   input: RegisterBody & { role?: Role },
 ): Promise<PublicUser> {
-  assertPasswordBytes(input.password, 'body.password')
-  const passwordHash = await hashPassword(input.password, ctx.config.BCRYPT_COST)
+  await assertAcceptablePassword(ctx, input.password, input, 'body.password')
+  const passwordHash = await hashPassword(input.password, ctx.config)
   try {
     const row = await ctx.sql.begin(async (tx) => {
       const user = { id: randomUUID(), ...input, passwordHash, role: input.role ?? 'user' }
@@ -63,13 +64,14 @@ export async function changePassword(
   principal: { userId: string; sessionId: string },
   body: PasswordChangeBody,
 ): Promise<void> {
-  assertPasswordBytes(body.newPassword, 'body.newPassword')
   const user = await users.findUserById(ctx.sql, ctx.cipher, principal.userId)
-  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config.BCRYPT_COST))) {
+  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config))) {
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
     throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
-  const hash = await hashPassword(body.newPassword, ctx.config.BCRYPT_COST)
+  // Checked once the caller has proved the current password: the policy is no oracle for a stolen token.
+  await assertAcceptablePassword(ctx, body.newPassword, { ...user, userId: user.id }, 'body.newPassword')
+  const hash = await hashPassword(body.newPassword, ctx.config)
   await ctx.sql.begin(async (tx) => {
     await users.updatePasswordHash(tx, principal.userId, hash)
     const revoked = await sessionsRepo.revokeSessions(

@@ -111,7 +111,7 @@ t.test(
     }
     const admin = await run(
       ['--username', 'root_admin', '--email', 'Root@Example.com', '--role', 'admin'],
-      'Adm1nPassword\nignored\n',
+      'Sturdy-Admin-Keeper-91\nignored\n',
     )
     t.equal(admin.code, 0)
     t.match(admin.out, [/^created admin root_admin \([0-9a-f-]{36}\)$/])
@@ -121,28 +121,36 @@ t.test(
     t.match(row, { role: 'admin', email: /^enc:v1:/ })
     const place = { table: 'users', column: 'email', rowId: String(row?.id) }
     t.equal(createFieldCipher(configFor(url)).decrypt(String(row?.email), place), 'root@example.com')
-    t.match(row?.password_hash, /^\$2b\$04\$/, 'bcrypt-hashed, only the first line of stdin used')
+    t.match(row?.password_hash, /^\$bw1\$\$2b\$04\$/, 'peppered bcrypt, only the first line of stdin used')
     t.equal((await sql`select count(*)::int as n from audit_events where event = 'auth.register'`)[0]?.n, 1)
 
     const again = await run(
       ['--username', 'ROOT_ADMIN', '--email', 'other@example.com', '--role', 'admin'],
-      'Adm1nPassword\n',
+      'Sturdy-Admin-Keeper-91\n',
     )
     t.equal(again.code, 1, 'an existing user is exit 1')
     t.same(again.err, ['create-user: That username is taken. body.username is already in use'])
 
     const weak = await run(['--username', 'second', '--email', 'second@example.com'], 'weak\n')
     t.equal(weak.code, 1)
-    t.match(weak.err[0], /password must be at least 8 characters.*password must contain a digit/)
+    t.match(weak.err[0], /password must be at least 15 characters/)
+    const common = await run(['--username', 'second', '--email', 'second@example.com'], '1qaz2wsx3edc4rfv\n')
+    t.equal(common.code, 1)
+    t.match(common.err[0], /password is too common$/, 'the policy holds for operators too')
+    const named = await run(
+      ['--username', 'second', '--email', 'second@example.com'],
+      'second-admin-account-2\n',
+    )
+    t.match(named.err[0], /body.password contains your username/)
 
     const badRole = await run(
       ['--username', 'third', '--email', 'third@example.com', '--role', 'root'],
-      'Adm1nPassword\n',
+      'Sturdy-Admin-Keeper-91\n',
     )
     t.equal(badRole.code, 1)
     t.match(badRole.err[0], /^create-user: role /)
 
-    const unknownFlag = await run(['--username', 'fourth', '--admin', 'yes'], 'Adm1nPassword\n')
+    const unknownFlag = await run(['--username', 'fourth', '--admin', 'yes'], 'Sturdy-Admin-Keeper-91\n')
     t.equal(unknownFlag.code, 1)
     t.match(unknownFlag.err[0], /expected --username <value> --email <value> --role <value>/)
     t.equal((await sql`select count(*)::int as n from users`)[0]?.n, 1, 'nothing else was created')

@@ -62,10 +62,14 @@ const GENEROUS_LIMITS = {
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
 }
 
-/** Data keys for tests: not the public development keys, so production-mode tests can use them. */
+/**
+ * Data keys and the password pepper for tests: not the public development values, so production-mode
+ * tests can use them.
+ */
 export const TEST_DATA_KEYS = {
   DATA_ENCRYPTION_KEYS: `t1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
+  PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
 }
 
 let fileRoles: Promise<{ DATABASE_URL: string; DATABASE_MIGRATION_URL: string }> | undefined
@@ -128,8 +132,13 @@ export async function build(test: Test, options: BuildTestOptions = {}): Promise
 // ---------------------------------------------------------------------------------------------
 // Users: names, sign-up and sign-in through the API.
 
-/** The password every test user gets unless a test needs another one on purpose. */
-export const TEST_PASSWORD = 'Passw0rdX'
+/**
+ * The password every test user gets unless a test needs another one on purpose: it meets the policy
+ * (15+ characters, not on the blocklist, no username, email or service name in it).
+ */
+export const TEST_PASSWORD = 'Tidy-Lantern-Orbit-47'
+/** A second valid password, for changes. */
+export const OTHER_PASSWORD = 'Brisk-Harbor-Meadow-58'
 
 let nameSeq = 0
 /**

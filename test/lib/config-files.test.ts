@@ -26,6 +26,7 @@ const PROD = {
   JWT_SECRET: SECRET,
   DATA_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
+  PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
 }
 
 /** loadConfig's ConfigError message, or a failure if it did not throw one. */
@@ -68,6 +69,7 @@ t.test('the list of secret settings is the one the issue names', async (t) => {
     'JWT_PRIVATE_KEY',
     'JWT_PUBLIC_KEY',
     'JWT_SECRET',
+    'PASSWORD_PEPPER',
     'REDIS_URL',
   ])
 })

@@ -19,6 +19,7 @@ const PROD = {
   JWT_SECRET: 'x'.repeat(32),
   DATA_ENCRYPTION_KEYS: `k1:${key()}`,
   DATA_INDEX_KEY: key(),
+  PASSWORD_PEPPER: key(),
   DATABASE_URL: 'postgres://app:s3cret@db.internal:5432/app?sslmode=verify-full',
 }
 const DB_REFUSED =

@@ -1,6 +1,11 @@
 import t, { type Test } from 'tap'
 import { ConfigError, developmentDefaults, loadConfig } from '../../lib/config.js'
-import { DEV_DATA_ENCRYPTION_KEYS, DEV_DATA_INDEX_KEY, DEV_JWT_SECRET } from '../../schemas/env.js'
+import {
+  DEV_DATA_ENCRYPTION_KEYS,
+  DEV_DATA_INDEX_KEY,
+  DEV_JWT_SECRET,
+  DEV_PASSWORD_PEPPER,
+} from '../../schemas/env.js'
 import { TEST_DATA_KEYS } from '../helper.js'
 
 const SECRET = 'x'.repeat(32)
@@ -28,6 +33,7 @@ t.test('defaults outside production are documented development values', async (t
     'JWT_SECRET',
     'DATA_ENCRYPTION_KEYS',
     'DATA_INDEX_KEY',
+    'PASSWORD_PEPPER',
     'DATABASE_URL (embedded PostgreSQL)',
   ])
   t.ok(Object.isFrozen(config), 'config cannot be changed after boot')
@@ -126,4 +132,74 @@ t.test('each invalid value names its variable, never its value', async (t) => {
     t.notMatch(error.message, /secretpass/, 'the value is not echoed')
     t.notMatch(error.message, /\n/, 'one line')
   }
+})
+
+t.test('password settings: length floor, pepper and the breach service', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.PASSWORD_MIN_LENGTH, 15, 'NIST SP 800-63B-4 minimum for a password used alone')
+  t.equal(config.PASSWORD_PEPPER, DEV_PASSWORD_PEPPER)
+  t.equal(config.PWNED_PASSWORDS_URL, undefined, 'the range check is off by default')
+  t.equal(config.PWNED_PASSWORDS_FAIL_OPEN, true)
+  t.equal(config.PWNED_PASSWORDS_TIMEOUT_MS, 2000)
+  t.equal(
+    loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '1000' }).PWNED_PASSWORDS_TIMEOUT_MS,
+    2000,
+    'the timeout is only held against the deadline when the check is on',
+  )
+  t.equal(loadConfig({ PASSWORD_MIN_LENGTH: '4' }).PASSWORD_MIN_LENGTH, 4, 'outside production, any floor')
+  t.equal(loadConfig({ ...PROD, PASSWORD_MIN_LENGTH: '8' }).PASSWORD_MIN_LENGTH, 8)
+  const urlSafe = Buffer.alloc(48, 0xfb).toString('base64url')
+  t.same(loadConfig({ PASSWORD_PEPPER: urlSafe }).PASSWORD_PEPPER, urlSafe, 'base64url is accepted')
+  t.test(
+    'production refuses a floor below 8',
+    fails(
+      { ...PROD, PASSWORD_MIN_LENGTH: '7' },
+      /^PASSWORD_MIN_LENGTH is invalid: must be at least 8 when NODE_ENV=production$/,
+    ),
+  )
+  t.test(
+    'production requires the pepper',
+    fails({ ...PROD, PASSWORD_PEPPER: '' }, /^PASSWORD_PEPPER is required when NODE_ENV=production$/),
+  )
+  t.test(
+    'production refuses the public development pepper, in any spelling',
+    fails(
+      { ...PROD, PASSWORD_PEPPER: Buffer.from(DEV_PASSWORD_PEPPER, 'base64').toString('base64url') },
+      /^PASSWORD_PEPPER is invalid: the development pepper is not allowed in production$/,
+    ),
+  )
+  t.test(
+    'a pepper under 32 bytes',
+    fails(
+      { PASSWORD_PEPPER: Buffer.alloc(31, 7).toString('base64') },
+      /^PASSWORD_PEPPER is invalid: .*32 bytes$/,
+    ),
+  )
+  t.test(
+    'a pepper that is not base64',
+    fails({ PASSWORD_PEPPER: 'not base64!' }, /^PASSWORD_PEPPER is invalid/),
+  )
+  t.test(
+    'production reaches another host only over https',
+    fails(
+      { ...PROD, PWNED_PASSWORDS_URL: 'http://pwned.internal' },
+      /^PWNED_PASSWORDS_URL is invalid: a non-loopback host needs https:\/\/ when NODE_ENV=production$/,
+    ),
+  )
+  t.equal(
+    loadConfig({ ...PROD, PWNED_PASSWORDS_URL: 'http://127.0.0.1:8080' }).PWNED_PASSWORDS_URL,
+    'http://127.0.0.1:8080',
+    'a loopback stand-in may use http',
+  )
+  t.test(
+    'an unparsable URL',
+    fails({ PWNED_PASSWORDS_URL: 'https://a b' }, /^PWNED_PASSWORDS_URL is invalid/),
+  )
+  t.test(
+    'a breach-check timeout that outlives the request deadline',
+    fails(
+      { PWNED_PASSWORDS_URL: 'https://api.pwnedpasswords.com', PWNED_PASSWORDS_TIMEOUT_MS: '5000' },
+      /^PWNED_PASSWORDS_TIMEOUT_MS is invalid: must be less than DATABASE_STATEMENT_TIMEOUT_MS$/,
+    ),
+  )
 })

@@ -5,7 +5,7 @@ import { isProblem } from '../../../lib/errors.js'
 import {
   LoginBody,
   LoginResponse,
-  RegisterBody,
+  registerBody,
   SessionList,
   SessionParams,
   TokenResponse,
@@ -46,7 +46,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'Create an account',
         security: [],
-        body: RegisterBody,
+        description: 'The password rules are in the schema of `password`.',
+        body: registerBody(app.config.PASSWORD_MIN_LENGTH),
         response: { 201: UserEnvelope, ...problems },
       },
     },

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { PasswordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
+import { passwordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import { Profile, UsernameParams } from '../../../schemas/users.js'
 import { changePassword, getProfile, getUser } from '../../../services/users.js'
@@ -33,7 +33,8 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'Change your password (ends your other sessions)',
         security: SIGNED_IN,
-        body: PasswordChangeBody,
+        description: 'The rules of `newPassword` are in its schema.',
+        body: passwordChangeBody(app.config.PASSWORD_MIN_LENGTH),
         response: { 204: { type: 'null' }, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
       },
     },

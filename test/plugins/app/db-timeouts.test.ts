@@ -11,7 +11,9 @@ import {
   expectProblem,
   type InjectResponse,
   logCapture,
+  OTHER_PASSWORD,
   signUp,
+  TEST_PASSWORD,
   testConfig,
   testDatabaseUrl,
 } from '../../helper.js'
@@ -228,7 +230,7 @@ t.test('a locked users row: a password change and an admin patch are 503 at the 
     user.inject({
       method: 'PUT',
       url: '/api/users/me/password',
-      payload: { currentPassword: 'Passw0rdX', newPassword: 'An0ther-Passw0rd' },
+      payload: { currentPassword: TEST_PASSWORD, newPassword: OTHER_PASSWORD },
     }),
   )
   expectUnavailable(t, change.res, 'password change')
