@@ -428,6 +428,7 @@ printf 'k1:%s\n' "$(random 32 base64)" >"$SECRETS/service/data_encryption_keys"
 random 32 base64 >"$SECRETS/service/data_index_key"
 echo "$APP_URL" >"$SECRETS/service/database_url"
 echo "$REDIS_URL" >"$SECRETS/service/redis_url"
+random 32 base64 >"$SECRETS/service/password_pepper"
 cp "$SECRETS/service/"* "$SECRETS/job/"
 echo "$OWNER_URL" >"$SECRETS/job/database_migration_url"
 chmod 0500 "$SECRETS/service" "$SECRETS/job"
@@ -437,7 +438,7 @@ umask 022
 
 secret_env=(-e JWT_SECRET_FILE=/run/secrets/jwt_secret -e DATA_ENCRYPTION_KEYS_FILE=/run/secrets/data_encryption_keys
   -e DATA_INDEX_KEY_FILE=/run/secrets/data_index_key -e DATABASE_URL_FILE=/run/secrets/database_url
-  -e REDIS_URL_FILE=/run/secrets/redis_url)
+  -e REDIS_URL_FILE=/run/secrets/redis_url -e PASSWORD_PEPPER_FILE=/run/secrets/password_pepper)
 # As an orchestrator would run it: read-only root, only /tmp writable, uid 1000, no capabilities.
 # shellcheck disable=SC2054 # the commas are tmpfs mount options
 hardened=(--network host --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,nosuid,nodev,size=16m
