@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
@@ -157,6 +158,11 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
 }
 
 /** The first problem with the password settings, as one operator line naming the variable, or null. */
+function sameHmacKey(a: Buffer, b: Buffer): boolean {
+  const probe = (key: Buffer) => createHmac('sha384', key).update('bulwark key probe').digest()
+  return timingSafeEqual(probe(a), probe(b))
+}
+
 function passwordProblem(config: Config, production: boolean): string | null {
   // NIST SP 800-63B-4 §3.1.1.2: never below 8, even where a second factor is required.
   if (production && config.PASSWORD_MIN_LENGTH < 8) {
@@ -168,8 +174,9 @@ function passwordProblem(config: Config, production: boolean): string | null {
   } catch (error) {
     return `PASSWORD_PEPPER is invalid: ${(error as Error).message.replace(/^PASSWORD_PEPPER /, '')}`
   }
-  // The development pepper is public: compared as bytes, so another base64 spelling is refused too.
-  if (production && pepper.equals(parsePepper(DEV_PASSWORD_PEPPER))) {
+  // The development pepper is public. Compared by what it does as an HMAC key, not by its bytes: HMAC
+  // pads a short key with zero bytes, so the dev pepper plus trailing NULs is the same key (RFC 2104 §2).
+  if (production && sameHmacKey(pepper, parsePepper(DEV_PASSWORD_PEPPER))) {
     return 'PASSWORD_PEPPER is invalid: the development pepper is not allowed in production'
   }
   const url = config.PWNED_PASSWORDS_URL

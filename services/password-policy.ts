@@ -38,8 +38,10 @@ export function passwordProblems(password: string, minLength: number, owner: Pas
   const problems: string[] = []
   if (length < minLength) problems.push(`must be at least ${minLength} characters`)
   if (length > MAX_PASSWORD_LENGTH) problems.push(`must be at most ${MAX_PASSWORD_LENGTH} characters`)
-  if (isBlocklisted(password)) problems.push('is too common')
   const key = blocklistKey(password)
+  // Nothing but spaces and invisible characters, or one character repeated: the most guessable of all.
+  if (new Set(key).size <= 1) problems.push('is one character repeated or only spaces')
+  else if (isBlocklisted(password)) problems.push('is too common')
   const words: [string, string][] = [
     [owner.username, 'contains your username'],
     [owner.email.split('@')[0] ?? '', 'contains the first part of your email address'],

@@ -1,6 +1,6 @@
 import { forbidden, invalidCredentials, invalidRefreshToken, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/sessions.js'
-import { findUserByLogin, replacePasswordHash } from '../repositories/users.js'
+import { findUserByLogin, lockIfPasswordCurrent, replacePasswordHash } from '../repositories/users.js'
 import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
@@ -63,12 +63,19 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
     throw forbidden('This account is disabled.', 'account-disabled')
   }
   // A legacy plain-bcrypt hash or another cost: rehashed now, while the password is at hand.
+  let currentHash = user.passwordHash
   if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
     const next = await hashPassword(body.password, ctx.config)
-    await replacePasswordHash(ctx.sql, user.id, user.passwordHash, next)
+    if (await replacePasswordHash(ctx.sql, user.id, user.passwordHash, next)) currentHash = next
   }
   const { token, hash } = newRefreshToken()
-  const { sessionId, refreshExpiresIn } = await ctx.sql.begin(async (tx) => {
+  const { sessionId, refreshExpiresIn } = (await ctx.sql.begin(async (tx) => {
+    // The password verified must still be the account's when the session is made: a change that
+    // committed meanwhile (and revoked every session) wins (OWASP ASVS 5.0 7.4.3).
+    if (!(await lockIfPasswordCurrent(tx, user.id, currentHash))) {
+      await ctx.audit('auth.login.failure', user.id, { reason: 'password_changed' }, tx)
+      return null
+    }
     const session = await repo.insertSession(tx, ctx.cipher, {
       userId: user.id,
       idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
@@ -85,7 +92,8 @@ export async function login(ctx: SessionsContext, body: LoginBody): Promise<Toke
     })
     await ctx.audit('auth.login.success', user.id, { sessionId: session.id }, tx)
     return { sessionId: session.id, refreshExpiresIn }
-  })
+  })) ?? { sessionId: undefined, refreshExpiresIn: undefined }
+  if (!sessionId || refreshExpiresIn === undefined) throw invalidCredentials()
   return {
     ...accessFor(ctx, { userId: user.id, username: user.username, role: user.role, sessionId }),
     refreshToken: token,

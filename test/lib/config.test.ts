@@ -169,6 +169,19 @@ t.test('password settings: length floor, pepper and the breach service', async (
     ),
   )
   t.test(
+    'regression: production refuses the development pepper with zero bytes appended (the same HMAC key)',
+    fails(
+      {
+        ...PROD,
+        PASSWORD_PEPPER: Buffer.concat([
+          Buffer.from(DEV_PASSWORD_PEPPER, 'base64'),
+          Buffer.alloc(3),
+        ]).toString('base64'),
+      },
+      /^PASSWORD_PEPPER is invalid: the development pepper is not allowed in production$/,
+    ),
+  )
+  t.test(
     'a pepper under 32 bytes',
     fails(
       { PASSWORD_PEPPER: Buffer.alloc(31, 7).toString('base64') },

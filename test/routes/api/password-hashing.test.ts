@@ -1,8 +1,10 @@
 // How passwords are stored and checked: the pepper, the scheme marker, legacy upgrade, no truncation.
 import { createHash, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import bcrypt from 'bcrypt'
 import t from 'tap'
 import type { App } from '../../../app.js'
+import { revokeSessions } from '../../../repositories/sessions.js'
 import { insertUser, replacePasswordHash } from '../../../repositories/users.js'
 import { hashPassword, needsRehash, SCHEME, verifyPassword } from '../../../services/passwords.js'
 import {
@@ -187,3 +189,50 @@ t.test('registration and sign-in normalize the same way (NFC and NFD are one pas
   // NFKC also folds compatibility forms: a full-width letter is its ASCII twin.
   t.equal((await attemptLogin(app, b, nfc.replace('C', '\uFF23'))).statusCode, 200, 'full-width Ｃ')
 })
+
+t.test(
+  'regression: a sign-in racing a committed password change gets no session for the old password',
+  async (t) => {
+    const app = await build(t, { env: { BCRYPT_COST: '4' } })
+    const username = uniqueName('race')
+    const id = randomUUID()
+    const OLD = 'Passw0rdX' // a legacy account: plain bcrypt, upgraded at its next sign-in
+    const NEW = 'Brisk-Harbor-Meadow-58'
+    await insertUser(app.sql, app.cipher, {
+      id,
+      username,
+      email: `${username}@example.com`,
+      passwordHash: await bcrypt.hash(OLD, 4),
+      role: 'user',
+    })
+    const newHash = await hashPassword(NEW, app.config)
+    let release!: () => void
+    let updated = false
+    // What a password change commits: the new hash, and every session revoked.
+    const change = app.sql.begin(async (tx) => {
+      await tx`update users set password_hash = ${newHash} where id = ${id}`
+      await revokeSessions(tx, { userId: id }, 'password_changed')
+      updated = true
+      await new Promise<void>((r) => {
+        release = r
+      })
+    })
+    while (!updated) await sleep(5)
+    // The sign-in has read the old hash and verified OLD; its writes now wait on the change's row lock.
+    const signIn = attemptLogin(app, username, OLD)
+    for (let i = 0; i < 400; i++) {
+      const [row] = await app.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock'`
+      if ((row?.n ?? 0) > 0) break
+      await sleep(10)
+    }
+    release()
+    await change
+    const res = await signIn
+    t.equal(res.statusCode, 401, 'the old password yields no session once the change committed')
+    const [sessions] = await app.sql<{ n: number }[]>`
+    select count(*)::int as n from sessions where user_id = ${id} and revoked_at is null`
+    t.equal(sessions?.n, 0, 'no live session for the account')
+    t.equal((await attemptLogin(app, username, NEW)).statusCode, 200, 'the new password works')
+  },
+)

@@ -94,8 +94,8 @@ t.test('long passwords: 129 and 256 characters are accepted, 257 refused', async
   await accepted(t, app, words.slice(0, 256), '256 characters')
   await refused(t, app, words.slice(0, 257), ['must be at most 256 characters'])
   // Sign-in takes any normalization form of an allowed password, even when it is longer as sent.
-  const username = await accepted(t, app, 'é'.repeat(256), '256 composed')
-  t.equal((await attemptLogin(app, username, 'é'.repeat(256).normalize('NFD'))).statusCode, 200, '512 sent')
+  const username = await accepted(t, app, 'éàèù'.repeat(64), '256 composed')
+  t.equal((await attemptLogin(app, username, 'éàèù'.repeat(64).normalize('NFD'))).statusCode, 200, '512 sent')
 })
 
 t.test('common and breached passwords are refused, whatever their case', async (t) => {
