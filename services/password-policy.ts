@@ -1,5 +1,5 @@
 import { type FieldError, invalidField, invalidFields, unavailable } from '../lib/errors.js'
-import { blocklistKey, isBlocklisted } from '../lib/password-blocklist.js'
+import { blocklist, blocklistKey } from '../lib/password-blocklist.js'
 import { BreachCheckUnavailable, breachCount } from '../lib/pwned-passwords.js'
 import { MAX_PASSWORD_LENGTH } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
@@ -41,7 +41,7 @@ export function passwordProblems(password: string, minLength: number, owner: Pas
   const key = blocklistKey(password)
   // Nothing but spaces and invisible characters, or one character repeated: the most guessable of all.
   if (new Set(key).size <= 1) problems.push('is one character repeated or only spaces')
-  else if (isBlocklisted(password)) problems.push('is too common')
+  else if (blocklist().has(key)) problems.push('is too common')
   const words: [string, string][] = [
     [owner.username, 'contains your username'],
     [owner.email.split('@')[0] ?? '', 'contains the first part of your email address'],
