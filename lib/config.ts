@@ -151,6 +151,9 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
       )
     }
   }
+  if (config.MFA_REQUIRED_ROLES.some((role) => role !== 'user' && role !== 'admin')) {
+    throw new ConfigError('MFA_REQUIRED_ROLES is invalid: list roles among user and admin, comma-separated')
+  }
   // ASVS 5.0 12.3.1/12.3.4: sslmode and CA files valid; production reaches other hosts only over TLS.
   const transport = transportProblem(config, production)
   if (transport) throw new ConfigError(transport)

@@ -17,6 +17,8 @@ export interface ProblemData {
   retryAfterSeconds?: number
   /** The limit that was reached, for our own limiters' RateLimit-* headers. */
   limit?: number
+  /** The age in seconds a re-authentication may have (RFC 9470 `max_age`). */
+  maxAgeSeconds?: number
 }
 
 /** Problem types: each answers with `urn:bulwark:problem:<type>`; a 404 stays `about:blank`. */
@@ -30,6 +32,10 @@ export type ProblemType =
   | 'account-disabled'
   | 'invalid-current-password'
   | 'csrf-rejected'
+  | 'mfa-required'
+  | 'reauthentication-required'
+  | 'invalid-mfa-token'
+  | 'invalid-mfa-code'
   | 'conflict'
   | 'last-admin'
   | 'rate-limited'
@@ -67,7 +73,12 @@ export const notFound = () => new AppError(404, 'The requested resource does not
 
 export const forbidden = (
   detail = 'You do not have permission to do this.',
-  type: 'forbidden' | 'account-disabled' | 'invalid-current-password' | 'csrf-rejected' = 'forbidden',
+  type:
+    | 'forbidden'
+    | 'account-disabled'
+    | 'invalid-current-password'
+    | 'csrf-rejected'
+    | 'mfa-required' = 'forbidden',
 ) => new AppError(403, detail, { type })
 
 export const conflict = (
@@ -94,6 +105,26 @@ export const unauthenticated = (tokenSent: boolean) =>
 
 export const invalidCredentials = () =>
   new AppError(401, 'Invalid credentials.', { type: 'invalid-credentials' })
+
+/** The session is older than a sensitive action allows: POST /api/auth/reauthenticate first (RFC 9470). */
+export const reauthenticationRequired = (maxAgeSeconds: number) =>
+  new AppError(
+    401,
+    `This action needs a sign-in from the last ${maxAgeSeconds} seconds: re-authenticate first.`,
+    {
+      type: 'reauthentication-required',
+      data: { maxAgeSeconds },
+    },
+  )
+
+/** An unknown, expired, spent or exhausted mfaToken: all look the same. */
+export const invalidMfaToken = () =>
+  new AppError(401, 'The mfaToken is invalid, expired or used up: sign in again.', {
+    type: 'invalid-mfa-token',
+  })
+
+export const invalidMfaCode = (detail = 'The two-factor code is wrong or was already used.') =>
+  new AppError(401, detail, { type: 'invalid-mfa-code' })
 
 /** Any refresh failure looks the same to the client. */
 export const invalidRefreshToken = () =>

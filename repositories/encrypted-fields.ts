@@ -11,6 +11,7 @@ export const ENCRYPTED_COLUMNS = [
   { table: 'refresh_tokens', column: 'user_agent' },
   { table: 'audit_events', column: 'ip' },
   { table: 'audit_events', column: 'user_agent' },
+  { table: 'mfa_totp', column: 'secret' },
 ] as const
 
 export type EncryptedColumn = (typeof ENCRYPTED_COLUMNS)[number]

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
 import { type FieldCipher, type Origin, openOrigin, sealOrigin } from '../lib/field-crypto.js'
-import type { Role } from '../schemas/auth.js'
+import type { AuthMethod, Role } from '../schemas/auth.js'
 
 /** SQL for sessions and refresh tokens, and the per-request principal lookup. */
 
@@ -11,21 +11,21 @@ type Db = Sql | TransactionSql
 export async function insertSession(
   db: Db,
   cipher: FieldCipher,
-  s: { userId: string; idleSeconds: number; maxAgeSeconds: number } & Origin,
-): Promise<{ id: string; idleExpiresAt: Date }> {
+  s: { userId: string; idleSeconds: number; maxAgeSeconds: number; amr: AuthMethod[] } & Origin,
+): Promise<{ id: string; idleExpiresAt: Date; authTime: Date }> {
   const id = randomUUID()
   const origin = sealOrigin(cipher, 'sessions', id, s)
-  const [row] = await db<{ id: string; idleExpiresAt: Date }[]>`
-    insert into sessions (id, user_id, idle_expires_at, expires_at, user_agent, ip)
+  const [row] = await db<{ id: string; idleExpiresAt: Date; authTime: Date }[]>`
+    insert into sessions (id, user_id, amr, idle_expires_at, expires_at, user_agent, ip)
     values (
-      ${id}, ${s.userId},
+      ${id}, ${s.userId}, ${s.amr},
       now() + make_interval(secs => ${s.idleSeconds}),
       now() + make_interval(secs => ${s.maxAgeSeconds}),
       ${origin.userAgent}, ${origin.ip}
     )
-    returning id, idle_expires_at
+    returning id, idle_expires_at, auth_time
   `
-  return row as { id: string; idleExpiresAt: Date }
+  return row as { id: string; idleExpiresAt: Date; authTime: Date }
 }
 
 /** A child token never outlives its session's absolute lifetime. Returns its lifetime in seconds. */
@@ -76,7 +76,7 @@ export async function claimRefreshToken(db: Db, tokenHash: Buffer): Promise<Clai
       and t.used_at is null and t.revoked_at is null and t.expires_at > now()
       and s.id = t.session_id and s.revoked_at is null and s.expires_at > now()
       and not u.disabled
-    returning t.id, t.session_id, t.user_id, u.username, u.role
+    returning t.id, t.session_id, t.user_id, u.username, u.role, s.auth_time, s.amr
   `
   return row
 }
@@ -162,6 +162,9 @@ export interface Principal {
   username: string
   role: Role
   sessionId: string
+  /** When the user last proved who they are in this session (sign-in or re-authentication). */
+  authTime: Date
+  amr: AuthMethod[]
 }
 
 /**
@@ -174,11 +177,29 @@ export async function findPrincipal(
   userId: string,
 ): Promise<Principal | undefined> {
   const [row] = await db<Principal[]>`
-    select u.id as user_id, u.username, u.role, s.id as session_id
+    select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr
     from sessions s join users u on u.id = s.user_id
     where s.id = ${sessionId} and s.user_id = ${userId}
       and s.revoked_at is null and s.expires_at > now() and s.idle_expires_at > now()
       and not u.disabled
   `
   return row
+}
+
+/** Marks a session as authenticated just now, by `amr` (step-up, or a second factor added to it). */
+export async function markAuthenticated(db: Db, sessionId: string, amr: AuthMethod[]): Promise<Date> {
+  const [row] = await db<{ authTime: Date }[]>`
+    update sessions set auth_time = now(), amr = ${amr} where id = ${sessionId} returning auth_time
+  `
+  return row?.authTime ?? new Date()
+}
+
+/** Records how a session is authenticated now, without renewing its auth_time (a factor added to it). */
+export async function setSessionAmr(db: Db, sessionId: string, amr: AuthMethod[]): Promise<void> {
+  await db`update sessions set amr = ${amr} where id = ${sessionId}`
+}
+
+/** The user's sessions lose a second factor that no longer exists: their amr falls back to `pwd`. */
+export async function dropSecondFactor(db: Db, userId: string): Promise<void> {
+  await db`update sessions set amr = '{pwd}' where user_id = ${userId} and revoked_at is null`
 }

@@ -174,6 +174,18 @@ export async function lockUser(
   return decrypted(cipher, row)
 }
 
+/** The user with their hash, share-locked: no password change or disabling commits until the transaction ends. */
+export async function shareLockUser(
+  tx: TransactionSql,
+  cipher: FieldCipher,
+  id: string,
+): Promise<UserWithHash | undefined> {
+  const [row] = await tx<UserWithHash[]>`
+    select id, username, email, role, disabled, created_at, password_hash from users where id = ${id} for share
+  `
+  return decrypted(cipher, row)
+}
+
 export async function updateRoleAndStatus(
   tx: TransactionSql,
   cipher: FieldCipher,

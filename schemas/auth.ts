@@ -42,7 +42,7 @@ export const newPassword = (minLength: number) =>
   })
 
 /** A password being checked, not set: no rules but the input bound (older passwords still sign in). */
-const PresentedPassword = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_INPUT })
+export const PresentedPassword = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_INPUT })
 
 export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')], {
   'x-message': 'must be "user" or "admin"',
@@ -86,12 +86,22 @@ export const TokenResponse = Type.Object({
   expiresIn: Type.Integer(),
 })
 
-export const LoginResponse = Type.Object({
+/** A completed sign-in: the access token (also in a cookie) and the user. */
+export const SignedIn = Type.Object({
   accessToken: Type.String(),
   tokenType: Type.Literal('Bearer'),
   expiresIn: Type.Integer(),
   user: PublicUser,
 })
+
+/** The password was right and the account has a second factor: POST /api/auth/mfa/verify next. */
+export const MfaChallenge = Type.Object({
+  mfaRequired: Type.Literal(true),
+  mfaToken: Type.String({ description: 'Single-use; send it with a code to POST /api/auth/mfa/verify.' }),
+  expiresIn: Type.Integer({ description: 'Seconds the mfaToken lives.' }),
+})
+
+export const LoginResponse = Type.Union([SignedIn, MfaChallenge])
 
 export const SessionItem = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -112,12 +122,21 @@ export const passwordChangeBody = (minLength: number) =>
   )
 export type PasswordChangeBody = Static<ReturnType<typeof passwordChangeBody>>
 
+/**
+ * How a session was authenticated (RFC 8176 values, plus `recovery` for a recovery code): `pwd`,
+ * and `otp` or `recovery` with `mfa` when a second factor was used.
+ */
+export type AuthMethod = 'pwd' | 'otp' | 'recovery' | 'mfa'
+
 /** Claims of an access token (RFC 8725: typed, short-lived, audience- and issuer-bound). */
 export interface AccessClaims {
   sub: string
   username: string
   role: Role
   sid: string
+  /** When the user last proved who they are in this session, seconds since the epoch (OIDC Core §2). */
+  auth_time: number
+  amr: AuthMethod[]
 }
 
 /** What `npm run cli -- create-user` accepts: registration's rules plus a role. */

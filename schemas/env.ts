@@ -106,6 +106,13 @@ export const EnvSchema = Type.Object({
   LOGIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
   LOGIN_ACCOUNT_MAX_FAILURES: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
   LOGIN_ACCOUNT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
+  // OWASP device cookies: a client that signed in before has its own failure budget per window.
+  LOGIN_DEVICE_MAX_FAILURES: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+  DEVICE_COOKIE_MAX_AGE_SECONDS: Type.Integer({ minimum: 3600, maximum: 63_072_000, default: 15_552_000 }),
+  /** Roles whose routes need a second factor in the session (OWASP ASVS 5.0 6.3.3): `admin`, `user`. */
+  MFA_REQUIRED_ROLES: List(64),
+  MFA_TOTP_ISSUER: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^:]+$', default: 'Bulwark' }),
+  REAUTH_MAX_AGE_SECONDS: Type.Integer({ minimum: 30, maximum: 86_400, default: 300 }),
   REGISTER_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
   REGISTER_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 3_600_000 }),
   REFRESH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 100_000, default: 60 }),

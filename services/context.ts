@@ -1,10 +1,11 @@
 import type { Sql } from 'postgres'
 import type { CursorCodec } from '../lib/cursor.js'
+import type { DeviceCookieCodec } from '../lib/device-cookie.js'
 import type { FieldCipher, Origin } from '../lib/field-crypto.js'
 import type { AccessClaims } from '../schemas/auth.js'
 import type { Config } from '../schemas/env.js'
 import type { Audit } from './audit.js'
-import type { LoginThrottle } from './login-throttle.js'
+import type { ThrottleContext } from './login-throttle.js'
 
 /**
  * What a service receives for one call (built per request by plugins/app/service-context.ts, or by
@@ -22,6 +23,8 @@ export interface ServiceContext {
   /** Writes an audit event bound to this request's address, user agent and request id. */
   audit: Audit
   origin: Origin
-  /** Login limits per client and per account; `client` is the rate-limit identity of the caller. */
-  throttle?: { limiter: LoginThrottle; client: string }
+  /** Sign-in limits; `client` is the caller's rate-limit identity, `device` its verified device cookie. */
+  throttle?: ThrottleContext
+  /** Issues and reads device cookies (OWASP device cookies). */
+  devices: DeviceCookieCodec
 }

@@ -1,8 +1,9 @@
 import type { CounterStore } from '../lib/counter-store.js'
+import type { DeviceClaim } from '../lib/device-cookie.js'
 import { rateLimited } from '../lib/errors.js'
 import type { Config } from '../schemas/env.js'
 
-/** Login limits: attempts per address and failures per account. */
+/** Sign-in limits: attempts per address, and failures per account or per trusted device. */
 
 export type LoginLimits = Pick<
   Config,
@@ -10,20 +11,33 @@ export type LoginLimits = Pick<
   | 'LOGIN_RATE_LIMIT_WINDOW_MS'
   | 'LOGIN_ACCOUNT_MAX_FAILURES'
   | 'LOGIN_ACCOUNT_WINDOW_MS'
+  | 'LOGIN_DEVICE_MAX_FAILURES'
 >
 
 /**
- * Two limits guard login (OWASP ASVS 6.3.1, OWASP Credential Stuffing cheat sheet): attempts per
- * client address, and failures per account across all addresses, so a botnet cannot grind one
- * account. Both windows expire on their own: no permanent lockout for anyone to trigger.
+ * Whose failure budget an attempt spends: a trusted device's own (its device cookie names this
+ * account), else the account's, which every unknown client shares.
+ */
+export interface Budget {
+  account: string
+  device?: string | undefined
+}
+
+/**
+ * Limits guard every check of a secret (OWASP ASVS 6.3.1, OWASP Credential Stuffing cheat sheet):
+ * attempts per client address, and failures per account across all addresses, so a botnet cannot
+ * grind one account. Both windows expire on their own: no permanent lockout for anyone to trigger.
  *
- * The account budget is reserved atomically before the password is checked (an increment, not a
- * read), so attempts racing through the bcrypt window cannot all pass; a successful login gives
- * its reservation back. It is keyed by the account itself, so the username and the email share one
- * budget, and by the typed name for unknown accounts, which answer the same way.
+ * Device cookies (OWASP "device cookies") keep that lockout from being turned against the owner: a
+ * client that signed in to the account before has its own failure budget and is not stopped by
+ * the account's, which only unknown clients spend.
+ *
+ * A budget is reserved atomically before the secret is checked (an increment, not a read), so
+ * attempts racing through the bcrypt window cannot all pass; a success gives its reservation back.
  */
 export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
-  const accountKey = (account: string) => `login:account:${account}`
+  const keyOf = (budget: Budget) =>
+    budget.device ? `login:device:${budget.device}` : `login:account:${budget.account}`
   return {
     async admitClient(client: string): Promise<void> {
       const perClient = await store.increment(`login:ip:${client}`, limits.LOGIN_RATE_LIMIT_WINDOW_MS)
@@ -34,19 +48,54 @@ export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
         })
       }
     },
-    async reserveAccount(account: string): Promise<void> {
-      const attempts = await store.increment(accountKey(account), limits.LOGIN_ACCOUNT_WINDOW_MS)
-      if (attempts.count > limits.LOGIN_ACCOUNT_MAX_FAILURES) {
-        throw rateLimited('Too many failed logins for this account. Try again later.', {
-          max: limits.LOGIN_ACCOUNT_MAX_FAILURES,
+    async reserve(budget: Budget): Promise<void> {
+      const max = budget.device ? limits.LOGIN_DEVICE_MAX_FAILURES : limits.LOGIN_ACCOUNT_MAX_FAILURES
+      const attempts = await store.increment(keyOf(budget), limits.LOGIN_ACCOUNT_WINDOW_MS)
+      if (attempts.count > max) {
+        const on = budget.device ? 'from this device' : 'for this account'
+        throw rateLimited(`Too many failed sign-ins ${on}. Try again later.`, {
+          max,
           resetMs: attempts.ttlMs,
         })
       }
     },
-    async release(account: string): Promise<void> {
-      await store.decrement(accountKey(account))
+    async release(budget: Budget): Promise<void> {
+      await store.decrement(keyOf(budget))
     },
   }
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>
+
+/** What a request brings to the limits: the limiter, its address key and its verified device cookie. */
+export interface ThrottleContext {
+  limiter: LoginThrottle
+  client: string
+  device: DeviceClaim | null
+}
+
+/**
+ * The budget of an attempt on an account (by its id when it exists, else by the name typed, so
+ * unknown names answer alike): the device's when its cookie was issued to this very account.
+ */
+export function budgetOf(
+  throttle: ThrottleContext | undefined,
+  userId: string | undefined,
+  name = '',
+): Budget {
+  const account = userId ? `user:${userId}` : `name:${name.trim().toLowerCase()}`
+  const device = userId && throttle?.device?.userId === userId ? throttle.device.deviceId : undefined
+  return { account, device }
+}
+
+/** Runs `check` (a password or code comparison) on `budget`: reserved first, given back on success. */
+export async function checkWithinBudget(
+  throttle: ThrottleContext | undefined,
+  budget: Budget,
+  check: () => Promise<boolean>,
+): Promise<boolean> {
+  await throttle?.limiter.reserve(budget)
+  const ok = await check()
+  if (ok) await throttle?.limiter.release(budget)
+  return ok
+}

@@ -1,18 +1,12 @@
-import { forbidden, invalidCredentials, invalidRefreshToken, notFound } from '../lib/errors.js'
+import { invalidRefreshToken, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/sessions.js'
-import { findUserByLogin, lockIfPasswordCurrent, replacePasswordHash } from '../repositories/users.js'
-import type { AccessClaims, LoginBody, PublicUser } from '../schemas/auth.js'
+import type { AccessClaims } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
-import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
-import { hashRefreshToken, newRefreshToken, REFRESH_TOKEN_PATTERN } from './refresh-tokens.js'
-import { toPublicUser } from './users.js'
+import { hashOpaqueToken, newOpaqueToken, OPAQUE_TOKEN_PATTERN } from './opaque-tokens.js'
 
-/** Session rules: login, refresh-token rotation with reuse detection, logout, session lists. */
+/** Session rules: refresh-token rotation with reuse detection, logout, session lists (sign-in is services/sign-in.ts). */
 
-type SessionsContext = Pick<
-  ServiceContext,
-  'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher'
->
+type SessionsContext = Pick<ServiceContext, 'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'cipher'>
 
 export interface Tokens {
   accessToken: string
@@ -23,13 +17,14 @@ export interface Tokens {
   refreshExpiresIn?: number
 }
 
-/** An access token for a principal: its user, current role and session. */
-function accessFor(
-  ctx: SessionsContext,
+/** An access token for a principal: its user, current role and session, and how it was authenticated. */
+export function accessFor(
+  ctx: Pick<ServiceContext, 'sign' | 'config'>,
   principal: repo.Principal,
 ): Pick<Tokens, 'accessToken' | 'expiresIn'> {
-  const { userId: sub, username, role, sessionId: sid } = principal
-  const claims: AccessClaims = { sub, username, role, sid }
+  const { userId: sub, username, role, sessionId: sid, amr } = principal
+  const auth_time = Math.floor(principal.authTime.getTime() / 1000)
+  const claims: AccessClaims = { sub, username, role, sid, auth_time, amr }
   return { accessToken: ctx.sign(claims), expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS }
 }
 
@@ -41,77 +36,15 @@ async function accessForSession(ctx: SessionsContext, sessionId: string, userId:
 }
 
 /**
- * One answer for unknown users and wrong passwords, with a dummy hash compare for the former
- * (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
- */
-export async function login(ctx: SessionsContext, body: LoginBody): Promise<Tokens & { user: PublicUser }> {
-  const throttle = ctx.throttle?.limiter
-  await throttle?.admitClient(ctx.throttle?.client ?? '')
-  const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
-  const account = user ? `user:${user.id}` : `name:${body.username.trim().toLowerCase()}`
-  await throttle?.reserveAccount(account)
-  const ok = await verifyPassword(body.password, user?.passwordHash, ctx.config)
-  if (!user || !ok) {
-    await ctx.audit('auth.login.failure', user?.id ?? null, {
-      reason: user ? 'bad_password' : 'unknown_user',
-    })
-    throw invalidCredentials()
-  }
-  await throttle?.release(account)
-  if (user.disabled) {
-    await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
-    throw forbidden('This account is disabled.', 'account-disabled')
-  }
-  // A legacy plain-bcrypt hash or another cost: rehashed now, while the password is at hand.
-  let currentHash = user.passwordHash
-  if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
-    const next = await hashPassword(body.password, ctx.config)
-    if (await replacePasswordHash(ctx.sql, user.id, user.passwordHash, next)) currentHash = next
-  }
-  const { token, hash } = newRefreshToken()
-  const { sessionId, refreshExpiresIn } = (await ctx.sql.begin(async (tx) => {
-    // The password verified must still be the account's when the session is made: a change that
-    // committed meanwhile (and revoked every session) wins (OWASP ASVS 5.0 7.4.3).
-    if (!(await lockIfPasswordCurrent(tx, user.id, currentHash))) {
-      await ctx.audit('auth.login.failure', user.id, { reason: 'password_changed' }, tx)
-      return null
-    }
-    const session = await repo.insertSession(tx, ctx.cipher, {
-      userId: user.id,
-      idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
-      maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
-      ...ctx.origin,
-    })
-    const refreshExpiresIn = await repo.insertRefreshToken(tx, ctx.cipher, {
-      sessionId: session.id,
-      parentId: null,
-      userId: user.id,
-      tokenHash: hash,
-      idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
-      ...ctx.origin,
-    })
-    await ctx.audit('auth.login.success', user.id, { sessionId: session.id }, tx)
-    return { sessionId: session.id, refreshExpiresIn }
-  })) ?? { sessionId: undefined, refreshExpiresIn: undefined }
-  if (!sessionId || refreshExpiresIn === undefined) throw invalidCredentials()
-  return {
-    ...accessFor(ctx, { userId: user.id, username: user.username, role: user.role, sessionId }),
-    refreshToken: token,
-    refreshExpiresIn,
-    user: toPublicUser(user),
-  }
-}
-
-/**
  * Rotation with reuse detection (RFC 9700 §4.14.2): a live token is consumed atomically and replaced
  * by its child. A consumed token presented again is either a racing tab (inside the grace window,
  * and only the immediate parent of the live token: a new access token, no new refresh token) or a
  * replay, which revokes the whole family.
  */
 export async function refresh(ctx: SessionsContext, presented: string | undefined): Promise<Tokens> {
-  if (!presented || !REFRESH_TOKEN_PATTERN.test(presented)) throw invalidRefreshToken()
-  const hash = hashRefreshToken(presented)
-  const { token, hash: childHash } = newRefreshToken()
+  if (!presented || !OPAQUE_TOKEN_PATTERN.test(presented)) throw invalidRefreshToken()
+  const hash = hashOpaqueToken(presented)
+  const { token, hash: childHash } = newOpaqueToken()
   const rotated = await ctx.sql.begin(async (tx) => {
     const claimed = await repo.claimRefreshToken(tx, hash)
     if (!claimed) return null
@@ -149,8 +82,8 @@ export async function logout(
   by: { refreshToken?: string | undefined; principal?: { userId: string; sessionId: string } | null },
 ): Promise<void> {
   let target = by.principal ?? null
-  if (!target && by.refreshToken && REFRESH_TOKEN_PATTERN.test(by.refreshToken)) {
-    const state = await repo.findTokenState(ctx.sql, hashRefreshToken(by.refreshToken))
+  if (!target && by.refreshToken && OPAQUE_TOKEN_PATTERN.test(by.refreshToken)) {
+    const state = await repo.findTokenState(ctx.sql, hashOpaqueToken(by.refreshToken))
     if (state) target = { userId: state.userId, sessionId: state.sessionId }
   }
   if (!target) return

@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
+import { deleteChallenges } from '../repositories/mfa.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
+import { budgetOf, checkWithinBudget } from './login-throttle.js'
 import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 
 /** Account rules: registration, password change, profiles. */
 
-type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher'>
+type UsersContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher' | 'throttle'>
 type Reader = Pick<ServiceContext, 'sql' | 'cipher'>
 
 export function toPublicUser(u: users.UserRow): PublicUser {
@@ -58,14 +60,22 @@ export async function getUser(ctx: Reader, id: string): Promise<PublicUser> {
   return toPublicUser(row)
 }
 
-/** Re-authenticates with the current password, then ends every other session (ASVS 7.4.3). */
+/**
+ * Re-authenticates with the current password, then ends every other session (ASVS 7.4.3). The check
+ * spends the sign-in budgets, so a stolen session is no unthrottled password oracle (ASVS 6.3.1).
+ */
 export async function changePassword(
   ctx: UsersContext,
   principal: { userId: string; sessionId: string },
   body: PasswordChangeBody,
 ): Promise<void> {
+  await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
   const user = await users.findUserById(ctx.sql, ctx.cipher, principal.userId)
-  if (!user || !(await verifyPassword(body.currentPassword, user.passwordHash, ctx.config))) {
+  const budget = budgetOf(ctx.throttle, principal.userId)
+  const ok = await checkWithinBudget(ctx.throttle, budget, () =>
+    verifyPassword(body.currentPassword, user?.passwordHash, ctx.config),
+  )
+  if (!user || !ok) {
     await ctx.audit('auth.password.change_failed', principal.userId, { reason: 'bad_password' })
     throw forbidden('The current password is incorrect.', 'invalid-current-password')
   }
@@ -74,6 +84,8 @@ export async function changePassword(
   const hash = await hashPassword(body.newPassword, ctx.config)
   await ctx.sql.begin(async (tx) => {
     await users.updatePasswordHash(tx, principal.userId, hash)
+    // A sign-in half done with the old password (waiting for its code) cannot finish with it.
+    await deleteChallenges(tx, principal.userId)
     const revoked = await sessionsRepo.revokeSessions(
       tx,
       { userId: principal.userId, exceptSessionId: principal.sessionId },

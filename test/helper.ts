@@ -8,11 +8,13 @@ import { type App, buildApp } from '../app.js'
 import { loadConfig } from '../lib/config.js'
 import { splitRoles } from '../lib/embedded-postgres.js'
 import { createLogger } from '../lib/logger.js'
-import type { LoginResponse, PublicUser, UserEnvelope } from '../schemas/auth.js'
+import { totpCode } from '../lib/totp.js'
+import type { PublicUser, SignedIn, UserEnvelope } from '../schemas/auth.js'
 import type { Problem } from '../schemas/common.js'
 import type { Config } from '../schemas/env.js'
 
 export type { App }
+export { totpCode }
 /** What app.inject answers. */
 export type InjectResponse = LightMyRequestResponse
 
@@ -220,7 +222,7 @@ export async function login(
   const cookies = Object.fromEntries(res.cookies.map((c) => [c.name, c.value])) as Record<string, string>
   return {
     res,
-    accessToken: res.json<Static<typeof LoginResponse>>().accessToken,
+    accessToken: res.json<Static<typeof SignedIn>>().accessToken,
     /** The refresh cookie's value, whatever its name (prefixed in secure mode). */
     refreshToken: res.cookies.find((c) => c.name.endsWith('refresh_token'))?.value ?? '',
     cookies,
@@ -287,6 +289,47 @@ export async function signUp(app: App, prefix = 'user', options: SignUpOptions =
     headers: bearer(session.accessToken),
     inject: injectAs(app, session),
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two-factor authentication and tokens.
+
+/** The claims of a JWT, decoded without checking it (the service checks; tests read). */
+export function tokenClaims(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
+}
+
+/** Enrols and confirms a TOTP authenticator for a signed-in user: its secret and recovery codes. */
+export async function enrolTotp(app: App, user: Pick<SignedInUser, 'id' | 'inject'>) {
+  const started = await user.inject({ method: 'POST', url: '/api/auth/mfa/totp' })
+  if (started.statusCode !== 201) throw new Error(`enrol: ${started.statusCode} ${started.body}`)
+  const { secret } = started.json<{ secret: string }>()
+  const confirmed = await user.inject({
+    method: 'POST',
+    url: '/api/auth/mfa/totp/confirm',
+    payload: { code: totpCode(secret) },
+  })
+  if (confirmed.statusCode !== 200) throw new Error(`confirm: ${confirmed.statusCode} ${confirmed.body}`)
+  await forgetUsedTotpSteps(app, user.id)
+  return { secret, recoveryCodes: confirmed.json<{ recoveryCodes: string[] }>().recoveryCodes }
+}
+
+/**
+ * As if the last accepted code were minutes old: a test may then use the current code again
+ * without waiting 30 seconds for the next step (the replay rule itself is tested on its own).
+ */
+export async function forgetUsedTotpSteps(app: App, userId: string): Promise<void> {
+  await app.sql`update mfa_totp set last_step = last_step - 10 where user_id = ${userId}`
+}
+
+/** POST /api/auth/mfa/verify with a token and a code, from an optional address and cookies. */
+export function verifyMfa(
+  app: App,
+  mfaToken: string,
+  code: string,
+  options: { remoteAddress?: string; cookies?: Record<string, string> } = {},
+): Promise<InjectResponse> {
+  return app.inject({ method: 'POST', url: '/api/auth/mfa/verify', payload: { mfaToken, code }, ...options })
 }
 
 // ---------------------------------------------------------------------------------------------

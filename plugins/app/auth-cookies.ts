@@ -12,12 +12,16 @@ declare module 'fastify' {
     accessCookie: () => string | undefined
     /** The refresh cookie, or undefined when absent or sent more than once (cookie tossing). */
     refreshCookie: () => string | undefined
+    /** The device cookie as sent (unverified), or undefined. */
+    deviceCookie: () => string | undefined
   }
   interface FastifyReply {
     setAuthCookies: (tokens: {
       accessToken: string
       refreshToken?: string | undefined
       refreshExpiresIn?: number | undefined
+      /** Set at sign-in; sign-out keeps it, so the device stays known to the account. */
+      deviceCookie?: string | undefined
     }) => FastifyReply
     clearAuthCookies: () => FastifyReply
   }
@@ -26,6 +30,7 @@ declare module 'fastify' {
 export interface AuthCookieNames {
   access: string
   refresh: string
+  device: string
 }
 
 /**
@@ -34,8 +39,8 @@ export interface AuthCookieNames {
  */
 export function authCookieNames(secure: boolean): AuthCookieNames {
   return secure
-    ? { access: '__Host-access_token', refresh: '__Secure-refresh_token' }
-    : { access: 'access_token', refresh: 'refresh_token' }
+    ? { access: '__Host-access_token', refresh: '__Secure-refresh_token', device: '__Host-device' }
+    : { access: 'access_token', refresh: 'refresh_token', device: 'device' }
 }
 
 async function authCookiesPlugin(app: FastifyInstance) {
@@ -45,6 +50,8 @@ async function authCookiesPlugin(app: FastifyInstance) {
   const base = { httpOnly: true, secure: config.COOKIE_SECURE, sameSite: 'strict' as const }
   const accessCookie = { ...base, path: '/', maxAge: config.ACCESS_TOKEN_TTL_SECONDS }
   const refreshCookie = { ...base, path: '/api/auth', maxAge: config.REFRESH_TOKEN_TTL_SECONDS }
+  // Path=/ because the password checks it eases live under /api/auth and /api/users (and __Host- needs it).
+  const deviceCookie = { ...base, path: '/', maxAge: config.DEVICE_COOKIE_MAX_AGE_SECONDS }
   app.decorate('authCookies', names)
 
   app.decorateRequest('accessCookie', function readAccessCookie(this: FastifyRequest) {
@@ -59,6 +66,10 @@ async function authCookiesPlugin(app: FastifyInstance) {
     return this.cookies[names.refresh]
   })
 
+  app.decorateRequest('deviceCookie', function readDeviceCookie(this: FastifyRequest) {
+    return this.cookies[names.device] || undefined
+  })
+
   app.decorateReply('setAuthCookies', function setAuthCookies(this: FastifyReply, tokens) {
     this.setCookie(names.access, tokens.accessToken, accessCookie)
     // The cookie lives exactly as long as its token, which never outlives the session (RFC 6265 Max-Age).
@@ -68,6 +79,7 @@ async function authCookiesPlugin(app: FastifyInstance) {
         maxAge: tokens.refreshExpiresIn ?? refreshCookie.maxAge,
       })
     }
+    if (tokens.deviceCookie) this.setCookie(names.device, tokens.deviceCookie, deviceCookie)
     return this.header('cache-control', 'no-store')
   })
   app.decorateReply('clearAuthCookies', function clearAuthCookies(this: FastifyReply) {

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { forbidden, unauthenticated } from '../../lib/errors.js'
 import { findPrincipal, type Principal } from '../../repositories/sessions.js'
 import type { AccessClaims, Role } from '../../schemas/auth.js'
+import { assertRecentAuthentication } from '../../services/step-up.js'
 
 /** Authentication: who sends a request (access token → live session → principal), and role checks. */
 
@@ -10,8 +11,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: a valid access token of a live session, or 401. */
     authenticate: (request: FastifyRequest) => Promise<void>
-    /** onRequest hook after authenticate: the principal holds at least `role`, or 403. */
+    /**
+     * onRequest hook after authenticate: the principal holds at least `role`, or 403; and when `role`
+     * is in MFA_REQUIRED_ROLES, their session used a second factor, or 403 mfa-required.
+     */
     authorize: (role: Role) => (request: FastifyRequest) => Promise<void>
+    /** onRequest hook after authenticate: the session authenticated within REAUTH_MAX_AGE_SECONDS, or 401. */
+    requireRecentAuth: (request: FastifyRequest) => Promise<void>
     /** The principal when a valid access token of a live session comes with the request, else null. */
     optionalPrincipal: (request: FastifyRequest) => Promise<Principal | null>
     /** The user id of a valid access token, without touching the database (rate-limit keys); else null. */
@@ -102,10 +108,24 @@ async function authenticationPlugin(app: FastifyInstance) {
     return request.principal
   })
 
+  const mfaRoles = new Set<string>(app.config.MFA_REQUIRED_ROLES)
   app.decorate('authorize', function authorize(role: Role) {
     return async function requireRole(request: FastifyRequest) {
-      if (!request.principal || ROLE_RANK[request.principal.role] < ROLE_RANK[role]) throw forbidden()
+      const principal = request.principal
+      if (!principal || ROLE_RANK[principal.role] < ROLE_RANK[role]) throw forbidden()
+      // OWASP ASVS 5.0 6.3.3: what needs one of these roles needs a session that used a second factor.
+      if (mfaRoles.has(role) && !principal.amr.includes('mfa')) {
+        throw forbidden(
+          'Your role needs two-factor authentication: enrol at POST /api/auth/mfa/totp, then sign in with it.',
+          'mfa-required',
+        )
+      }
     }
+  })
+
+  const maxAge = app.config.REAUTH_MAX_AGE_SECONDS
+  app.decorate('requireRecentAuth', async function requireRecentAuth(request: FastifyRequest) {
+    assertRecentAuthentication(request.requirePrincipal(), maxAge)
   })
 }
 

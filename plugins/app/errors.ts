@@ -60,9 +60,17 @@ function problemHeaders(error: AppError): Record<string, string> {
     case 'invalid-token':
       headers['www-authenticate'] = 'Bearer error="invalid_token"'
       break
+    // RFC 9470 §3: the token is good but its authentication is too old for this action.
+    case 'reauthentication-required':
+      headers['www-authenticate'] =
+        `Bearer error="insufficient_user_authentication", max_age=${error.data.maxAgeSeconds ?? 0}`
+      headers['cache-control'] = 'no-store'
+      break
     // An answer about credentials is never kept by a cache (RFC 6749 §5.1, ASVS 14.3.2).
     case 'invalid-credentials':
     case 'invalid-refresh-token':
+    case 'invalid-mfa-token':
+    case 'invalid-mfa-code':
       headers['cache-control'] = 'no-store'
       break
     // Our own limiters (login) speak the same RateLimit-* headers as @fastify/rate-limit (IETF draft).

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { Sql, TransactionSql } from 'postgres'
 import { clientKey } from '../../lib/client-key.js'
 import { createCursorCodec } from '../../lib/cursor.js'
+import { createDeviceCookieCodec } from '../../lib/device-cookie.js'
 import { blocklist } from '../../lib/password-blocklist.js'
 import { createAudit } from '../../services/audit.js'
 import type { ServiceContext } from '../../services/context.js'
@@ -44,6 +45,7 @@ async function serviceContextPlugin(app: FastifyInstance) {
   const { config } = app
   const cursors = createCursorCodec(config.JWT_SECRET)
   const limiter = createLoginThrottle(app.counters, config)
+  const devices = createDeviceCookieCodec(config.JWT_SECRET)
   const sign: ServiceContext['sign'] = (claims) => app.jwt.sign(claims)
   // Built at boot, so the first unknown-user login is not slower than the rest (ASVS 6.3.8).
   await prepareDummyHash(config.BCRYPT_COST)
@@ -69,12 +71,13 @@ async function serviceContextPlugin(app: FastifyInstance) {
         requestId: request.id,
       }),
       origin: { ip: request.ip, userAgent },
-      throttle: { limiter, client: clientKey(request.ip) },
+      throttle: { limiter, client: clientKey(request.ip), device: devices.read(request.deviceCookie()) },
+      devices,
     }
   })
 }
 
 export default fp(serviceContextPlugin, {
   name: 'service-context',
-  dependencies: ['config', 'db', 'redis', 'db-deadline', '@fastify/jwt'],
+  dependencies: ['config', 'db', 'redis', 'db-deadline', 'auth-cookies', '@fastify/jwt'],
 })

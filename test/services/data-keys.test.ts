@@ -6,7 +6,16 @@ import { createFieldCipher } from '../../lib/field-crypto.js'
 import { createLogger } from '../../lib/logger.js'
 import { migrate, readMigrations } from '../../lib/migrator.js'
 import { migrateDatabase } from '../../plugins/app/db.js'
-import { build, createDatabase, TEST_DATA_KEYS, TEST_PASSWORD } from '../helper.js'
+import {
+  build,
+  createDatabase,
+  enrolTotp,
+  signUp,
+  TEST_DATA_KEYS,
+  TEST_PASSWORD,
+  totpCode,
+  verifyMfa,
+} from '../helper.js'
 
 const silent = createLogger({ LOG_LEVEL: 'silent' })
 const key = (n: number) => Buffer.alloc(32, n).toString('base64')
@@ -24,6 +33,7 @@ const storedValues = async (sql: postgres.Sql) => {
     select email as v from users
     union all select ip from sessions union all select user_agent from sessions
     union all select ip from audit_events where ip is not null
+    union all select secret from mfa_totp
   `
   return rows.map((r) => r.v).filter((v) => v !== null)
 }
@@ -50,7 +60,7 @@ t.test(
 
     const v1 = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: url, ...TEST_DATA_KEYS })
     const first = await migrateDatabase(v1, sql, createFieldCipher(v1))
-    t.same(first.applied, ['0004_field_encryption.sql'])
+    t.same(first.applied, ['0004_field_encryption.sql', '0005_mfa.sql'])
     t.equal(first.encrypted, 6, 'every plaintext value, once')
     const [forged] = await sql<{ id: string; userAgent: string }[]>`
     select id, user_agent as "userAgent" from sessions where ip is null
@@ -83,6 +93,9 @@ t.test(
       payload: { username: 'newuser', email: 'OLDUSER@example.com', password: TEST_PASSWORD },
     })
     t.equal(reg.statusCode, 409, 'the migrated email is still unique through its blind index')
+    // A TOTP secret is personal data like the rest: rotated with it, and still good afterwards.
+    const mfaUser = await signUp(app, 'totprot')
+    const { secret } = await enrolTotp(app, mfaUser)
 
     // Rotation: a new first key; the old one still decrypts until every value has moved.
     const env = {
@@ -97,7 +110,8 @@ t.test(
     })
     const rotate = captureIo()
     t.equal(await runCli(['rotate-data-key'], v2, rotate.io, silent), 0, rotate.err.join(' '))
-    t.ok(rotate.out.includes('users.email: 1 re-encrypted'), 'progress per column')
+    t.ok(rotate.out.includes('users.email: 2 re-encrypted'), 'progress per column')
+    t.ok(rotate.out.includes('mfa_totp.secret: 1 re-encrypted'), 'the TOTP secret too')
     t.match(rotate.out.at(-1), /^\d+ values re-encrypted; every value is under key k2/)
     t.ok((await storedValues(sql)).every((v) => v.startsWith('enc:v1:k2:')))
     const again = captureIo()
@@ -113,6 +127,13 @@ t.test(
       payload: { username: 'newuser@example.com', password: TEST_PASSWORD },
     })
     t.equal(login.statusCode, 401, 'no such login (the 409 above created nothing)')
+    const step = await rotated.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { username: mfaUser.username, password: TEST_PASSWORD },
+    })
+    const verified = await verifyMfa(rotated, step.json<{ mfaToken: string }>().mfaToken, totpCode(secret))
+    t.equal(verified.statusCode, 200, 'the rotated TOTP secret still verifies codes')
     const cipher = createFieldCipher(v3)
     const [row] = await sql<
       { id: string; email: string }[]
@@ -129,7 +150,7 @@ t.test(
     t.match(fail.err[0], /^rotate-data-key: cannot decrypt users\.email [0-9a-f-]{36}; left as it is$/)
     t.match(
       fail.err.at(-1),
-      /^rotate-data-key: still not under k3: users\.email 1/,
+      /^rotate-data-key: still not under k3: users\.email 2, .*mfa_totp\.secret 1/,
       'and exits 1 with what is left',
     )
   },

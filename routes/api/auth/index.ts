@@ -12,7 +12,10 @@ import {
   UserEnvelope,
 } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { ReauthenticateBody } from '../../../schemas/mfa.js'
 import * as sessions from '../../../services/sessions.js'
+import * as signIn from '../../../services/sign-in.js'
+import * as stepUp from '../../../services/step-up.js'
 import { createUser } from '../../../services/users.js'
 
 /** Authentication endpoints: register, login, refresh, logout, sessions. */
@@ -70,12 +73,42 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function login(request, reply) {
-      const { refreshToken, refreshExpiresIn, ...result } = await sessions.login(
-        app.serviceContext(request),
-        request.body,
-      )
-      reply.setAuthCookies({ accessToken: result.accessToken, refreshToken, refreshExpiresIn })
-      return { ...result, tokenType: 'Bearer' as const }
+      const result = await signIn.login(app.serviceContext(request), request.body)
+      // The password step of a two-factor account: a token for POST /mfa/verify, and no cookie yet.
+      if ('mfaRequired' in result) return reply.header('cache-control', 'no-store').send(result)
+      const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
+      reply.setAuthCookies(result)
+      return { ...body, tokenType: 'Bearer' as const }
+    },
+  )
+
+  app.post(
+    '/reauthenticate',
+    {
+      onRequest: [app.authenticate],
+      schema: {
+        tags,
+        summary: "Prove it is you again (step-up): renews the session's authentication time",
+        description:
+          'Sensitive actions (two-factor changes) answer 401 `reauthentication-required` when the ' +
+          "session's last authentication is older than REAUTH_MAX_AGE_SECONDS. Send the password, and a " +
+          'code when two-factor authentication is on. Answers a new access token carrying `auth_time` and `amr`.',
+        security: SIGNED_IN,
+        body: ReauthenticateBody,
+        response: {
+          200: TokenResponse,
+          400: ProblemSchema,
+          401: ProblemSchema,
+          403: ProblemSchema,
+          429: ProblemSchema,
+        },
+      },
+    },
+    async function reauthenticate(request, reply) {
+      const ctx = app.serviceContext(request)
+      const tokens = await stepUp.reauthenticate(ctx, request.requirePrincipal(), request.body)
+      reply.setAuthCookies(tokens)
+      return { accessToken: tokens.accessToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn }
     },
   )
 

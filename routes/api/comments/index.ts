@@ -9,7 +9,8 @@ const tags = ['comments']
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  const signedIn = { onRequest: [app.authenticate] }
+  // authorize('user') admits every role; it is where MFA_REQUIRED_ROLES=user takes effect.
+  const signedIn = { onRequest: [app.authenticate, app.authorize('user')] }
 
   app.post(
     '',

@@ -195,8 +195,8 @@ t.test('cookie attributes in insecure (development) mode', async (t) => {
   const { res, accessToken, cookies } = await login(app, 'erin')
   t.equal(res.headers['cache-control'], 'no-store', 'login is not cached')
 
-  await t.test('login sets both cookies', async (t) => {
-    t.equal(setCookies(res).length, 2)
+  await t.test('login sets both auth cookies, and the device cookie', async (t) => {
+    t.equal(setCookies(res).length, 3)
     const access = cookieNamed(t, res, 'access_token')
     t.equal(access.value, accessToken, 'the access cookie holds the access token')
     t.same(access.attrs.httponly, true, 'HttpOnly')
@@ -260,7 +260,7 @@ t.test('cookie attributes in secure mode', async (t) => {
       setCookies(res)
         .map((c) => c.name)
         .sort(),
-      ['__Host-access_token', '__Secure-refresh_token'],
+      ['__Host-access_token', '__Host-device', '__Secure-refresh_token'],
     )
     const access = cookieNamed(t, res, '__Host-access_token')
     t.equal(access.value, accessToken)

@@ -1,0 +1,139 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { SignedIn } from '../../../../schemas/auth.js'
+import { ProblemSchema, SIGNED_IN } from '../../../../schemas/common.js'
+import {
+  MfaStatus,
+  MfaVerifyBody,
+  RecoveryCodes,
+  TotpConfirmBody,
+  TotpEnrolment,
+} from '../../../../schemas/mfa.js'
+import * as secondFactor from '../../../../services/second-factor.js'
+import { verifyMfa } from '../../../../services/sign-in.js'
+
+/** Two-factor authentication: the sign-in's second step, and the TOTP authenticator and recovery codes. */
+
+const tags = ['mfa']
+const stepUp =
+  'Needs a recent authentication (POST /api/auth/reauthenticate), else 401 `reauthentication-required`.'
+
+const mfa: FastifyPluginAsyncTypebox = async (app) => {
+  const signedIn = { onRequest: [app.authenticate] }
+  const recentlySignedIn = { onRequest: [app.authenticate, app.requireRecentAuth] }
+
+  app.post(
+    '/verify',
+    {
+      schema: {
+        tags,
+        summary: 'Complete a sign-in with a TOTP or recovery code',
+        description:
+          'Send the `mfaToken` that POST /api/auth/login answered and a code. Answers exactly like a ' +
+          'password-only login. The mfaToken lives 5 minutes, completes one sign-in, and dies after 5 wrong codes.',
+        security: [],
+        body: MfaVerifyBody,
+        response: { 200: SignedIn, 400: ProblemSchema, 401: ProblemSchema, 429: ProblemSchema },
+      },
+    },
+    async function verify(request, reply) {
+      const result = await verifyMfa(app.serviceContext(request), request.body)
+      const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
+      reply.setAuthCookies(result)
+      return { ...body, tokenType: 'Bearer' as const }
+    },
+  )
+
+  app.get(
+    '',
+    {
+      ...signedIn,
+      schema: {
+        tags,
+        summary: 'Your second factors',
+        security: SIGNED_IN,
+        response: { 200: MfaStatus, 401: ProblemSchema },
+      },
+    },
+    async function status(request) {
+      return secondFactor.mfaStatus(app.serviceContext(request), request.requirePrincipal().userId)
+    },
+  )
+
+  app.post(
+    '/totp',
+    {
+      ...recentlySignedIn,
+      schema: {
+        tags,
+        summary: 'Start enrolling an authenticator app',
+        description: `Answers a new secret, its otpauth:// URI and a QR code; confirm with a code within 10 minutes. ${stepUp}`,
+        security: SIGNED_IN,
+        response: { 201: TotpEnrolment, 401: ProblemSchema, 409: ProblemSchema },
+      },
+    },
+    async function enrol(request, reply) {
+      const ctx = app.serviceContext(request)
+      const enrolment = await secondFactor.startTotpEnrolment(ctx, request.requirePrincipal())
+      return reply.code(201).header('cache-control', 'no-store').send(enrolment)
+    },
+  )
+
+  app.post(
+    '/totp/confirm',
+    {
+      ...signedIn,
+      schema: {
+        tags,
+        summary: 'Activate the authenticator with a current code; answers ten recovery codes, once',
+        security: SIGNED_IN,
+        body: TotpConfirmBody,
+        response: { 200: RecoveryCodes, 400: ProblemSchema, 401: ProblemSchema, 409: ProblemSchema },
+      },
+    },
+    async function confirm(request, reply) {
+      const ctx = app.serviceContext(request)
+      const principal = request.requirePrincipal()
+      const recoveryCodes = await secondFactor.confirmTotpEnrolment(ctx, principal, request.body.code)
+      return reply.header('cache-control', 'no-store').send({ recoveryCodes })
+    },
+  )
+
+  app.delete(
+    '/totp',
+    {
+      ...recentlySignedIn,
+      schema: {
+        tags,
+        summary: 'Turn two-factor authentication off',
+        description: `Removes the authenticator and the recovery codes. ${stepUp}`,
+        security: SIGNED_IN,
+        response: { 204: { type: 'null' }, 401: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async function remove(request, reply) {
+      await secondFactor.removeTotp(app.serviceContext(request), request.requirePrincipal())
+      return reply.code(204).send()
+    },
+  )
+
+  app.post(
+    '/recovery-codes',
+    {
+      ...recentlySignedIn,
+      schema: {
+        tags,
+        summary: 'Replace the recovery codes; answers ten new ones, once',
+        description: `The old codes stop working. ${stepUp}`,
+        security: SIGNED_IN,
+        response: { 200: RecoveryCodes, 401: ProblemSchema, 409: ProblemSchema },
+      },
+    },
+    async function replaceCodes(request, reply) {
+      const ctx = app.serviceContext(request)
+      const recoveryCodes = await secondFactor.replaceRecoveryCodes(ctx, request.requirePrincipal())
+      return reply.header('cache-control', 'no-store').send({ recoveryCodes })
+    },
+  )
+}
+
+export default mfa

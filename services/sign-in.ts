@@ -1,0 +1,160 @@
+import type { TransactionSql } from 'postgres'
+import { forbidden, invalidCredentials, invalidMfaCode, invalidMfaToken } from '../lib/errors.js'
+import * as mfa from '../repositories/mfa.js'
+import * as repo from '../repositories/sessions.js'
+import {
+  findUserByLogin,
+  lockIfPasswordCurrent,
+  replacePasswordHash,
+  shareLockUser,
+  type UserRow,
+} from '../repositories/users.js'
+import type { AuthMethod, LoginBody, PublicUser } from '../schemas/auth.js'
+import type { MfaVerifyBody } from '../schemas/mfa.js'
+import type { ServiceContext } from './context.js'
+import { budgetOf, checkWithinBudget } from './login-throttle.js'
+import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
+import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
+import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
+import { accessFor, type Tokens } from './sessions.js'
+import { toPublicUser } from './users.js'
+
+/** Sign-in rules: the password step, the second-factor step, and the session they start. */
+
+type SignInContext = Pick<
+  ServiceContext,
+  'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher' | 'devices'
+>
+
+/** A sign-in's second step lives 5 minutes and dies after 5 wrong codes (NIST SP 800-63B-4 §3.2.2). */
+export const MFA_TOKEN_TTL_SECONDS = 300
+export const MFA_MAX_FAILURES = 5
+
+export interface SignedIn extends Tokens {
+  user: PublicUser
+  /** A new device cookie for this client (OWASP device cookies): its own failure budget next time. */
+  deviceCookie: string
+}
+export interface MfaRequired {
+  mfaRequired: true
+  mfaToken: string
+  expiresIn: number
+}
+
+/** Starts a session (one refresh-token family) in `tx` and signs its first access token. */
+async function startSession(
+  tx: TransactionSql,
+  ctx: SignInContext,
+  user: UserRow,
+  amr: AuthMethod[],
+): Promise<SignedIn> {
+  const { token, hash } = newOpaqueToken()
+  const session = await repo.insertSession(tx, ctx.cipher, {
+    userId: user.id,
+    amr,
+    idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
+    maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
+    ...ctx.origin,
+  })
+  const refreshExpiresIn = await repo.insertRefreshToken(tx, ctx.cipher, {
+    sessionId: session.id,
+    parentId: null,
+    userId: user.id,
+    tokenHash: hash,
+    idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
+    ...ctx.origin,
+  })
+  await ctx.audit('auth.login.success', user.id, { sessionId: session.id, amr: amr.join(' ') }, tx)
+  const principal = { ...user, userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
+  return {
+    ...accessFor(ctx, principal),
+    refreshToken: token,
+    refreshExpiresIn,
+    user: toPublicUser(user),
+    deviceCookie: ctx.devices.issue(user.id),
+  }
+}
+
+/**
+ * The password step. One answer for unknown users and wrong passwords, with a dummy hash compare
+ * for the former (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
+ * An account with a second factor gets a single-use mfaToken instead of a session.
+ */
+export async function login(ctx: SignInContext, body: LoginBody): Promise<SignedIn | MfaRequired> {
+  await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
+  const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
+  const budget = budgetOf(ctx.throttle, user?.id, body.username)
+  const ok = await checkWithinBudget(ctx.throttle, budget, () =>
+    verifyPassword(body.password, user?.passwordHash, ctx.config),
+  )
+  if (!user || !ok) {
+    await ctx.audit('auth.login.failure', user?.id ?? null, {
+      reason: user ? 'bad_password' : 'unknown_user',
+    })
+    throw invalidCredentials()
+  }
+  if (user.disabled) {
+    await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
+    throw forbidden('This account is disabled.', 'account-disabled')
+  }
+  // A legacy plain-bcrypt hash or another cost: rehashed now, while the password is at hand.
+  let currentHash = user.passwordHash
+  if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {
+    const next = await hashPassword(body.password, ctx.config)
+    if (await replacePasswordHash(ctx.sql, user.id, user.passwordHash, next)) currentHash = next
+  }
+  const challenge = newOpaqueToken()
+  const result = await ctx.sql.begin(async (tx): Promise<SignedIn | MfaRequired | null> => {
+    // The password verified must still be the account's when the session is made: a change that
+    // committed meanwhile (and revoked every session) wins (OWASP ASVS 5.0 7.4.3).
+    if (!(await lockIfPasswordCurrent(tx, user.id, currentHash))) {
+      await ctx.audit('auth.login.failure', user.id, { reason: 'password_changed' }, tx)
+      return null
+    }
+    if (!(await hasSecondFactor(tx, user.id))) return startSession(tx, ctx, user, ['pwd'])
+    const ttlSeconds = MFA_TOKEN_TTL_SECONDS
+    await mfa.insertChallenge(tx, { userId: user.id, tokenHash: challenge.hash, ttlSeconds })
+    await ctx.audit('auth.login.mfa_required', user.id, {}, tx)
+    return { mfaRequired: true, mfaToken: challenge.token, expiresIn: ttlSeconds }
+  })
+  if (!result) throw invalidCredentials()
+  return result
+}
+
+/**
+ * The second step: a TOTP or recovery code for a live mfaToken. Codes spend the same failure
+ * budgets as passwords (ASVS 6.3.1), and the token itself dies after MFA_MAX_FAILURES wrong codes.
+ * The token, the user and the factor are locked in one transaction, so one token starts one session.
+ */
+export async function verifyMfa(ctx: SignInContext, body: MfaVerifyBody): Promise<SignedIn> {
+  const found = await mfa.findLiveChallenge(ctx.sql, hashOpaqueToken(body.mfaToken), MFA_MAX_FAILURES)
+  if (!found) throw invalidMfaToken()
+  const budget = budgetOf(ctx.throttle, found.userId)
+  await ctx.throttle?.limiter.reserve(budget)
+  type Outcome = { signedIn: SignedIn } | { failures: number } | null
+  const outcome = await ctx.sql.begin(async (tx): Promise<Outcome> => {
+    // User first, then the challenge, then the factor: the order password changes and removals take.
+    const user = await shareLockUser(tx, ctx.cipher, found.userId)
+    if (!user || user.disabled || !(await mfa.lockLiveChallenge(tx, found.id, MFA_MAX_FAILURES))) return null
+    const factor = await checkSecondFactor(ctx, tx, user.id, body.code)
+    if (!factor.ok) {
+      const failures = await mfa.failChallenge(tx, found.id)
+      await ctx.audit(
+        'auth.mfa.code_failed',
+        user.id,
+        { stage: 'sign-in', reason: factor.reason, failures },
+        tx,
+      )
+      return { failures }
+    }
+    await mfa.spendChallenge(tx, found.id)
+    return { signedIn: await startSession(tx, ctx, user, ['pwd', factor.method, 'mfa']) }
+  })
+  if (!outcome) throw invalidMfaToken()
+  if ('failures' in outcome) {
+    const left = MFA_MAX_FAILURES - outcome.failures
+    throw left > 0 ? invalidMfaCode() : invalidMfaToken()
+  }
+  await ctx.throttle?.limiter.release(budget)
+  return outcome.signedIn
+}
