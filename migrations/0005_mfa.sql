@@ -10,6 +10,8 @@ alter table sessions alter column auth_time set not null, alter column auth_time
 create table mfa_totp (
   id uuid primary key,
   user_id uuid not null unique references users (id) on delete cascade,
+  -- The session that started the enrolment: only it may confirm it.
+  session_id uuid not null,
   secret text not null,
   confirmed_at timestamptz,
   -- The last time step accepted: a code is good once (RFC 6238 §5.2).

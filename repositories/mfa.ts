@@ -10,14 +10,15 @@ const secretAt = (rowId: string) => ({ table: 'mfa_totp', column: 'secret', rowI
 
 export interface TotpRow {
   id: string
+  sessionId: string
   secret: string
   confirmed: boolean
 }
 
 /** The user's authenticator with its secret decrypted, pending or confirmed. */
 export async function findTotp(db: Db, cipher: FieldCipher, userId: string): Promise<TotpRow | undefined> {
-  const [row] = await db<{ id: string; secret: string; confirmed: boolean }[]>`
-    select id, secret, confirmed_at is not null as confirmed from mfa_totp where user_id = ${userId}
+  const [row] = await db<TotpRow[]>`
+    select id, session_id, secret, confirmed_at is not null as confirmed from mfa_totp where user_id = ${userId}
   `
   return row && { ...row, secret: cipher.decrypt(row.secret, secretAt(row.id)) }
 }
@@ -35,13 +36,13 @@ export async function hasConfirmedTotp(db: Db, userId: string): Promise<boolean>
 export async function insertPendingTotp(
   tx: TransactionSql,
   cipher: FieldCipher,
-  userId: string,
-  secret: string,
+  p: { userId: string; sessionId: string; secret: string },
 ) {
-  await tx`delete from mfa_totp where user_id = ${userId} and confirmed_at is null`
+  await tx`delete from mfa_totp where user_id = ${p.userId} and confirmed_at is null`
   const id = randomUUID()
+  const secret = cipher.encrypt(p.secret, secretAt(id))
   const rows = await tx`
-    insert into mfa_totp (id, user_id, secret) values (${id}, ${userId}, ${cipher.encrypt(secret, secretAt(id))})
+    insert into mfa_totp (id, user_id, session_id, secret) values (${id}, ${p.userId}, ${p.sessionId}, ${secret})
     on conflict (user_id) do nothing
     returning id
   `
@@ -132,13 +133,15 @@ export async function insertChallenge(
 export interface Challenge {
   id: string
   userId: string
+  /** The user's current password hash (what their device cookies are bound to). */
+  passwordHash: string
 }
 
 /** The user a live challenge token belongs to: unexpired, unspent, under its failure limit. */
 export async function findLiveChallenge(db: Db, tokenHash: Buffer, maxFailures: number) {
   const [row] = await db<Challenge[]>`
-    select id, user_id from mfa_challenges
-    where token_hash = ${tokenHash} and used_at is null and expires_at > now() and failures < ${maxFailures}
+    select c.id, c.user_id, u.password_hash from mfa_challenges c join users u on u.id = c.user_id
+    where c.token_hash = ${tokenHash} and c.used_at is null and c.expires_at > now() and c.failures < ${maxFailures}
   `
   return row
 }

@@ -1,6 +1,7 @@
 import { listPage, type Position } from '../lib/cursor.js'
 import { conflict, notFound } from '../lib/errors.js'
 import { listAuditEvents } from '../repositories/audit.js'
+import { deleteChallenges } from '../repositories/mfa.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
@@ -41,6 +42,7 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
     if (next.role === before.role && next.disabled === before.disabled) return before
     const after = await users.updateRoleAndStatus(tx, ctx.cipher, id, next)
     await revokeSessions(tx, { userId: id }, 'admin_change')
+    await deleteChallenges(tx, id)
     // Audited in the same transaction: the change and its record commit together.
     if (after.role !== before.role) {
       const detail = { targetUserId: id, from: before.role, to: after.role }

@@ -1,5 +1,5 @@
 import type { CounterStore } from '../lib/counter-store.js'
-import type { DeviceClaim } from '../lib/device-cookie.js'
+import type { DeviceCookieCodec } from '../lib/device-cookie.js'
 import { rateLimited } from '../lib/errors.js'
 import type { Config } from '../schemas/env.js'
 
@@ -62,30 +62,50 @@ export function createLoginThrottle(store: CounterStore, limits: LoginLimits) {
     async release(budget: Budget): Promise<void> {
       await store.decrement(keyOf(budget))
     },
+    /**
+     * Wrong second-factor codes also spend a budget of the account that no device cookie replaces
+     * (NIST SP 800-63B-4 §3.2.2): only a holder of the password reaches the code step, so only
+     * they can spend it, and stockpiled device cookies do not multiply guesses at the code.
+     */
+    async reserveCode(userId: string): Promise<void> {
+      const attempts = await store.increment(`login:codes:${userId}`, limits.LOGIN_ACCOUNT_WINDOW_MS)
+      if (attempts.count > limits.LOGIN_ACCOUNT_MAX_FAILURES) {
+        throw rateLimited('Too many wrong two-factor codes for this account. Try again later.', {
+          max: limits.LOGIN_ACCOUNT_MAX_FAILURES,
+          resetMs: attempts.ttlMs,
+        })
+      }
+    },
+    async releaseCode(userId: string): Promise<void> {
+      await store.decrement(`login:codes:${userId}`)
+    },
   }
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>
 
-/** What a request brings to the limits: the limiter, its address key and its verified device cookie. */
+/** What a request brings to the limits: the limiter, its address key and the device cookies it sent. */
 export interface ThrottleContext {
   limiter: LoginThrottle
   client: string
-  device: DeviceClaim | null
+  /** Every value of the device cookie in the request (unverified; a planted twin cannot hide ours). */
+  deviceCookies: readonly string[]
+  devices: DeviceCookieCodec
 }
 
 /**
  * The budget of an attempt on an account (by its id when it exists, else by the name typed, so
- * unknown names answer alike): the device's when its cookie was issued to this very account.
+ * unknown names answer alike): the device's when its cookie was issued to this very account under
+ * its current password.
  */
 export function budgetOf(
   throttle: ThrottleContext | undefined,
-  userId: string | undefined,
+  user: { id: string; passwordHash: string } | undefined,
   name = '',
 ): Budget {
-  const account = userId ? `user:${userId}` : `name:${name.trim().toLowerCase()}`
-  const device = userId && throttle?.device?.userId === userId ? throttle.device.deviceId : undefined
-  return { account, device }
+  const account = user ? `user:${user.id}` : `name:${name.trim().toLowerCase()}`
+  const device = user && throttle?.devices.deviceOf(throttle.deviceCookies, user.id, user.passwordHash)
+  return { account, device: device ?? undefined }
 }
 
 /** Runs `check` (a password or code comparison) on `budget`: reserved first, given back on success. */

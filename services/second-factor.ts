@@ -2,7 +2,7 @@ import type { Sql, TransactionSql } from 'postgres'
 import { conflict, invalidMfaCode, notFound } from '../lib/errors.js'
 import { matchTotp, newTotpSecret, qrSvgDataUrl, randomBase32, TOTP_CODE, totpUri } from '../lib/totp.js'
 import * as mfa from '../repositories/mfa.js'
-import { dropSecondFactor, setSessionAmr } from '../repositories/sessions.js'
+import { dropSecondFactor, revokeSessions, setSessionAmr } from '../repositories/sessions.js'
 import { lockUser } from '../repositories/users.js'
 import type { AuthMethod } from '../schemas/auth.js'
 import type { MfaStatus, TotpEnrolment } from '../schemas/mfa.js'
@@ -11,7 +11,7 @@ import { hashOpaqueToken } from './opaque-tokens.js'
 
 /** Second-factor rules: TOTP enrolment and removal, recovery codes, and checking a code (RFC 6238; ASVS 6.5, 6.6). */
 
-type MfaContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher'>
+type MfaContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher' | 'throttle'>
 type Db = Sql | TransactionSql
 interface Actor {
   userId: string
@@ -53,7 +53,8 @@ export async function startTotpEnrolment(ctx: MfaContext, actor: Actor): Promise
   const secret = newTotpSecret()
   const started = await ctx.sql.begin(async (tx) => {
     await lockUser(tx, ctx.cipher, actor.userId)
-    if (!(await mfa.insertPendingTotp(tx, ctx.cipher, actor.userId, secret))) return false
+    const pending = { userId: actor.userId, sessionId: actor.sessionId, secret }
+    if (!(await mfa.insertPendingTotp(tx, ctx.cipher, pending))) return false
     await ctx.audit('auth.mfa.totp_enrolment_started', actor.userId, {}, tx)
     return true
   })
@@ -64,12 +65,16 @@ export async function startTotpEnrolment(ctx: MfaContext, actor: Actor): Promise
 
 /**
  * Activates the pending authenticator with a code from it and returns fresh recovery codes, shown
- * once. The session that enrolled now counts as authenticated with a second factor.
+ * once. Only the session that started the enrolment may confirm it, and wrong codes spend the
+ * account's code budget. That session now counts as authenticated with a second factor, and every
+ * other session ends: none of them used the new factor (OWASP ASVS 5.0 7.4.3).
  */
 export async function confirmTotpEnrolment(ctx: MfaContext, actor: Actor, code: string): Promise<string[]> {
   const pending = await mfa.findTotp(ctx.sql, ctx.cipher, actor.userId)
-  if (!pending || pending.confirmed)
-    throw conflict('No enrolment is pending: start one with POST /api/auth/mfa/totp.')
+  if (!pending || pending.confirmed || pending.sessionId !== actor.sessionId) {
+    throw conflict('No enrolment is pending in this session: start one with POST /api/auth/mfa/totp.')
+  }
+  await ctx.throttle?.limiter.reserveCode(actor.userId)
   const step = matchTotp(pending.secret, code, TOTP_WINDOW)
   if (step === null) {
     await ctx.audit('auth.mfa.code_failed', actor.userId, { stage: 'enrolment', reason: 'wrong' })
@@ -81,24 +86,35 @@ export async function confirmTotpEnrolment(ctx: MfaContext, actor: Actor, code: 
     if (!(await mfa.confirmTotp(tx, actor.userId, pending.id, step, ENROLMENT_MAX_AGE_SECONDS))) return false
     await mfa.replaceRecoveryCodes(tx, actor.userId, hashes)
     await setSessionAmr(tx, actor.sessionId, ['pwd', 'otp', 'mfa'])
-    await ctx.audit('auth.mfa.totp_enrolled', actor.userId, { sessionId: actor.sessionId }, tx)
+    const others = { userId: actor.userId, exceptSessionId: actor.sessionId }
+    const revoked = await revokeSessions(tx, others, 'mfa_enrolled')
+    const detail = { sessionId: actor.sessionId, sessionsRevoked: revoked.length }
+    await ctx.audit('auth.mfa.totp_enrolled', actor.userId, detail, tx)
     return true
   })
   if (!confirmed)
     throw conflict('The enrolment expired or changed: start again with POST /api/auth/mfa/totp.')
+  await ctx.throttle?.limiter.releaseCode(actor.userId)
   return codes
 }
 
-/** Turns two-factor off: authenticator, recovery codes and pending sign-in steps go; sessions keep only `pwd`. */
+/**
+ * Turns two-factor off: authenticator, recovery codes and pending sign-in steps go; this session
+ * keeps only `pwd`, and every other session ends (a change of factor, OWASP ASVS 5.0 7.4.3).
+ */
 export async function removeTotp(ctx: MfaContext, actor: Actor): Promise<void> {
   const removed = await ctx.sql.begin(async (tx) => {
     // The user row first: the order every sign-in step takes (user, then challenge, then factor).
     await lockUser(tx, ctx.cipher, actor.userId)
     const existed = await mfa.deleteSecondFactors(tx, actor.userId)
+    if (!existed) return false
     await mfa.deleteChallenges(tx, actor.userId)
     await dropSecondFactor(tx, actor.userId)
-    if (existed) await ctx.audit('auth.mfa.totp_removed', actor.userId, { sessionId: actor.sessionId }, tx)
-    return existed
+    const others = { userId: actor.userId, exceptSessionId: actor.sessionId }
+    const revoked = await revokeSessions(tx, others, 'mfa_removed')
+    const detail = { sessionId: actor.sessionId, sessionsRevoked: revoked.length }
+    await ctx.audit('auth.mfa.totp_removed', actor.userId, detail, tx)
+    return true
   })
   if (!removed) throw notFound()
 }

@@ -1,4 +1,5 @@
 import { invalidRefreshToken, notFound } from '../lib/errors.js'
+import { deleteChallenges } from '../repositories/mfa.js'
 import * as repo from '../repositories/sessions.js'
 import type { AccessClaims } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
@@ -98,6 +99,8 @@ export async function logout(
 export async function logoutAll(ctx: SessionsContext, userId: string): Promise<void> {
   await ctx.sql.begin(async (tx) => {
     const revoked = await repo.revokeSessions(tx, { userId }, 'logout_all')
+    // "Sign out everywhere" also ends sign-ins waiting for their code.
+    await deleteChallenges(tx, userId)
     await ctx.audit('auth.logout_all', userId, { sessionsRevoked: revoked.length }, tx)
   })
 }

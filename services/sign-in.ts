@@ -41,13 +41,17 @@ export interface MfaRequired {
   expiresIn: number
 }
 
-/** Starts a session (one refresh-token family) in `tx` and signs its first access token. */
+/**
+ * Starts a session (one refresh-token family) in `tx` and signs its first access token. The device
+ * cookie is bound to the password verified, and keeps the id of a device already known.
+ */
 async function startSession(
   tx: TransactionSql,
   ctx: SignInContext,
   user: UserRow,
-  amr: AuthMethod[],
+  how: { amr: AuthMethod[]; passwordHash: string; deviceId: string | undefined },
 ): Promise<SignedIn> {
+  const { amr } = how
   const { token, hash } = newOpaqueToken()
   const session = await repo.insertSession(tx, ctx.cipher, {
     userId: user.id,
@@ -71,7 +75,7 @@ async function startSession(
     refreshToken: token,
     refreshExpiresIn,
     user: toPublicUser(user),
-    deviceCookie: ctx.devices.issue(user.id),
+    deviceCookie: ctx.devices.issue(user.id, how.passwordHash, how.deviceId),
   }
 }
 
@@ -83,7 +87,7 @@ async function startSession(
 export async function login(ctx: SignInContext, body: LoginBody): Promise<SignedIn | MfaRequired> {
   await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
   const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
-  const budget = budgetOf(ctx.throttle, user?.id, body.username)
+  const budget = budgetOf(ctx.throttle, user, body.username)
   const ok = await checkWithinBudget(ctx.throttle, budget, () =>
     verifyPassword(body.password, user?.passwordHash, ctx.config),
   )
@@ -111,7 +115,9 @@ export async function login(ctx: SignInContext, body: LoginBody): Promise<Signed
       await ctx.audit('auth.login.failure', user.id, { reason: 'password_changed' }, tx)
       return null
     }
-    if (!(await hasSecondFactor(tx, user.id))) return startSession(tx, ctx, user, ['pwd'])
+    if (!(await hasSecondFactor(tx, user.id))) {
+      return startSession(tx, ctx, user, { amr: ['pwd'], passwordHash: currentHash, deviceId: budget.device })
+    }
     const ttlSeconds = MFA_TOKEN_TTL_SECONDS
     await mfa.insertChallenge(tx, { userId: user.id, tokenHash: challenge.hash, ttlSeconds })
     await ctx.audit('auth.login.mfa_required', user.id, {}, tx)
@@ -123,14 +129,16 @@ export async function login(ctx: SignInContext, body: LoginBody): Promise<Signed
 
 /**
  * The second step: a TOTP or recovery code for a live mfaToken. Codes spend the same failure
- * budgets as passwords (ASVS 6.3.1), and the token itself dies after MFA_MAX_FAILURES wrong codes.
+ * budgets as passwords and the account's code budget (ASVS 6.3.1), and the token itself dies after
+ * MFA_MAX_FAILURES wrong codes.
  * The token, the user and the factor are locked in one transaction, so one token starts one session.
  */
 export async function verifyMfa(ctx: SignInContext, body: MfaVerifyBody): Promise<SignedIn> {
   const found = await mfa.findLiveChallenge(ctx.sql, hashOpaqueToken(body.mfaToken), MFA_MAX_FAILURES)
   if (!found) throw invalidMfaToken()
-  const budget = budgetOf(ctx.throttle, found.userId)
+  const budget = budgetOf(ctx.throttle, { id: found.userId, passwordHash: found.passwordHash })
   await ctx.throttle?.limiter.reserve(budget)
+  await ctx.throttle?.limiter.reserveCode(found.userId)
   type Outcome = { signedIn: SignedIn } | { failures: number } | null
   const outcome = await ctx.sql.begin(async (tx): Promise<Outcome> => {
     // User first, then the challenge, then the factor: the order password changes and removals take.
@@ -148,7 +156,14 @@ export async function verifyMfa(ctx: SignInContext, body: MfaVerifyBody): Promis
       return { failures }
     }
     await mfa.spendChallenge(tx, found.id)
-    return { signedIn: await startSession(tx, ctx, user, ['pwd', factor.method, 'mfa']) }
+    const amr: AuthMethod[] = ['pwd', factor.method, 'mfa']
+    return {
+      signedIn: await startSession(tx, ctx, user, {
+        amr,
+        passwordHash: user.passwordHash,
+        deviceId: budget.device,
+      }),
+    }
   })
   if (!outcome) throw invalidMfaToken()
   if ('failures' in outcome) {
@@ -156,5 +171,6 @@ export async function verifyMfa(ctx: SignInContext, body: MfaVerifyBody): Promis
     throw left > 0 ? invalidMfaCode() : invalidMfaToken()
   }
   await ctx.throttle?.limiter.release(budget)
+  await ctx.throttle?.limiter.releaseCode(found.userId)
   return outcome.signedIn
 }

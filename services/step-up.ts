@@ -35,8 +35,9 @@ export async function reauthenticate(
   const { userId, sessionId } = principal
   await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
   const user = await findUserById(ctx.sql, ctx.cipher, userId)
-  const budget = budgetOf(ctx.throttle, userId)
+  const budget = budgetOf(ctx.throttle, user)
   await ctx.throttle?.limiter.reserve(budget)
+  if (body.code) await ctx.throttle?.limiter.reserveCode(userId)
   const passwordOk = await verifyPassword(body.password, user?.passwordHash, ctx.config)
   type Outcome = { failed: 'password' | 'code' } | { amr: AuthMethod[]; authTime: Date }
   const outcome = await ctx.sql.begin(async (tx): Promise<Outcome> => {
@@ -67,5 +68,6 @@ export async function reauthenticate(
     )
   }
   await ctx.throttle?.limiter.release(budget)
+  if (body.code) await ctx.throttle?.limiter.releaseCode(userId)
   return accessFor(ctx, { ...principal, ...outcome })
 }

@@ -71,7 +71,7 @@ export async function changePassword(
 ): Promise<void> {
   await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
   const user = await users.findUserById(ctx.sql, ctx.cipher, principal.userId)
-  const budget = budgetOf(ctx.throttle, principal.userId)
+  const budget = budgetOf(ctx.throttle, user)
   const ok = await checkWithinBudget(ctx.throttle, budget, () =>
     verifyPassword(body.currentPassword, user?.passwordHash, ctx.config),
   )

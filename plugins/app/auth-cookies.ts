@@ -12,8 +12,8 @@ declare module 'fastify' {
     accessCookie: () => string | undefined
     /** The refresh cookie, or undefined when absent or sent more than once (cookie tossing). */
     refreshCookie: () => string | undefined
-    /** The device cookie as sent (unverified), or undefined. */
-    deviceCookie: () => string | undefined
+    /** Every value of the device cookie as sent (unverified): the service keeps the one issued to the account. */
+    deviceCookies: () => string[]
   }
   interface FastifyReply {
     setAuthCookies: (tokens: {
@@ -66,8 +66,12 @@ async function authCookiesPlugin(app: FastifyInstance) {
     return this.cookies[names.refresh]
   })
 
-  app.decorateRequest('deviceCookie', function readDeviceCookie(this: FastifyRequest) {
-    return this.cookies[names.device] || undefined
+  // Without __Host- (COOKIE_SECURE=false) a sibling subdomain can plant a second `device` cookie
+  // sent before ours; every value is kept, so a planted one cannot hide the owner's.
+  const deviceName = new RegExp(`(?:^|;)\\s*${names.device.replace(/[-_]/g, '\\$&')}=([^;]*)`, 'g')
+  app.decorateRequest('deviceCookies', function readDeviceCookies(this: FastifyRequest) {
+    const header = this.headers.cookie ?? ''
+    return [...header.matchAll(deviceName)].map((m) => (m[1] ?? '').trim()).slice(0, 8)
   })
 
   app.decorateReply('setAuthCookies', function setAuthCookies(this: FastifyReply, tokens) {

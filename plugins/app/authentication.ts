@@ -12,8 +12,8 @@ declare module 'fastify' {
     /** onRequest hook: a valid access token of a live session, or 401. */
     authenticate: (request: FastifyRequest) => Promise<void>
     /**
-     * onRequest hook after authenticate: the principal holds at least `role`, or 403; and when `role`
-     * is in MFA_REQUIRED_ROLES, their session used a second factor, or 403 mfa-required.
+     * onRequest hook after authenticate: the principal holds at least `role`, or 403; and when their
+     * role (or one below it) is in MFA_REQUIRED_ROLES, their session used a second factor, or 403 mfa-required.
      */
     authorize: (role: Role) => (request: FastifyRequest) => Promise<void>
     /** onRequest hook after authenticate: the session authenticated within REAUTH_MAX_AGE_SECONDS, or 401. */
@@ -108,15 +108,19 @@ async function authenticationPlugin(app: FastifyInstance) {
     return request.principal
   })
 
-  const mfaRoles = new Set<string>(app.config.MFA_REQUIRED_ROLES)
+  // A listed role needs a second factor, and so does every role above it (an admin may do what a user may).
+  const listed = app.config.MFA_REQUIRED_ROLES as Role[]
+  const needsMfa = (role: Role) => listed.some((r) => ROLE_RANK[r] <= ROLE_RANK[role])
+  const mfaRequired: Record<Role, boolean> = { user: needsMfa('user'), admin: needsMfa('admin') }
   app.decorate('authorize', function authorize(role: Role) {
     return async function requireRole(request: FastifyRequest) {
       const principal = request.principal
       if (!principal || ROLE_RANK[principal.role] < ROLE_RANK[role]) throw forbidden()
-      // OWASP ASVS 5.0 6.3.3: what needs one of these roles needs a session that used a second factor.
-      if (mfaRoles.has(role) && !principal.amr.includes('mfa')) {
+      // OWASP ASVS 5.0 6.3.3: a principal of these roles acts only from a session that used a second
+      // factor, whatever role the route needs (an admin's powers also live on user-level routes).
+      if (mfaRequired[principal.role] && !principal.amr.includes('mfa')) {
         throw forbidden(
-          'Your role needs two-factor authentication: enrol at POST /api/auth/mfa/totp, then sign in with it.',
+          'Your role needs two-factor authentication: enrol an authenticator at POST /api/auth/mfa/totp (this session then counts), or sign in with it.',
           'mfa-required',
         )
       }

@@ -45,7 +45,7 @@ async function serviceContextPlugin(app: FastifyInstance) {
   const { config } = app
   const cursors = createCursorCodec(config.JWT_SECRET)
   const limiter = createLoginThrottle(app.counters, config)
-  const devices = createDeviceCookieCodec(config.JWT_SECRET)
+  const devices = createDeviceCookieCodec(config.JWT_SECRET, config.DEVICE_COOKIE_MAX_AGE_SECONDS)
   const sign: ServiceContext['sign'] = (claims) => app.jwt.sign(claims)
   // Built at boot, so the first unknown-user login is not slower than the rest (ASVS 6.3.8).
   await prepareDummyHash(config.BCRYPT_COST)
@@ -71,7 +71,7 @@ async function serviceContextPlugin(app: FastifyInstance) {
         requestId: request.id,
       }),
       origin: { ip: request.ip, userAgent },
-      throttle: { limiter, client: clientKey(request.ip), device: devices.read(request.deviceCookie()) },
+      throttle: { limiter, client: clientKey(request.ip), deviceCookies: request.deviceCookies(), devices },
       devices,
     }
   })

@@ -47,13 +47,19 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/:username',
     {
-      onRequest: [app.authenticate],
+      onRequest: [app.authenticate, app.authorize('user')],
       schema: {
         tags,
         summary: "A user's profile (email only for yourself or admins)",
         security: SIGNED_IN,
         params: UsernameParams,
-        response: { 200: Profile, 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema },
+        response: {
+          200: Profile,
+          400: ProblemSchema,
+          401: ProblemSchema,
+          403: ProblemSchema,
+          404: ProblemSchema,
+        },
       },
     },
     async function profile(request) {

@@ -52,7 +52,7 @@ t.test(
     const device = owner.cookies.device ?? ''
     t.match(
       device,
-      new RegExp(`^${owner.id}\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}$`),
+      new RegExp(`^${owner.id}\\.[A-Za-z0-9_-]{22}\\.[0-9a-z]+\\.[A-Za-z0-9_-]{43}$`),
       'sign-in set a device cookie',
     )
 
@@ -62,8 +62,12 @@ t.test(
 
     const trusted = await loginFrom(app, '192.0.2.10', owner.username, TEST_PASSWORD, device)
     t.equal(trusted.statusCode, 200, 'the owner signs in from the browser they used before')
-    const renewed = trusted.cookies.find((c) => c.name === 'device')
-    t.ok(renewed && renewed.value !== device, 'each sign-in renews the device cookie')
+    const renewed = trusted.cookies.find((c) => c.name === 'device')?.value ?? ''
+    t.equal(
+      renewed.split('.')[1],
+      device.split('.')[1],
+      'the renewed cookie keeps the device (and its budget)',
+    )
 
     // The attacker cannot borrow that budget: a forged cookie, or their own account's cookie, is no device of the owner.
     const tampered = `${device.slice(0, -2)}${device.endsWith('AA') ? 'BB' : 'AA'}`
@@ -219,3 +223,72 @@ t.test('two-factor codes spend the account budget across fresh mfaTokens', async
     'a fresh token is no way around it',
   )
 })
+
+t.test('regression: device cookies stockpiled before a password change give no extra guesses', async (t) => {
+  const app = await build(t, { env: { ...LIMITS, LOGIN_RATE_LIMIT_MAX: '10000' } })
+  const owner = await signUp(app, 'stockpile', { remoteAddress: '192.0.2.100' })
+  // Someone who once knew the password signed in five times and kept every cookie.
+  const stash: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const res = await loginFrom(app, `192.0.2.${101 + i}`, owner.username, TEST_PASSWORD)
+    stash.push(res.cookies.find((c) => c.name === 'device')?.value ?? '')
+  }
+  const changed = await owner.inject({
+    method: 'PUT',
+    url: '/api/users/me/password',
+    payload: { currentPassword: TEST_PASSWORD, newPassword: OTHER_PASSWORD },
+  })
+  t.equal(changed.statusCode, 204)
+  let answered = 0
+  let n = 0
+  for (const device of [undefined, ...stash]) {
+    for (let j = 0; j < 6; j++) {
+      const res = await loginFrom(app, `203.0.113.${++n}`, owner.username, `Guess-Number-${n}-x`, device)
+      if (res.statusCode === 401) answered++
+    }
+  }
+  t.equal(answered, 5, 'the account budget, once: the old cookies are void under the new password')
+})
+
+t.test('regression: stockpiled device cookies do not multiply guesses at the second factor', async (t) => {
+  const app = await build(t, { env: { ...LIMITS, LOGIN_RATE_LIMIT_MAX: '10000' } })
+  const owner = await signUp(app, 'stockcode', { remoteAddress: '192.0.2.110' })
+  const stash: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const res = await loginFrom(app, `192.0.2.${111 + i}`, owner.username, TEST_PASSWORD)
+    stash.push(res.cookies.find((c) => c.name === 'device')?.value ?? '')
+  }
+  const { secret } = await enrolTotp(app, owner)
+  const right = totpCode(secret)
+  const wrongs = ['000001', '000002', '000003'].filter((c) => c !== right)
+  let answered = 0
+  let n = 0
+  for (const device of [undefined, ...stash]) {
+    const first = await loginFrom(app, `203.0.113.${++n}`, owner.username, TEST_PASSWORD, device)
+    if (first.statusCode !== 200) continue
+    const { mfaToken } = first.json<{ mfaToken: string }>()
+    for (const wrong of wrongs) {
+      const res = await verifyMfa(app, mfaToken, wrong, device ? { cookies: { device } } : {})
+      if (res.statusCode === 401) answered++
+    }
+  }
+  t.equal(answered, 5, 'wrong codes answered: the account code budget, whatever the cookies')
+})
+
+t.test(
+  'regression: a planted second device cookie (no __Host- prefix) cannot hide the owner’s',
+  async (t) => {
+    const app = await build(t, { env: LIMITS })
+    const owner = await signUp(app, 'planted', { remoteAddress: '192.0.2.120' })
+    const device = owner.cookies.device ?? ''
+    await lockOut(t, app, owner.username)
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress: '192.0.2.121',
+      headers: { cookie: `device=planted.by.a.sibling; device=${device}` },
+      payload: { username: owner.username, password: TEST_PASSWORD },
+    })
+    t.equal(res.statusCode, 200)
+  },
+)

@@ -6,6 +6,7 @@ import {
   expectProblem,
   forgetUsedTotpSteps,
   injectAs,
+  OTHER_PASSWORD,
   signUp,
   TEST_PASSWORD,
   tokenClaims,
@@ -358,64 +359,138 @@ t.test('recovery codes are replaced and two-factor removed only with recent auth
 })
 
 t.test(
-  'MFA_REQUIRED_ROLES=admin: an admin without a second factor may sign in and enrol, but not act as admin',
+  'MFA_REQUIRED_ROLES=admin: an admin without a second factor may sign in and enrol, and do nothing else',
   async (t) => {
     const app = await build(t, { env: { MFA_REQUIRED_ROLES: 'admin' } })
+    const victim = await signUp(app, 'mfavictim')
+    const posted = await victim.inject({ method: 'POST', url: '/api/comments', payload: { body: 'mine' } })
+    t.equal(posted.statusCode, 201, 'users are not affected')
     const admin = await signUp(app, 'mfaadmin', { role: 'admin' })
-    const refused = await admin.inject('/api/admin/users')
-    expectProblem(t, refused, 403, `${P}mfa-required`)
-    expectProblem(
-      t,
-      await admin.inject('/API/admin//users'),
-      403,
-      `${P}mfa-required`,
-      'every spelling of the admin API',
-    )
-    const comment = await admin.inject({
-      method: 'POST',
-      url: '/api/comments',
-      payload: { body: 'still a user' },
-    })
-    t.equal(comment.statusCode, 201, 'routes that need only the user role still work')
+    expectProblem(t, await admin.inject('/api/admin/users'), 403, `${P}mfa-required`)
+    expectProblem(t, await admin.inject('/API/admin//users'), 403, `${P}mfa-required`, 'every spelling')
+    // Regression (review): an admin's powers also live on user-level routes: other users' emails
+    // and deleting anyone's comment. The principal's role decides, not the route's.
+    const profile = await admin.inject(`/api/users/${victim.username}`)
+    expectProblem(t, profile, 403, `${P}mfa-required`, 'no admin-only profile data')
+    const commentId = posted.json<{ id: string }>().id
+    const del = await admin.inject({ method: 'DELETE', url: `/api/comments/${commentId}` })
+    expectProblem(t, del, 403, `${P}mfa-required`, "no deleting others' comments")
+    t.equal((await admin.inject('/api/users/me')).statusCode, 200, 'the account itself stays reachable')
 
     const { secret } = await enrolTotp(app, admin)
-    t.equal(
-      (await admin.inject('/api/admin/users')).statusCode,
-      200,
-      'the session that enrolled now has a second factor',
-    )
-
-    const plain = await signUp(app, 'plainuser')
-    const post = await plain.inject({ method: 'POST', url: '/api/comments', payload: { body: 'hi' } })
-    t.equal(post.statusCode, 201, 'users are not affected')
+    t.equal((await admin.inject('/api/admin/users')).statusCode, 200, 'the session that enrolled counts')
 
     const { mfaToken } = (await attemptLogin(app, admin.username)).json<{ mfaToken: string }>()
     const next = await verifyMfa(app, mfaToken, totpCode(secret, Date.now() + 30_000))
     const fresh = injectAs(app, next.json<{ accessToken: string }>().accessToken)
     t.equal((await fresh('/api/admin/users')).statusCode, 200, 'a two-step sign-in is enough')
 
-    await admin.inject({ method: 'DELETE', url: '/api/auth/mfa/totp' })
+    // Removing the factor ends the other sessions and takes it from this one.
+    t.equal((await fresh({ method: 'DELETE', url: '/api/auth/mfa/totp' })).statusCode, 204)
+    expectProblem(t, await fresh('/api/admin/users'), 403, `${P}mfa-required`, 'this session')
+    expectProblem(t, await admin.inject('/api/admin/users'), 401, undefined, 'the other session ended')
+  },
+)
+
+t.test('MFA_REQUIRED_ROLES=user: everyone needs a second factor, the admin API included', async (t) => {
+  const app = await build(t, { env: { MFA_REQUIRED_ROLES: 'user' } })
+  const user = await signUp(app, 'mfauser')
+  const post = { method: 'POST' as const, url: '/api/comments', payload: { body: 'hello' } }
+  expectProblem(t, await user.inject(post), 403, `${P}mfa-required`)
+  t.equal((await user.inject('/api/users/me')).statusCode, 200, 'the account itself stays reachable')
+  await enrolTotp(app, user)
+  t.equal((await user.inject(post)).statusCode, 201)
+  // Regression (review): a listed role covers every role above it.
+  const admin = await signUp(app, 'mfauseradmin', { role: 'admin' })
+  expectProblem(t, await admin.inject('/api/admin/users'), 403, `${P}mfa-required`)
+})
+
+t.test('regression: turning two-factor on ends every older, password-only session', async (t) => {
+  const app = await build(t)
+  const owner = await signUp(app, 'stale')
+  // Someone who phished the password signed in before the owner turned two-factor on.
+  const session = await attemptLogin(app, owner.username)
+  const asIntruder = injectAs(app, session.json<{ accessToken: string }>().accessToken)
+  t.equal((await asIntruder('/api/users/me')).statusCode, 200)
+  await enrolTotp(app, owner)
+  expectProblem(t, await asIntruder('/api/users/me'), 401, `${P}invalid-token`, 'the old session ended')
+  expectProblem(t, await asIntruder({ method: 'DELETE', url: '/api/auth/mfa/totp' }), 401)
+  const changed = await asIntruder({
+    method: 'PUT',
+    url: '/api/users/me/password',
+    payload: { currentPassword: TEST_PASSWORD, newPassword: OTHER_PASSWORD },
+  })
+  expectProblem(t, changed, 401, undefined, 'nor can it change the password')
+  t.equal((await owner.inject('/api/auth/mfa')).json<{ totp: boolean }>().totp, true, 'two-factor still on')
+  const [row] = await app.sql<{ detail: { sessionsRevoked: number } }[]>`
+    select detail from audit_events where user_id = ${owner.id} and event = 'auth.mfa.totp_enrolled'
+  `
+  t.equal(row?.detail.sessionsRevoked, 1)
+})
+
+t.test(
+  'regression: only the session that started an enrolment confirms it, and guesses are limited',
+  async (t) => {
+    const app = await build(t, { env: { LOGIN_ACCOUNT_MAX_FAILURES: '3' } })
+    const owner = await signUp(app, 'pending')
+    const other = injectAs(
+      app,
+      (await attemptLogin(app, owner.username)).json<{ accessToken: string }>().accessToken,
+    )
+    const started = await owner.inject({ method: 'POST', url: '/api/auth/mfa/totp' })
+    const { secret } = started.json<{ secret: string }>()
+    const elsewhere = await other({
+      method: 'POST',
+      url: '/api/auth/mfa/totp/confirm',
+      payload: { code: totpCode(secret) },
+    })
+    expectProblem(t, elsewhere, 409, `${P}conflict`, 'another session, even with the right code')
+    const confirm = (code: string) =>
+      owner.inject({ method: 'POST', url: '/api/auth/mfa/totp/confirm', payload: { code } })
+    const right = totpCode(secret)
+    const wrong = right === '000000' ? '000001' : '000000'
+    for (let i = 0; i < 3; i++) expectProblem(t, await confirm(wrong), 401, `${P}invalid-mfa-code`)
     expectProblem(
       t,
-      await fresh('/api/admin/users'),
-      403,
-      `${P}mfa-required`,
-      'removing the factor removes it from every session',
+      await confirm(right),
+      429,
+      'urn:bulwark:problem:rate-limited',
+      'the code budget is spent',
     )
-    await forgetUsedTotpSteps(app, admin.id)
   },
 )
 
 t.test(
-  'MFA_REQUIRED_ROLES=user: every role-guarded route needs a second factor, account routes do not',
+  'regression: sign-out everywhere and an admin change end sign-ins waiting for their code',
   async (t) => {
-    const app = await build(t, { env: { MFA_REQUIRED_ROLES: 'user' } })
-    const user = await signUp(app, 'mfauser')
-    const post = { method: 'POST' as const, url: '/api/comments', payload: { body: 'hello' } }
-    expectProblem(t, await user.inject(post), 403, `${P}mfa-required`)
-    t.equal((await user.inject('/api/users/me')).statusCode, 200, 'the account itself stays reachable')
-    await enrolTotp(app, user)
-    t.equal((await user.inject(post)).statusCode, 201)
+    const app = await build(t)
+    const user = await signUp(app, 'pendingout')
+    const { secret } = await enrolTotp(app, user)
+    const first = (await attemptLogin(app, user.username)).json<{ mfaToken: string }>().mfaToken
+    t.equal((await user.inject({ method: 'POST', url: '/api/auth/logout-all' })).statusCode, 204)
+    expectProblem(
+      t,
+      await verifyMfa(app, first, totpCode(secret)),
+      401,
+      `${P}invalid-mfa-token`,
+      'after logout-all',
+    )
+    const second = (await attemptLogin(app, user.username)).json<{ mfaToken: string }>().mfaToken
+    const admin = await signUp(app, 'pendingadmin', { role: 'admin' })
+    const disabled = await admin.inject({
+      method: 'PATCH',
+      url: `/api/admin/users/${user.id}`,
+      payload: { disabled: true },
+    })
+    t.equal(disabled.statusCode, 200)
+    await app.sql`update users set disabled = false where id = ${user.id}`
+    expectProblem(
+      t,
+      await verifyMfa(app, second, totpCode(secret)),
+      401,
+      `${P}invalid-mfa-token`,
+      'after an admin change',
+    )
   },
 )
 
