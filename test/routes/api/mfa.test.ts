@@ -4,7 +4,6 @@ import {
   build,
   enrolTotp,
   expectProblem,
-  forgetUsedTotpSteps,
   injectAs,
   OTHER_PASSWORD,
   signUp,
