@@ -111,6 +111,12 @@ export async function main(): Promise<void> {
       `using development defaults for ${defaults.join(', ')}; never in production`,
     )
   }
+  if (loaded.NODE_ENV === 'production' && !loaded.COOKIE_SECURE) {
+    logger.warn(
+      { event: 'config.insecure_cookies', settings: ['COOKIE_SECURE', 'ALLOW_INSECURE_COOKIES'] },
+      'cookies without Secure in production, explicitly allowed: only behind a gateway that terminates TLS',
+    )
+  }
   const plaintext = tlsOverrides(loaded)
   if (plaintext.length > 0) {
     logger.warn(

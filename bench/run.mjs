@@ -1,7 +1,9 @@
 // `npm run bench`: load-tests the built service on 127.0.0.1 with autocannon against a bare
 // node:http baseline measured in the same run. Reports medians of several runs: requests per
 // second, p99 latency, and server CPU time per request (steadier than req/s on a shared machine).
+
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 import { buildIfStale } from '../scripts/build-if-stale.mjs'
@@ -93,7 +95,7 @@ const service = await startChild(['dist/server.js'], {
   PORT: '0',
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
   ...roles,
-  JWT_SECRET: 'bench-secret-bench-secret-bench-secret-42',
+  JWT_SECRET: randomBytes(32).toString('base64'),
   DATA_ENCRYPTION_KEYS: `b1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
   PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),

@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
@@ -15,6 +14,7 @@ import {
 import { isLocalHost, transportProblem } from './db-tls.js'
 import { parseDataKeys } from './field-crypto.js'
 import { parsePepper } from './pepper.js'
+import { estimatedBits, MIN_SECRET_BITS, sameHmacKey } from './secret-strength.js'
 
 /** Settings from the environment: read, converted and validated once, with one-line errors for operators. */
 
@@ -119,7 +119,8 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
     throw new ConfigError(`${name} is invalid: ${(error as Error).message.slice(name.length + 1)}`)
   }
   // The development data keys are public: personal data under them is not protected (ASVS 11.1.3).
-  // Compared as key bytes, so another id or another base64 spelling of them is refused too.
+  // Compared as key bytes, so another id or another base64 spelling of them is refused too (every
+  // key is exactly 32 bytes, so the HMAC zero-padding trick cannot make another spelling of one).
   const dev = parseDataKeys(DEV_DATA_ENCRYPTION_KEYS, DEV_DATA_INDEX_KEY)
   const devKeys = [...dev.keys.values(), dev.index]
   const usesDevKey = [...data.keys.values(), data.index].some((key) => devKeys.some((d) => d.equals(key)))
@@ -128,8 +129,18 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
       'DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production',
     )
   }
-  const problem = passwordProblem(config, production)
+  const problem = passwordProblem(config, production) ?? cookieProblem(config, production)
   if (problem) throw new ConfigError(problem)
+  // RFC 8725 §3.5: an HMAC signing secret must not be guessable; the public development one never
+  // signs in production, nor does a patterned one (32 times "a" passes the length rule).
+  if (production && sameHmacKey(config.JWT_SECRET, DEV_JWT_SECRET)) {
+    throw new ConfigError('JWT_SECRET is invalid: the development secret is not allowed in production')
+  }
+  if (production && estimatedBits(config.JWT_SECRET) < MIN_SECRET_BITS) {
+    throw new ConfigError(
+      'JWT_SECRET is invalid: too predictable for production (use 32 random bytes, e.g. openssl rand -base64 32)',
+    )
+  }
   if (Boolean(config.JWT_PRIVATE_KEY) !== Boolean(config.JWT_PUBLIC_KEY)) {
     throw new ConfigError(
       'JWT_PUBLIC_KEY is invalid: JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set together',
@@ -160,10 +171,12 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
   return Object.freeze(config)
 }
 
-/** The first problem with the password settings, as one operator line naming the variable, or null. */
-function sameHmacKey(a: Buffer, b: Buffer): boolean {
-  const probe = (key: Buffer) => createHmac('sha384', key).update('bulwark key probe').digest()
-  return timingSafeEqual(probe(a), probe(b))
+/** Cookies without Secure in production only by an explicit override (a TLS-terminating gateway on plain http). */
+function cookieProblem(config: Config, production: boolean): string | null {
+  if (production && !config.COOKIE_SECURE && !config.ALLOW_INSECURE_COOKIES) {
+    return 'COOKIE_SECURE is invalid: false is not allowed when NODE_ENV=production unless ALLOW_INSECURE_COOKIES=true'
+  }
+  return null
 }
 
 function passwordProblem(config: Config, production: boolean): string | null {

@@ -86,6 +86,8 @@ export const EnvSchema = Type.Object({
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
   JWT_PREVIOUS_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 64, maxLength: 16_384 })),
   COOKIE_SECURE: Type.Boolean(),
+  // Production refuses COOKIE_SECURE=false unless this says so (and the boot log warns).
+  ALLOW_INSECURE_COOKIES: Type.Boolean({ default: false }),
   CORS_ORIGINS: List(8192),
   DOCS_ENABLED: Type.Boolean(),
   TRUST_PROXY: List(4096),

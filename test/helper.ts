@@ -74,6 +74,14 @@ export const TEST_DATA_KEYS = {
   PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
 }
 
+/**
+ * A signing secret for production-mode tests: production refuses the development secret and
+ * patterned ones ('p'.repeat(40)), so this is 32 bytes that look random.
+ */
+export const TEST_JWT_SECRET = Buffer.from(
+  Array.from({ length: 32 }, (_, i) => (i * 73 + 41) % 256),
+).toString('base64')
+
 let fileRoles: Promise<{ DATABASE_URL: string; DATABASE_MIGRATION_URL: string }> | undefined
 /**
  * The test file's database as the service meets it in production: migrations through the migration

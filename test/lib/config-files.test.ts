@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { DEV_JWT_SECRET, SECRET_SETTINGS } from '../../schemas/env.js'
+import { TEST_JWT_SECRET } from '../helper.js'
 
 /** Secrets from files: NAME_FILE names a file holding NAME's value (Docker and Kubernetes secrets). */
 
@@ -18,7 +19,7 @@ function secretFile(content: string | Buffer): string {
   return path
 }
 
-const SECRET = 's'.repeat(40)
+const SECRET = TEST_JWT_SECRET
 const DB_URL = 'postgres://bulwark:pw@db.internal:5432/bulwark?sslmode=verify-full'
 const PROD = {
   NODE_ENV: 'production',

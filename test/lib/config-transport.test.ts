@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
 import { tlsOverrides } from '../../lib/db-tls.js'
+import { TEST_JWT_SECRET } from '../helper.js'
 import { makeCertificates } from './db-tls-certs.js'
 
 /**
@@ -16,7 +17,7 @@ import { makeCertificates } from './db-tls-certs.js'
 const key = () => randomBytes(32).toString('base64')
 const PROD = {
   NODE_ENV: 'production',
-  JWT_SECRET: 'x'.repeat(32),
+  JWT_SECRET: TEST_JWT_SECRET,
   DATA_ENCRYPTION_KEYS: `k1:${key()}`,
   DATA_INDEX_KEY: key(),
   PASSWORD_PEPPER: key(),

@@ -6,9 +6,9 @@ import {
   DEV_JWT_SECRET,
   DEV_PASSWORD_PEPPER,
 } from '../../schemas/env.js'
-import { TEST_DATA_KEYS } from '../helper.js'
+import { TEST_DATA_KEYS, TEST_JWT_SECRET } from '../helper.js'
 
-const SECRET = 'x'.repeat(32)
+const SECRET = TEST_JWT_SECRET
 const PROD = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgres://u@db:5432/app?sslmode=verify-full',
@@ -67,6 +67,33 @@ t.test('production requires DATABASE_URL and JWT_SECRET', async (t) => {
     fails({ NODE_ENV: 'production', JWT_SECRET: SECRET }, /^DATABASE_URL is required/),
   )
   t.test('short JWT_SECRET', fails({ ...PROD, JWT_SECRET: 'short-secret' }, /^JWT_SECRET is invalid: .*32/))
+  // Regression (issue 12, RFC 8725 §3.5): these started silently in production.
+  t.test(
+    'the public development JWT_SECRET',
+    fails(
+      { ...PROD, JWT_SECRET: DEV_JWT_SECRET },
+      /^JWT_SECRET is invalid: the development secret is not allowed/,
+    ),
+  )
+  t.test('a patterned JWT_SECRET (32 times one character, or a short cycle)', async (t) => {
+    for (const secret of ['a'.repeat(32), 'ab'.repeat(20), 'secret'.repeat(6), '0123'.repeat(10)]) {
+      t.throws(() => loadConfig({ ...PROD, JWT_SECRET: secret }), {
+        message: /^JWT_SECRET is invalid: too predictable for production/,
+      })
+    }
+    t.doesNotThrow(() => loadConfig({ ...PROD, JWT_SECRET: SECRET }), 'random bytes pass')
+  })
+  t.test(
+    'COOKIE_SECURE=false without the override',
+    fails(
+      { ...PROD, COOKIE_SECURE: 'false' },
+      /^COOKIE_SECURE is invalid: false is not allowed when NODE_ENV=production unless ALLOW_INSECURE_COOKIES=true$/,
+    ),
+  )
+  t.test('COOKIE_SECURE=false with the override', async (t) => {
+    const config = loadConfig({ ...PROD, COOKIE_SECURE: 'false', ALLOW_INSECURE_COOKIES: 'true' })
+    t.equal(config.COOKIE_SECURE, false)
+  })
   t.test(
     'missing data keys',
     fails({ ...PROD, DATA_INDEX_KEY: '' }, /^DATA_INDEX_KEY is required when NODE_ENV=production$/),

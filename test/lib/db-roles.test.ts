@@ -6,7 +6,7 @@ import { type CliIo, runCli } from '../../cli.js'
 import { loadConfig } from '../../lib/config.js'
 import { createRoles } from '../../lib/db-roles.js'
 import { createLogger } from '../../lib/logger.js'
-import { build, createDatabase, signUp, TEST_DATA_KEYS, testRoleUrls } from '../helper.js'
+import { build, createDatabase, signUp, TEST_DATA_KEYS, TEST_JWT_SECRET, testRoleUrls } from '../helper.js'
 
 const silent = createLogger({ LOG_LEVEL: 'silent' })
 const connect = (url: string) => postgres(url, { max: 1, onnotice: () => {} })
@@ -48,7 +48,7 @@ t.test(
 
 t.test('production refuses a superuser runtime connection unless explicitly allowed', async (t) => {
   const admin = await createDatabase() // the test server's superuser, on a fresh database
-  const production = { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40), DATABASE_URL: admin }
+  const production = { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: admin }
   await t.rejects(build(t, { env: production }), {
     name: 'ConfigError',
     message: /^DATABASE_URL is invalid: the runtime connection is a superuser/,
@@ -148,7 +148,7 @@ t.test(
     const app = await build(t, {
       env: {
         NODE_ENV: 'production',
-        JWT_SECRET: 'p'.repeat(40),
+        JWT_SECRET: TEST_JWT_SECRET,
         DATABASE_URL: url.toString(),
         MIGRATE_ON_START: 'false',
         DATABASE_CONNECT_TIMEOUT_SECONDS: '1',
@@ -203,7 +203,7 @@ t.test(
   async (t) => {
     const config = loadConfig({
       NODE_ENV: 'production',
-      JWT_SECRET: 'p'.repeat(40),
+      JWT_SECRET: TEST_JWT_SECRET,
       ...TEST_DATA_KEYS,
       DATABASE_URL: 'postgres://bulwark_app:pw@127.0.0.1:5432/bulwark',
       DATABASE_MIGRATION_URL: 'postgres://bulwark_owner:pw@127.0.0.1:5432/bulwark',

@@ -1,6 +1,6 @@
 import { Validator } from '@seriousme/openapi-schema-validator'
 import t from 'tap'
-import { build } from '../helper.js'
+import { build, TEST_JWT_SECRET } from '../helper.js'
 
 /** Reads Fastify's route tree (each level indents 4 characters) back into method + full path. */
 function registeredRoutes(tree: string): { method: string; url: string }[] {
@@ -61,6 +61,6 @@ t.test('Swagger UI is served only when DOCS_ENABLED', async (t) => {
   t.equal((await off.inject('/docs/')).statusCode, 404)
   t.equal((await off.inject('/docs/json')).statusCode, 200, 'the document itself stays available')
 
-  const prod = await build(t, { env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) } })
+  const prod = await build(t, { env: { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET } })
   t.equal((await prod.inject('/docs/')).statusCode, 404, 'off by default in production')
 })

@@ -4,7 +4,7 @@ import type { App } from '../../../app.js'
 import { conflict, rateLimited } from '../../../lib/errors.js'
 import { isDatabaseUnavailable } from '../../../plugins/app/errors.js'
 import type { Problem } from '../../../schemas/common.js'
-import { build, expectProblem, PROBLEM_KEYS } from '../../helper.js'
+import { build, expectProblem, PROBLEM_KEYS, TEST_JWT_SECRET } from '../../helper.js'
 
 /** Test-only routes: a validated echo, a crash, a coded error and a database call. */
 const setup = (app: App) => {
@@ -116,7 +116,7 @@ t.test('the error plugin adds the headers that belong to a problem type, from it
 t.test('a 500 in production is generic; outside production it explains', async (t) => {
   const prod = await build(t, {
     setup,
-    env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
+    env: { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET },
   })
   const res = await prod.inject('/test/crash')
   const body = expectProblem(t, res, 500, 'about:blank')
@@ -132,7 +132,7 @@ t.test('a 500 in production is generic; outside production it explains', async (
 })
 
 t.test('a lost database connection is a 503 with Retry-After, not a 500', async (t) => {
-  const app = await build(t, { setup, env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) } })
+  const app = await build(t, { setup, env: { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET } })
   t.equal((await app.inject('/test/db')).statusCode, 200)
   await app.sql.end()
   const res = await app.inject('/test/db')

@@ -14,6 +14,7 @@ import {
   OTHER_PASSWORD,
   refreshWith as refresh,
   register,
+  TEST_JWT_SECRET,
   TEST_PASSWORD,
   testConfig,
   uniqueName,
@@ -72,7 +73,7 @@ t.test('a consumed token replayed after its own expiry still revokes the family'
 
 t.test('crafted ids and NUL characters are 400, never 500', async (t) => {
   const app = await build(t, {
-    env: { BCRYPT_COST: '10', NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
+    env: { BCRYPT_COST: '10', NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET },
   })
   const s = await login(app, await signUp(app))
   for (const id of [

@@ -5,6 +5,7 @@ import {
   expectProblem,
   logCapture,
   signUp,
+  TEST_JWT_SECRET,
   TEST_PASSWORD,
   testDatabaseUrl,
   uniqueName,
@@ -90,7 +91,7 @@ t.test(
 t.test('a ciphertext copied into another row does not decrypt: generic 500, logged, no data', async (t) => {
   const logs = logCapture()
   const app = await build(t, {
-    env: { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) },
+    env: { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET },
     logStream: logs.stream,
   })
   const victim = await signUp(app, 'victim')
