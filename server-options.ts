@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } 
 import type { Socket } from 'node:net'
 import { type FastifyHttpOptions, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import helmet from 'helmet'
-import { requestIdFor } from './plugins/app/request-id.js'
+import { createRequestIdGenerator, REQUEST_ID } from './plugins/app/request-id.js'
 import { helmetProfile } from './plugins/external/helmet.js'
 import type { Config } from './schemas/env.js'
 
@@ -43,6 +43,14 @@ function earlyProblem(status: number, detail: string, instance: string, requestI
 
 const MAX_LOGGED_PATH = 256
 
+/** A client's own x-request-id that was not honoured, kept apart for correlation and never trusted. */
+function untrustedRequestId(request: FastifyRequest): { untrustedRequestId?: string } {
+  const given = request.headers['x-request-id']
+  return typeof given === 'string' && given !== request.id && REQUEST_ID.test(given)
+    ? { untrustedRequestId: given }
+    : {}
+}
+
 /**
  * Fastify's own hook for request log lines: one line per request (method, route, status,
  * duration), never bodies, headers or the query string, which may carry secrets.
@@ -66,6 +74,7 @@ export class RequestLogController extends LogController {
       path: (request.url.split('?')[0] ?? '').slice(0, MAX_LOGGED_PATH),
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      ...untrustedRequestId(request),
     }
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
     else reply.log.info(line, 'request completed')
@@ -105,7 +114,7 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
 
   return {
     logController: new RequestLogController(),
-    genReqId: requestIdFor,
+    genReqId: createRequestIdGenerator(config.TRUST_PROXY),
     bodyLimit: config.BODY_LIMIT_BYTES,
     // A slow client cannot hold a socket: whole request and headers are bounded; keep-alive outlives
     // a typical gateway idle timeout (60 s) so the gateway, not us, closes idle connections.

@@ -1,16 +1,26 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import proxyAddr from '@fastify/proxy-addr'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
 /** Request ids: chosen when a request arrives (server-options.ts genReqId) and echoed on every reply. */
 
 /** A gateway's request id is kept only when it is short and made of safe characters. */
-const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
+export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
 
-export function requestIdFor(req: IncomingMessage): string {
-  const given = req.headers['x-request-id']
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+/**
+ * The request id the audit trail and the logs carry: the gateway's `x-request-id` when the peer is
+ * a gateway in TRUST_PROXY (the same trust test Fastify applies to X-Forwarded-For), else a new
+ * UUID. A client cannot give its forged events the id of someone else's request (ASVS 5.0 16.2.1).
+ */
+export function createRequestIdGenerator(trustProxy: readonly string[]) {
+  const trusted = trustProxy.length > 0 ? proxyAddr.compile([...trustProxy]) : () => false
+  return function requestIdFor(req: IncomingMessage): string {
+    const given = req.headers['x-request-id']
+    const fromGateway = trusted(req.socket?.remoteAddress ?? '', 0)
+    return fromGateway && typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+  }
 }
 
 /**

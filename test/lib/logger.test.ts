@@ -8,8 +8,8 @@ const SECRET_VALUES = [
   'db-pass-123',
 ]
 
-t.test('x-request-id: well-formed ids are kept, others replaced by a UUID', async (t) => {
-  const app = await build(t)
+t.test('x-request-id from a gateway: well-formed ids are kept, others replaced by a UUID', async (t) => {
+  const app = await build(t, { env: { TRUST_PROXY: '127.0.0.1' } })
   const cases: [string | undefined, boolean][] = [
     ['gw-7f3a:01.abc_DEF', true],
     ['a'.repeat(128), true],
@@ -40,9 +40,43 @@ t.test('x-request-id: well-formed ids are kept, others replaced by a UUID', asyn
   t.not(a.headers['x-request-id'], b.headers['x-request-id'], 'each request gets its own id')
 })
 
+t.test('regression: a client that is not a trusted gateway cannot choose the request id', async (t) => {
+  const capture = logCapture()
+  const app = await build(t, { logStream: capture.stream, env: { TRUST_PROXY: '10.0.0.1' } })
+  capture.lines.length = 0
+  const forged = 'admin-login-7f3a'
+  for (const remoteAddress of ['127.0.0.1', '10.0.0.2', '::ffff:10.0.0.3']) {
+    const res = await app.inject({ url: '/health/live', remoteAddress, headers: { 'x-request-id': forged } })
+    t.not(res.headers['x-request-id'], forged, `from ${remoteAddress}: not honoured`)
+    t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  }
+  const viaGateway = await app.inject({
+    url: '/health/live',
+    remoteAddress: '10.0.0.1',
+    headers: { 'x-request-id': forged },
+  })
+  t.equal(viaGateway.headers['x-request-id'], forged, 'from the gateway: honoured')
+  const lines = capture.lines.filter((l) => l.event === 'request')
+  t.equal(lines.length, 4)
+  t.same(
+    lines.map((l) => [l.requestId === forged, l.untrustedRequestId ?? null]),
+    [
+      [false, forged],
+      [false, forged],
+      [false, forged],
+      [true, null],
+    ],
+    'the client value is logged apart, as untrustedRequestId',
+  )
+  // Without TRUST_PROXY nobody is a gateway.
+  const direct = await build(t)
+  const res = await direct.inject({ url: '/health/live', headers: { 'x-request-id': forged } })
+  t.not(res.headers['x-request-id'], forged)
+})
+
 t.test('one log line per request with method, route, status, duration and the request id', async (t) => {
   const capture = logCapture()
-  const app = await build(t, { logStream: capture.stream })
+  const app = await build(t, { logStream: capture.stream, env: { TRUST_PROXY: '127.0.0.1' } })
   capture.lines.length = 0
   await app.inject({ url: '/health/live?token=abc', headers: { 'x-request-id': 'req-1' } })
   await app.inject({ url: '/missing', headers: { 'x-request-id': 'req-2' } })

@@ -109,7 +109,7 @@ t.test('the refresh cookie lives no longer than its token and session', async (t
 })
 
 t.test('a problem from an early hook (CSRF) still carries x-request-id', async (t) => {
-  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const app = await build(t, { env: { BCRYPT_COST: '4', TRUST_PROXY: '127.0.0.1' } })
   const res = await app.inject({
     method: 'POST',
     url: '/api/auth/logout',
