@@ -110,6 +110,14 @@ export async function findTokenState(db: Db, tokenHash: Buffer): Promise<TokenSt
   return row
 }
 
+/** Takes a consumed token's one grace answer atomically; false when it was taken before. */
+export async function claimGrace(db: Db, tokenId: string): Promise<boolean> {
+  const rows = await db`
+    update refresh_tokens set grace_used_at = now() where id = ${tokenId} and grace_used_at is null returning id
+  `
+  return rows.length === 1
+}
+
 export async function touchSession(db: Db, sessionId: string, idleSeconds: number): Promise<void> {
   await db`
     update sessions

@@ -4,7 +4,17 @@ import type { App } from '../../../app.js'
 import type { AdminUser, AdminUserPage, AuditPage } from '../../../schemas/admin.js'
 import type { CommentPage } from '../../../schemas/comments.js'
 import type { Profile } from '../../../schemas/users.js'
-import { attemptLogin, bearer, build, expectProblem, login, signUp, uniqueName } from '../../helper.js'
+import {
+  attemptLogin,
+  bearer,
+  build,
+  expectProblem,
+  type InjectResponse,
+  login,
+  signUp,
+  uniqueName,
+  waitForLockWaiter,
+} from '../../helper.js'
 
 type UserPage = Static<typeof AdminUserPage>
 type EventPage = Static<typeof AuditPage>
@@ -171,20 +181,25 @@ t.test(
 
 t.test('the last enabled admin cannot be demoted or disabled, even concurrently', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
-  await app.sql`update users set role = 'user' where role = 'admin'`
   const a = await account(app, 'admin')
   const b = await account(app, 'admin')
-  const results = await Promise.all([
-    b.inject({ method: 'PATCH', url: `/api/admin/users/${a.id}`, payload: { role: 'user' } }),
-    a.inject({ method: 'PATCH', url: `/api/admin/users/${b.id}`, payload: { disabled: true } }),
-  ])
-  const codes = results.map((r) => r.statusCode).sort()
-  t.ok(
-    JSON.stringify(codes) === '[200,409]' || JSON.stringify(codes) === '[200,401]',
-    `one succeeds; the other is refused (${codes})`,
-  )
-  const [left] = await app.sql`select count(*)::int as n from users where role = 'admin' and not disabled`
-  t.equal(left?.n, 1, 'exactly one enabled admin remains')
+  // A warm pool, so both requests truly reach the database together (a cold one serializes them).
+  await Promise.all(Array.from({ length: 10 }, () => app.sql`select pg_sleep(0.01)`))
+  const outcomes = new Set<string>()
+  for (let round = 0; round < 15; round++) {
+    await app.sql`update users set role = 'user' where role = 'admin'`
+    await app.sql`update users set role = 'admin', disabled = false where id in ${app.sql([a.id, b.id])}`
+    const results = await Promise.all([
+      b.inject({ method: 'PATCH', url: `/api/admin/users/${a.id}`, payload: { role: 'user' } }),
+      a.inject({ method: 'PATCH', url: `/api/admin/users/${b.id}`, payload: { disabled: true } }),
+    ])
+    const codes = results.map((r) => r.statusCode).sort()
+    outcomes.add(JSON.stringify(codes))
+    t.ok(codes[0] === 200 && codes[1] !== 200, `one succeeds, the other is refused (${codes})`)
+    const [left] = await app.sql`select count(*)::int as n from users where role = 'admin' and not disabled`
+    t.equal(left?.n, 1, `round ${round}: exactly one enabled admin remains`)
+  }
+  t.comment(`outcomes: ${[...outcomes].join(' ')}`)
   const survivor = (await app.sql`select id from users where role = 'admin' and not disabled`)[0]?.id
   const [self] = await app.sql`select username from users where id = ${survivor}`
   const { accessToken } = await login(app, self?.username)
@@ -195,6 +210,32 @@ t.test('the last enabled admin cannot be demoted or disabled, even concurrently'
     payload: { role: 'user' },
   })
   expectProblem(t, res, 409, 'urn:bulwark:problem:last-admin')
+})
+
+t.test('regression: an admin demoted while their request is in flight changes nothing', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const a = await account(app, 'admin')
+  const b = await account(app, 'admin')
+  const c = await account(app)
+  let pending: Promise<InjectResponse> | undefined
+  await app.sql.begin(async (tx) => {
+    // A holds B's row, as A's demotion of B would, while B's change of C is on its way.
+    await tx`select 1 from users where id = ${b.id} for update`
+    pending = b.inject({ method: 'PATCH', url: `/api/admin/users/${c.id}`, payload: { role: 'admin' } })
+    await waitForLockWaiter(app)
+    await tx`update users set role = 'user' where id = ${b.id}`
+    await tx`insert into audit_events (event, user_id) values ('admin.user.role_changed', ${a.id})`
+  })
+  const res = await (pending as Promise<InjectResponse>)
+  expectProblem(
+    t,
+    res,
+    403,
+    'urn:bulwark:problem:forbidden',
+    'refused: B is no longer an admin when it commits',
+  )
+  const [row] = await app.sql<{ role: string }[]>`select role from users where id = ${c.id}`
+  t.equal(row?.role, 'user', 'C is unchanged')
 })
 
 t.test('GET /api/admin/audit-events filters by event, user and time', async (t) => {

@@ -227,26 +227,48 @@ t.test('a disabled account gets 403 only after a correct password', async (t) =>
   t.equal((await refreshWith(app, session.refreshToken)).statusCode, 401)
 })
 
-t.test('ten parallel refreshes of one token: one rotation, the rest get access tokens only', async (t) => {
-  const app = await build(t, { env: { BCRYPT_COST: '4', DATABASE_POOL_MAX: '12' } })
+t.test('two parallel refreshes of one token (two tabs): one rotation, one grace answer', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
   const { username } = await register(app, uniqueName('user'))
   const session = await login(app, username)
-  const results = await Promise.all(Array.from({ length: 10 }, () => refreshWith(app, session.refreshToken)))
+  const results = await Promise.all([1, 2].map(() => refreshWith(app, session.refreshToken)))
   t.same(
     results.map((r) => r.statusCode),
-    Array(10).fill(200),
+    [200, 200],
     'no 401 and no 500',
   )
   const withCookie = results.filter((r) => r.cookies.some((c) => c.name === 'refresh_token'))
   t.equal(withCookie.length, 1, 'exactly one response carries a new refresh token')
-  const [live] = await app.sql`
-    select count(*)::int as n from refresh_tokens t join sessions s on s.id = t.session_id
-    join users u on u.id = s.user_id
-    where u.username = ${username} and t.used_at is null and t.revoked_at is null and s.revoked_at is null`
-  t.equal(live?.n, 1, 'exactly one live token afterwards, family not revoked')
   const winner = withCookie[0] ? (cookieValue(withCookie[0], 'refresh_token') as string) : ''
   t.equal((await refreshWith(app, winner)).statusCode, 200, "the winner's token keeps working")
 })
+
+t.test(
+  'ten parallel refreshes of one token: one rotation, one grace answer, the rest are reuse',
+  async (t) => {
+    const app = await build(t, { env: { BCRYPT_COST: '4', DATABASE_POOL_MAX: '12' } })
+    const { username } = await register(app, uniqueName('user'))
+    const session = await login(app, username)
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => refreshWith(app, session.refreshToken)),
+    )
+    const codes = results.map((r) => r.statusCode)
+    t.ok(
+      codes.every((c) => c === 200 || c === 401),
+      `no 500 (${codes})`,
+    )
+    const withCookie = results.filter(
+      (r) => r.statusCode === 200 && r.cookies.some((c) => c.name === 'refresh_token'),
+    )
+    t.equal(withCookie.length, 1, 'exactly one response carries a new refresh token')
+    t.ok(codes.filter((c) => c === 200).length <= 2, 'at most one grace answer besides it')
+    const [live] = await app.sql`
+    select count(*)::int as n from refresh_tokens t join sessions s on s.id = t.session_id
+    join users u on u.id = s.user_id
+    where u.username = ${username} and t.used_at is null and t.revoked_at is null and s.revoked_at is null`
+    t.equal(live?.n, 0, 'a third presentation of one token is a replay: the family is revoked')
+  },
+)
 
 t.test('replay after the grace window revokes the whole family', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4', REFRESH_REUSE_GRACE_SECONDS: '0' } })
@@ -290,6 +312,31 @@ t.test('within the grace window only the immediate parent of the live token is t
   const t2 = cookieValue(r2, 'refresh_token') as string
   t.equal((await refreshWith(app, t2)).statusCode, 401, 'and the family is gone')
 })
+
+t.test(
+  'regression: the grace answer is given once per consumed token, audited; a second replay is reuse',
+  async (t) => {
+    const app = await build(t, { env: { BCRYPT_COST: '4' } })
+    const user = await register(app, uniqueName('grace'))
+    const s = await login(app, user.username)
+    const r1 = await refreshWith(app, s.refreshToken)
+    const t1 = cookieValue(r1, 'refresh_token') as string
+    const r2 = await refreshWith(app, t1)
+    t.equal(r2.statusCode, 200)
+    t.equal((await refreshWith(app, t1)).statusCode, 200, 'the racing tab gets its access token')
+    const again = await refreshWith(app, t1)
+    t.equal(again.statusCode, 401, 'a second replay inside the window is reuse')
+    const t2 = cookieValue(r2, 'refresh_token') as string
+    t.equal((await refreshWith(app, t2)).statusCode, 401, 'and the family is gone')
+    const events = await app.sql<{ event: string }[]>`
+    select event from audit_events where user_id = ${user.id} and event like 'auth.refresh.%' order by created_at
+  `
+    t.same(
+      events.map((e) => e.event),
+      ['auth.refresh.grace_used', 'auth.refresh.reuse_detected'],
+    )
+  },
+)
 
 t.test('malformed and unknown refresh tokens are 401, never 500', async (t) => {
   const app = await build(t, { env: { BCRYPT_COST: '4' } })
