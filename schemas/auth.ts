@@ -128,16 +128,21 @@ export type PasswordChangeBody = Static<ReturnType<typeof passwordChangeBody>>
  */
 export type AuthMethod = 'pwd' | 'otp' | 'recovery' | 'mfa'
 
-/** Claims of an access token (RFC 8725: typed, short-lived, audience- and issuer-bound). */
+/**
+ * Claims of an access token (RFC 8725, RFC 9068: typed, short-lived, audience- and issuer-bound),
+ * kept minimal: no role or name a gateway could authorize on while they may be stale for up to a
+ * token's lifetime. The service reads both from the database on every request.
+ */
 export interface AccessClaims {
   sub: string
-  username: string
-  role: Role
   sid: string
   /** When the user last proved who they are in this session, seconds since the epoch (OIDC Core §2). */
   auth_time: number
   amr: AuthMethod[]
 }
+
+/** The claims of a verified token: ours plus the times the signer sets (RFC 7519 §4.1.4, §4.1.6). */
+export type VerifiedClaims = AccessClaims & { iat: number; exp: number }
 
 /** What `npm run cli -- create-user` accepts: registration's rules plus a role. */
 export const createUserInput = (minLength: number) =>

@@ -1,5 +1,5 @@
 import { listPage, type Position } from '../lib/cursor.js'
-import { conflict, notFound } from '../lib/errors.js'
+import { conflict, forbidden, notFound } from '../lib/errors.js'
 import { listAuditEvents } from '../repositories/audit.js'
 import { deleteChallenges } from '../repositories/mfa.js'
 import { revokeSessions } from '../repositories/sessions.js'
@@ -32,6 +32,9 @@ export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
 export async function updateUser(ctx: AdminContext, actorId: string, id: string, patch: AdminUserPatch) {
   const after = await ctx.sql.begin(async (tx) => {
     const admins = await users.lockEnabledAdmins(tx)
+    // The actor's own row is among those locked: an admin demoted or disabled by a change that
+    // committed first has lost the right to this one (OWASP ASVS 5.0 8.3.1, checked at the data layer).
+    if (!admins.includes(actorId)) throw forbidden()
     const before = await users.lockUser(tx, ctx.cipher, id)
     if (!before) throw notFound()
     const next = { role: patch.role ?? before.role, disabled: patch.disabled ?? before.disabled }

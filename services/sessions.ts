@@ -23,9 +23,9 @@ export function accessFor(
   ctx: Pick<ServiceContext, 'sign' | 'config'>,
   principal: repo.Principal,
 ): Pick<Tokens, 'accessToken' | 'expiresIn'> {
-  const { userId: sub, username, role, sessionId: sid, amr } = principal
+  const { userId: sub, sessionId: sid, amr } = principal
   const auth_time = Math.floor(principal.authTime.getTime() / 1000)
-  const claims: AccessClaims = { sub, username, role, sid, auth_time, amr }
+  const claims: AccessClaims = { sub, sid, auth_time, amr }
   return { accessToken: ctx.sign(claims), expiresIn: ctx.config.ACCESS_TOKEN_TTL_SECONDS }
 }
 
@@ -66,8 +66,14 @@ export async function refresh(ctx: SessionsContext, presented: string | undefine
   // A consumed token is reuse even after its own expiry (while its session lives): a stolen one replayed late.
   if (!state || state.revokedAt || !state.sessionLive || !state.usedAt) throw invalidRefreshToken()
   const grace = ctx.config.REFRESH_REUSE_GRACE_SECONDS
+  // The grace answer is given once per consumed token, and audited: a second replay is reuse.
   if (state.parentOfLive && (state.usedSecondsAgo ?? Number.POSITIVE_INFINITY) <= grace) {
-    return accessForSession(ctx, state.sessionId, state.userId)
+    const granted = await ctx.sql.begin(async (tx) => {
+      if (!(await repo.claimGrace(tx, state.id))) return false
+      await ctx.audit('auth.refresh.grace_used', state.userId, { sessionId: state.sessionId }, tx)
+      return true
+    })
+    if (granted) return accessForSession(ctx, state.sessionId, state.userId)
   }
   await ctx.sql.begin(async (tx) => {
     const family = { userId: state.userId, sessionId: state.sessionId }

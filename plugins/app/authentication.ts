@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { forbidden, unauthenticated } from '../../lib/errors.js'
 import { findPrincipal, type Principal } from '../../repositories/sessions.js'
-import type { AccessClaims, Role } from '../../schemas/auth.js'
+import type { Role, VerifiedClaims } from '../../schemas/auth.js'
 import { assertRecentAuthentication } from '../../services/step-up.js'
 
 /** Authentication: who sends a request (access token → live session → principal), and role checks. */
@@ -30,6 +30,9 @@ declare module 'fastify' {
   }
 }
 
+/** Clock difference tolerated between token issuers (replicas) for `iat`. */
+const CLOCK_SKEW_SECONDS = 60
+
 /** An admin may do whatever a user may. */
 const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 }
 
@@ -44,24 +47,32 @@ async function authenticationPlugin(app: FastifyInstance) {
     return this.principal
   })
 
+  const ttl = app.config.ACCESS_TOKEN_TTL_SECONDS
   /** Verifies with the key its kid names: current, or the previous one during a key rotation. */
-  function verifyAccessToken(token: string): AccessClaims {
+  function verifyAccessToken(token: string): VerifiedClaims {
+    let claims: VerifiedClaims | undefined
     if (keys.publicKeys.size > 1) {
       const kid = (app.jwt.decode(token) as { header?: { kid?: string } } | null)?.header?.kid
       const previous = kid && kid !== keys.kid ? keys.publicKeys.get(kid) : undefined
-      if (previous) return app.jwt.verify<AccessClaims>(token, { key: previous.pem })
+      if (previous) claims = app.jwt.verify<VerifiedClaims>(token, { key: previous.pem })
     }
-    return app.jwt.verify<AccessClaims>(token)
+    claims ??= app.jwt.verify<VerifiedClaims>(token)
+    // RFC 9068 §4, RFC 8725 §3.10: not issued in the future, and not minted to live longer than we issue.
+    const now = Date.now() / 1000
+    if (!(claims.iat <= now + CLOCK_SKEW_SECONDS) || !(claims.exp - claims.iat <= ttl)) {
+      throw new Error('access token issued in the future or with a longer lifetime than ours')
+    }
+    return claims
   }
 
   /**
    * The claims of the request's access token, or null when it has a bad one. Verified once per
    * request: the global rate limit (peekUserId) and authenticate both ask.
    */
-  const verified = new WeakMap<FastifyRequest, AccessClaims | null>()
-  function claimsOf(request: FastifyRequest, token: string): AccessClaims | null {
+  const verified = new WeakMap<FastifyRequest, VerifiedClaims | null>()
+  function claimsOf(request: FastifyRequest, token: string): VerifiedClaims | null {
     if (verified.has(request)) return verified.get(request) ?? null
-    let claims: AccessClaims | null = null
+    let claims: VerifiedClaims | null = null
     try {
       claims = verifyAccessToken(token)
     } catch {

@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify'
 
 /**
  * One pinned algorithm, and iss, aud and exp required on every token: `alg: none`, another
- * algorithm, a wrong key or a missing claim are all rejected (RFC 8725 §3.1, §3.8, §3.9).
+ * algorithm, a wrong key or a missing claim are all rejected (RFC 8725 §3.1, §3.8, §3.9). Access
+ * tokens are typed `at+jwt` and only that type is accepted (RFC 9068 §2.1, §4; RFC 8725 §3.11), so
+ * no other JWT signed with the same key passes for one.
  */
 export const autoConfig = (app: FastifyInstance): FastifyJWTOptions => {
   const keys = app.jwtKeys
@@ -15,6 +17,7 @@ export const autoConfig = (app: FastifyInstance): FastifyJWTOptions => {
       iss,
       aud,
       expiresIn: `${ttl}s`,
+      header: { alg: keys.algorithm, typ: 'at+jwt' },
       ...(keys.kid ? { kid: keys.kid } : {}),
     },
     verify: {
@@ -22,6 +25,7 @@ export const autoConfig = (app: FastifyInstance): FastifyJWTOptions => {
       allowedIss: iss,
       allowedAud: aud,
       requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'sid'],
+      checkTyp: 'at+jwt',
     },
     decode: { complete: true },
   }

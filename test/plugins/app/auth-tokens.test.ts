@@ -84,14 +84,29 @@ t.test('HS256 (default) access tokens', async (t) => {
   const now = Math.floor(Date.now() / 1000)
   /** Valid claims with fresh times, for hand-built tokens. */
   const claims = (over: Json = {}): Json => ({ ...valid.payload, iat: now, exp: now + 600, ...over })
-  const hs = (payload: Json, header: Json = { alg: 'HS256', typ: 'JWT' }) =>
+  const hs = (payload: Json, header: Json = { alg: 'HS256', typ: 'at+jwt' }) =>
     hmacToken(header, payload, DEV_JWT_SECRET)
 
   await t.test('controls: the issued token, and one built by hand with the right secret, work', async (t) => {
     t.equal(valid.header.alg, 'HS256')
-    t.match(valid.payload, { iss: 'bulwark', aud: 'bulwark-api', role: 'user', username: 'alice' })
+    t.equal(valid.header.typ, 'at+jwt', 'typed as an access token (RFC 9068 §2.1)')
+    t.match(valid.payload, { iss: 'bulwark', aud: 'bulwark-api', sub: String, sid: String })
+    t.notOk('role' in valid.payload || 'username' in valid.payload, 'no role or name to authorize on')
     assertAccepted(t, await me(app, accessToken), 'alice')
     assertAccepted(t, await me(app, hs(claims())), 'alice')
+  })
+
+  await t.test('regression: the JWT profile (RFC 9068, RFC 8725)', async (t) => {
+    for (const typ of ['JWT', 'jwt', undefined, 'at+jwt2', 'JOSE']) {
+      const header = typ === undefined ? { alg: 'HS256' } : { alg: 'HS256', typ }
+      assertRejected(t, await me(app, hs(claims(), header)))
+    }
+    assertAccepted(t, await me(app, hs(claims(), { alg: 'HS256', typ: 'application/at+jwt' })), 'alice')
+    assertRejected(t, await me(app, hs(claims({ iat: now + 300, exp: now + 600 }))), true)
+    assertAccepted(t, await me(app, hs(claims({ iat: now + 30, exp: now + 600 }))), 'alice')
+    // Signed with our key but minted to live longer than ACCESS_TOKEN_TTL_SECONDS (900).
+    assertRejected(t, await me(app, hs(claims({ iat: now - 10, exp: now + 3600 }))))
+    assertAccepted(t, await me(app, hs(claims({ iat: now - 10, exp: now + 890 }))), 'alice')
   })
 
   await t.test('no token at all', async (t) => {
@@ -115,9 +130,9 @@ t.test('HS256 (default) access tokens', async (t) => {
   })
 
   await t.test('alg none with the valid payload', async (t) => {
-    const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(valid.payload)}.`
+    const none = `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(valid.payload)}.`
     assertRejected(t, await me(app, none))
-    const noneWithSig = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(valid.payload)}.${valid.signature}`
+    const noneWithSig = `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(valid.payload)}.${valid.signature}`
     assertRejected(t, await me(app, noneWithSig))
   })
 
@@ -128,17 +143,17 @@ t.test('HS256 (default) access tokens', async (t) => {
   })
 
   await t.test('signed with another HS256 secret', async (t) => {
-    assertRejected(t, await me(app, hmacToken({ alg: 'HS256', typ: 'JWT' }, claims(), 'x'.repeat(51))))
+    assertRejected(t, await me(app, hmacToken({ alg: 'HS256', typ: 'at+jwt' }, claims(), 'x'.repeat(51))))
   })
 
   await t.test('signed HS384 with the right secret (algorithm pinned)', async (t) => {
     assertRejected(
       t,
-      await me(app, hmacToken({ alg: 'HS384', typ: 'JWT' }, claims(), DEV_JWT_SECRET, 'sha384')),
+      await me(app, hmacToken({ alg: 'HS384', typ: 'at+jwt' }, claims(), DEV_JWT_SECRET, 'sha384')),
     )
     assertRejected(
       t,
-      await me(app, hmacToken({ alg: 'HS512', typ: 'JWT' }, claims(), DEV_JWT_SECRET, 'sha512')),
+      await me(app, hmacToken({ alg: 'HS512', typ: 'at+jwt' }, claims(), DEV_JWT_SECRET, 'sha512')),
     )
   })
 
@@ -184,7 +199,7 @@ t.test('HS256 (default) access tokens', async (t) => {
     assertAccepted(t, res, 'alice')
     const forged = await app.inject({
       url: '/api/users/me',
-      cookies: { access_token: hmacToken({ alg: 'HS256', typ: 'JWT' }, claims(), 'y'.repeat(40)) },
+      cookies: { access_token: hmacToken({ alg: 'HS256', typ: 'at+jwt' }, claims(), 'y'.repeat(40)) },
     })
     assertRejected(t, forged)
   })
@@ -233,20 +248,26 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
   await t.test('HS256 signed with the public key PEM as the HMAC secret (key confusion)', async (t) => {
     const pemDer = createPublicKey(first.publicKey).export({ format: 'der', type: 'spki' })
     for (const secret of [first.publicKey, first.publicKey.trim(), pemDer]) {
-      assertRejected(t, await me(app1, hmacToken({ alg: 'HS256', typ: 'JWT', kid: kid1 }, claims(), secret)))
-      assertRejected(t, await me(app1, hmacToken({ alg: 'HS256', typ: 'JWT' }, claims(), secret)))
+      assertRejected(
+        t,
+        await me(app1, hmacToken({ alg: 'HS256', typ: 'at+jwt', kid: kid1 }, claims(), secret)),
+      )
+      assertRejected(t, await me(app1, hmacToken({ alg: 'HS256', typ: 'at+jwt' }, claims(), secret)))
     }
     // The HS256 default secret is not accepted either once keys are configured.
-    assertRejected(t, await me(app1, hmacToken({ alg: 'HS256', typ: 'JWT' }, claims(), DEV_JWT_SECRET)))
+    assertRejected(t, await me(app1, hmacToken({ alg: 'HS256', typ: 'at+jwt' }, claims(), DEV_JWT_SECRET)))
   })
 
   await t.test('alg none on the ES256 app', async (t) => {
-    assertRejected(t, await me(app1, `${b64({ alg: 'none', typ: 'JWT', kid: kid1 })}.${b64(token.payload)}.`))
+    assertRejected(
+      t,
+      await me(app1, `${b64({ alg: 'none', typ: 'at+jwt', kid: kid1 })}.${b64(token.payload)}.`),
+    )
   })
 
   await t.test('a token signed by another EC key, claiming our kid', async (t) => {
     const other = ecKeys()
-    const header = { alg: 'ES256', typ: 'JWT', kid: kid1 }
+    const header = { alg: 'ES256', typ: 'at+jwt', kid: kid1 }
     // Control: the same construction with the real key passes.
     assertAccepted(t, await me(app1, es256Token(header, claims(), first.privateKey)), 'erin')
     assertRejected(t, await me(app1, es256Token(header, claims(), other.privateKey)))
@@ -271,7 +292,7 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
   })
 
   await t.test('rotation: a previous-key token still gets every claim check', async (t) => {
-    const header = { alg: 'ES256', typ: 'JWT', kid: kid1 }
+    const header = { alg: 'ES256', typ: 'at+jwt', kid: kid1 }
     assertAccepted(t, await me(app2, es256Token(header, claims(), first.privateKey)), 'erin')
     const { exp: _exp, ...noExp } = claims()
     assertRejected(t, await me(app2, es256Token(header, claims({ iss: 'evil' }), first.privateKey)))
@@ -284,7 +305,7 @@ t.test('ES256 keys, JWKS and key rotation', async (t) => {
     // Key confusion with the previous public key, under its kid.
     assertRejected(
       t,
-      await me(app2, hmacToken({ alg: 'HS256', typ: 'JWT', kid: kid1 }, claims(), first.publicKey)),
+      await me(app2, hmacToken({ alg: 'HS256', typ: 'at+jwt', kid: kid1 }, claims(), first.publicKey)),
     )
     // A kid naming the previous key does not let another key's signature through.
     assertRejected(t, await me(app2, es256Token(header, claims(), ecKeys().privateKey)))
@@ -320,6 +341,6 @@ t.test('Ed25519 keys give EdDSA tokens', async (t) => {
   t.notOk(jwks[0] && 'd' in jwks[0], 'no private key material')
   assertRejected(
     t,
-    await me(app, hmacToken({ alg: 'HS256', typ: 'JWT' }, parts(accessToken).payload, keys.publicKey)),
+    await me(app, hmacToken({ alg: 'HS256', typ: 'at+jwt' }, parts(accessToken).payload, keys.publicKey)),
   )
 })
