@@ -21,6 +21,9 @@ export interface UserWithHash extends UserRow {
   passwordHash: string
 }
 
+/** Usernames are ASCII (schemas/auth.ts): folded by the ASCII rules only, as the unique index is (migration 0006). */
+const asciiLower = (name: string) => name.replace(/[A-Z]/g, (c) => c.toLowerCase())
+
 const emailAt = (rowId: string) => ({ table: 'users', column: 'email', rowId })
 
 /** Rows as stored, with the email decrypted for the row it belongs to. */
@@ -56,7 +59,7 @@ export async function findUserByLogin(
   const [row] = await db<UserWithHash[]>`
     select id, username, email, role, disabled, created_at, password_hash
     from users
-    where lower(username) = lower(${login}) or email_index = ${cipher.blindIndex(normalizeEmail(login))}
+    where lower(username collate "C") = ${asciiLower(login)} or email_index = ${cipher.blindIndex(normalizeEmail(login))}
     limit 1
   `
   return decrypted(cipher, row)
@@ -114,13 +117,14 @@ export async function findUserByUsername(
   username: string,
 ): Promise<UserRow | undefined> {
   const [row] = await db<UserRow[]>`
-    select id, username, email, role, disabled, created_at from users where lower(username) = lower(${username})
+    select id, username, email, role, disabled, created_at from users
+    where lower(username collate "C") = ${asciiLower(username)}
   `
   return decrypted(cipher, row)
 }
 
 /** LIKE metacharacters in a search prefix are literals, not wildcards. */
-const likePrefix = (q: string) => `${q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`
+const likePrefix = (q: string) => `${asciiLower(q).replace(/[\\%_]/g, '\\$&')}%`
 
 /** `q` is a username prefix, or an exact email: encrypted emails can only be matched whole. */
 export async function listUsers(
@@ -142,7 +146,7 @@ export async function listUsers(
       ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
       ${
         q.q !== undefined
-          ? db`and (lower(username) like ${likePrefix(q.q)} or email_index = ${cipher.blindIndex(normalizeEmail(q.q))})`
+          ? db`and (lower(username collate "C") like ${likePrefix(q.q)} or email_index = ${cipher.blindIndex(normalizeEmail(q.q))})`
           : db``
       }
       ${olderThan(db, q.after)}

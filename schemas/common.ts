@@ -12,6 +12,8 @@ export const ProblemSchema = Type.Object(
     instance: Type.String(),
     requestId: Type.String(),
     errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+    /** How many field errors were left out of `errors` (it lists at most 20). */
+    errorsOmitted: Type.Optional(Type.Integer()),
     stack: Type.Optional(Type.String()),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details' },

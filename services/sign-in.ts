@@ -30,6 +30,9 @@ type SignInContext = Pick<
 export const MFA_TOKEN_TTL_SECONDS = 300
 export const MFA_MAX_FAILURES = 5
 
+/** Printable ASCII: what a username or an email address given at sign-in may be made of. */
+const ASCII = /^[\x20-\x7e]+$/
+
 export interface SignedIn extends Tokens {
   user: PublicUser
   /** A new device cookie for this client (OWASP device cookies): its own failure budget next time. */
@@ -86,8 +89,11 @@ async function startSession(
  */
 export async function login(ctx: SignInContext, body: LoginBody): Promise<SignedIn | MfaRequired> {
   await ctx.throttle?.limiter.admitClient(ctx.throttle.client)
-  const user = await findUserByLogin(ctx.sql, ctx.cipher, body.username)
-  const budget = budgetOf(ctx.throttle, user, body.username)
+  // One canonical form for the lookup and for an unknown name's budget, so the budget cannot tell
+  // which names exist. Names are ASCII: any other is refused like a wrong password (ASVS 6.3.8).
+  const name = body.username.trim()
+  const user = ASCII.test(name) ? await findUserByLogin(ctx.sql, ctx.cipher, name) : undefined
+  const budget = budgetOf(ctx.throttle, user, name)
   const ok = await checkWithinBudget(ctx.throttle, budget, () =>
     verifyPassword(body.password, user?.passwordHash, ctx.config),
   )

@@ -85,12 +85,20 @@ function problemHeaders(error: AppError): Record<string, string> {
   return headers
 }
 
+/** At most this many entries in a problem's `errors`; `errorsOmitted` counts the rest. */
+export const MAX_FIELD_ERRORS = 20
+
 function send(
   request: FastifyRequest,
   reply: FastifyReply,
   problem: Omit<Problem, 'instance' | 'requestId'>,
 ) {
   const body: Problem = { ...problem, instance: request.url.split('?')[0] ?? '/', requestId: request.id }
+  // A 64 KB body of unknown keys must not become a half-megabyte answer: the first few, and a count.
+  if (body.errors && body.errors.length > MAX_FIELD_ERRORS) {
+    body.errorsOmitted = body.errors.length - MAX_FIELD_ERRORS
+    body.errors = body.errors.slice(0, MAX_FIELD_ERRORS)
+  }
   // Serialize here, not through the route's response schema, so no field of the problem is dropped.
   return reply.code(problem.status).type(PROBLEM_TYPE).serializer(JSON.stringify).send(body)
 }

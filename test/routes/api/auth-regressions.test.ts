@@ -92,7 +92,8 @@ t.test('crafted ids and NUL characters are 400, never 500', async (t) => {
     url: '/api/auth/login',
     payload: { username: 'ali\u0000ce', password: 'x' },
   })
-  expectProblem(t, nul, 400, 'urn:bulwark:problem:validation-error', 'a NUL in the username')
+  // Names are printable ASCII: a NUL answers like any unknown name (it never reaches the database).
+  expectProblem(t, nul, 401, 'urn:bulwark:problem:invalid-credentials', 'a NUL in the username')
 })
 
 t.test('the refresh cookie lives no longer than its token and session', async (t) => {
@@ -174,4 +175,59 @@ t.test('an admin passes a user-level role check', async (t) => {
   await app.sql`update users set role = 'admin' where username = ${username}`
   const s = await login(app, username)
   t.equal((await app.inject({ url: '/test/user-only', headers: bearer(s.accessToken) })).statusCode, 200)
+})
+
+t.test(
+  'regression (review 8): login names fold in ASCII only; a non-ASCII name is a plain 401',
+  async (t) => {
+    const app = await build(t, { env: { BCRYPT_COST: '4' } })
+    const username = uniqueName('admin')
+    await register(app, username)
+    const upper = username.toUpperCase()
+    t.equal((await attemptLogin(app, upper)).statusCode, 200, 'ASCII case does not matter')
+    for (const lookalike of [upper.replace('I', 'İ'), username.replace('i', 'ı'), `${username}\u0307`]) {
+      const res = await attemptLogin(app, lookalike)
+      expectProblem(t, res, 401, 'urn:bulwark:problem:invalid-credentials', JSON.stringify(lookalike))
+    }
+    const profile = await app.inject({
+      url: `/api/users/${encodeURIComponent(upper.replace('I', 'İ'))}`,
+      headers: bearer((await login(app, username)).accessToken),
+    })
+    t.ok([400, 404].includes(profile.statusCode), `no profile by a lookalike name (${profile.statusCode})`)
+  },
+)
+
+t.test('regression (review 9): the per-name budget tells no one which names exist', async (t) => {
+  const app = await build(t, {
+    env: { BCRYPT_COST: '4', LOGIN_ACCOUNT_MAX_FAILURES: '3', LOGIN_RATE_LIMIT_MAX: '1000' },
+  })
+  const bob = await signUp(app)
+  const ghost = uniqueName('ghost')
+  const burn = async (name: string) => {
+    for (let i = 0; i < 3; i++)
+      await attemptLogin(app, name, 'Wrong-Password-Guess', { remoteAddress: `10.9.9.${i}` })
+  }
+  await burn(bob)
+  await burn(ghost)
+  const spacedBob = await attemptLogin(app, ` ${bob} `, 'Wrong-Password-Guess', { remoteAddress: '10.9.8.1' })
+  const spacedGhost = await attemptLogin(app, ` ${ghost} `, 'Wrong-Password-Guess', {
+    remoteAddress: '10.9.8.2',
+  })
+  t.equal(spacedBob.statusCode, spacedGhost.statusCode, 'an existing and a missing name answer alike')
+  t.equal(spacedGhost.statusCode, 429, 'a name and its padded spelling share one budget')
+})
+
+t.test('regression (review 10): a body of thousands of unknown keys gets a small answer', async (t) => {
+  const app = await build(t)
+  const payload: Record<string, string> = {
+    username: uniqueName('amp'),
+    email: 'a@example.com',
+    password: TEST_PASSWORD,
+  }
+  for (let i = 0; i < 3000; i++) payload[`k${i}`] = 'x'
+  const res = await app.inject({ method: 'POST', url: '/api/auth/register', payload })
+  const body = expectProblem(t, res, 400, 'urn:bulwark:problem:validation-error')
+  t.equal(body.errors?.length, 20, 'the first 20 field errors')
+  t.equal(body.errorsOmitted, 2980, 'and the count of the rest')
+  t.ok(res.body.length < 4096, `${res.body.length} bytes`)
 })
