@@ -128,7 +128,12 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
     clientErrorHandler: answerClientError,
     // Node checks requestTimeout/headersTimeout only every connectionsCheckingInterval (30 s by
     // default): check often enough that a slow client is cut off close to the configured timeout.
-    http: { connectionsCheckingInterval: Math.min(1000, Math.floor(config.HEADERS_TIMEOUT_MS / 2)) },
+    // A request without Host reaches plugins/app/http-protocol.ts, which answers it as a problem with
+    // the security headers (Node's own 400 has none).
+    http: {
+      connectionsCheckingInterval: Math.min(1000, Math.floor(config.HEADERS_TIMEOUT_MS / 2)),
+      requireHostHeader: false,
+    },
     // URL errors caught by the router (a parameter over maxParamLength, bad percent-encoding) are
     // answered before any hook or the error handler runs: write the problem and headers here.
     frameworkErrors: function routerError(error, request, reply) {

@@ -171,6 +171,40 @@ t.test('against a listening server, over raw sockets', async (t) => {
     t.match(JSON.parse(answer.body), { title: 'Bad Request' })
   })
 
+  /** A problem answered by the app itself (its hooks ran): problem+json with the security headers. */
+  const assertHardenedProblem = (t: Test, answer: RawAnswer, status: number) => {
+    t.equal(answer.status, status, `status ${status} (got: ${JSON.stringify(answer.text.slice(0, 120))})`)
+    t.match(answer.headers['content-type'] ?? '', PROBLEM_TYPE)
+    t.match(answer.headers['content-security-policy'] ?? '', /default-src 'none'/, 'security headers')
+    t.equal(answer.headers['x-content-type-options'], 'nosniff')
+    t.match(answer.headers['x-request-id'] ?? '', /\S/)
+  }
+
+  t.test('regression (review 11): two Host headers are 400 (RFC 9112 §3.2)', async (t) => {
+    t.setTimeout(30000)
+    const answer = await rawRequest(port, {
+      head: 'GET /health/live HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n',
+    })
+    assertHardenedProblem(t, answer, 400)
+  })
+
+  t.test(
+    'regression (review 11): a missing Host and an unknown Expect are problems with headers',
+    async (t) => {
+      t.setTimeout(30000)
+      const noHost = await rawRequest(port, {
+        head: 'GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n',
+      })
+      assertHardenedProblem(t, noHost, 400)
+      const expect = await rawRequest(port, {
+        head: 'GET /health/live HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n',
+      })
+      assertHardenedProblem(t, expect, 417)
+      const http10 = await rawRequest(port, { head: 'GET /health/live HTTP/1.0\r\n\r\n' })
+      t.match(http10.text, /^HTTP\/1\.1 200/, 'HTTP/1.0 needs no Host')
+    },
+  )
+
   t.test('the server is still healthy afterwards, and nothing was a 500', async (t) => {
     t.setTimeout(30000)
     const res = await fetch(`http://127.0.0.1:${port}/health/live`)

@@ -64,3 +64,20 @@ t.test('readiness turns 503 as soon as shutdown begins', async (t) => {
   t.match(problemType, PROBLEM_TYPE)
   t.equal(app.lifecycle.draining, true)
 })
+
+t.test('regression (review 11): readiness probes the database at most once a second', async (t) => {
+  const app = await build(t)
+  let probes = 0
+  const check = app.checkDatabasePrivileges
+  app.checkDatabasePrivileges = async () => {
+    probes++
+    return check()
+  }
+  const answers = await Promise.all(Array.from({ length: 50 }, () => app.inject('/health/ready')))
+  t.ok(answers.every((r) => r.statusCode === 200))
+  for (let i = 0; i < 20; i++) await app.inject('/health/ready')
+  t.ok(probes >= 1 && probes <= 2, `${probes} probes for 70 calls`)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await app.inject('/health/ready')
+  t.ok(probes >= 2, 'a second later it probes again')
+})
