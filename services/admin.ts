@@ -20,9 +20,20 @@ const toAdminUser = (u: users.UserRow): AdminUser => ({
   createdAt: u.createdAt.toISOString(),
 })
 
-export async function listUsers(ctx: AdminContext, q: AdminUserQuery) {
+/** What an admin searched for, for the audit record of a read (the filters, never the results). */
+const filtersOf = (q: Record<string, unknown>) =>
+  Object.fromEntries(
+    Object.entries(q)
+      .filter(([key, value]) => value !== undefined && key !== 'cursor')
+      .map(([key, value]) => [key, String(value).slice(0, 100)]),
+  )
+
+/** Reading personal data in bulk is itself audited (OWASP ASVS 5.0 16.3.2). */
+export async function listUsers(ctx: AdminContext, actorId: string, q: AdminUserQuery) {
   const fetch = (after: Position | null) => users.listUsers(ctx.sql, ctx.cipher, { ...q, after })
-  return listPage(ctx.cursors, 'admin-users', q, fetch, toAdminUser)
+  const page = await listPage(ctx.cursors, 'admin-users', q, fetch, toAdminUser)
+  await ctx.audit('admin.users.listed', actorId, { ...filtersOf(q), returned: page.items.length })
+  return page
 }
 
 /**
@@ -60,9 +71,9 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
   return toAdminUser(after)
 }
 
-export async function listAudit(ctx: AdminContext, q: AuditQuery) {
+export async function listAudit(ctx: AdminContext, actorId: string, q: AuditQuery) {
   const fetch = (after: Position | null) => listAuditEvents(ctx.sql, ctx.cipher, { ...q, after })
-  return listPage(ctx.cursors, 'audit-events', q, fetch, (r) => ({
+  const page = await listPage(ctx.cursors, 'audit-events', q, fetch, (r) => ({
     id: r.id,
     event: r.event,
     userId: r.userId,
@@ -72,4 +83,6 @@ export async function listAudit(ctx: AdminContext, q: AuditQuery) {
     detail: r.detail,
     createdAt: r.createdAt.toISOString(),
   }))
+  await ctx.audit('admin.audit.read', actorId, { ...filtersOf(q), returned: page.items.length })
+  return page
 }

@@ -28,7 +28,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function listUsers(request) {
-      return admin.listUsers(app.serviceContext(request), request.query)
+      return admin.listUsers(app.serviceContext(request), request.requirePrincipal().userId, request.query)
     },
   )
 
@@ -62,7 +62,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function listAuditEvents(request) {
-      return admin.listAudit(app.serviceContext(request), request.query)
+      return admin.listAudit(app.serviceContext(request), request.requirePrincipal().userId, request.query)
     },
   )
 }

@@ -1,0 +1,71 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { clientKey } from '../../lib/client-key.js'
+import { AppError } from '../../lib/errors.js'
+import { normalizedPath } from './admin-guard.js'
+
+/**
+ * Refusals that tell of an attack reach the audit trail, not only the log (OWASP ASVS 5.0 16.3.1,
+ * 16.3.3): throttled sign-ins (a correct password refused included), CSRF rejections, and denials
+ * on the admin API. An attacker must not flood the table through them, so each source (client
+ * address) gets AUDIT_REFUSALS_MAX rows per event per minute; beyond that the log line alone,
+ * marked `auditSuppressed`, keeps the count.
+ */
+
+export const AUDIT_REFUSALS_MAX = 10
+const AUDIT_REFUSALS_WINDOW_MS = 60_000
+
+/** Where a password or a code is checked: a 429 there is a throttled sign-in. */
+const SIGN_IN_ROUTES = new Set([
+  '/api/auth/login',
+  '/api/auth/mfa/verify',
+  '/api/auth/reauthenticate',
+  '/api/users/me/password',
+])
+const ADMIN = /^\/api\/admin(\/|$)/
+
+interface Refusal {
+  event: string
+  detail: Record<string, string | number>
+}
+
+function refusalOf(request: FastifyRequest, error: FastifyError): Refusal | null {
+  if (!(error instanceof AppError)) return null
+  const route = request.routeOptions.url ?? null
+  const path = normalizedPath(request.url).slice(0, 200)
+  if (error.type === 'csrf-rejected') {
+    return { event: 'security.csrf_rejected', detail: { method: request.method, path } }
+  }
+  if (error.type === 'rate-limited' && route && SIGN_IN_ROUTES.has(route)) {
+    return { event: 'auth.throttled', detail: { route, reason: error.message } }
+  }
+  if ((error.statusCode === 401 || error.statusCode === 403) && ADMIN.test(path)) {
+    return { event: 'admin.access_denied', detail: { method: request.method, path, type: error.type ?? '' } }
+  }
+  return null
+}
+
+async function securityAuditPlugin(app: FastifyInstance) {
+  app.addHook('onError', async function auditRefusal(request: FastifyRequest, _reply: FastifyReply, error) {
+    const refusal = refusalOf(request, error)
+    if (!refusal) return
+    const source = `audit:refusals:${refusal.event}:${clientKey(request.ip)}`
+    let count = 0
+    try {
+      count = (await app.counters.increment(source, AUDIT_REFUSALS_WINDOW_MS)).count
+    } catch {
+      // Without the shared counters (Redis away) the record is written: an audit gap is worse.
+    }
+    if (count > AUDIT_REFUSALS_MAX) {
+      request.log.warn({ event: refusal.event, auditSuppressed: true, detail: refusal.detail }, refusal.event)
+      return
+    }
+    const userId = request.principal?.userId ?? null
+    await app.serviceContext(request).audit(refusal.event, userId, refusal.detail)
+  })
+}
+
+export default fp(securityAuditPlugin, {
+  name: 'security-audit',
+  dependencies: ['service-context', 'redis', 'authentication'],
+})
