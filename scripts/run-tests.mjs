@@ -1,6 +1,6 @@
 // `npm test`: tap against DATABASE_URL when set, else against an embedded PostgreSQL (its own data
 // directory, .data/postgres-test, so a running `npm start` is not disturbed). Each test file creates
-// its own database on that server. Ends with one line "N passed, N failed" and tap's exit code.
+// its own database on that server. Ends with one line "N passed, N failed, N skipped" and tap's exit code.
 import { spawn } from 'node:child_process'
 import { buildIfStale } from './build-if-stale.mjs'
 
@@ -19,7 +19,7 @@ if (!env.DATABASE_URL) {
   env.DATABASE_URL = embedded.url
 }
 
-const counts = { pass: 0, fail: 0 }
+const counts = { pass: 0, fail: 0, skip: 0 }
 const code = await new Promise((resolve) => {
   const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', ...args], {
     env,
@@ -35,9 +35,10 @@ const code = await new Promise((resolve) => {
     const summary = [...tail.matchAll(/^#\s*\{([^}]*)\}\s*$/gm)].at(-1)?.[1] ?? ''
     counts.pass = Number(/pass:\s*(\d+)/.exec(summary)?.[1] ?? 0)
     counts.fail = Number(/fail:\s*(\d+)/.exec(summary)?.[1] ?? 0)
+    counts.skip = Number(/skip:\s*(\d+)/.exec(summary)?.[1] ?? 0)
     resolve(status ?? 1)
   })
 })
 await embedded?.stop()
-process.stdout.write(`${counts.pass} passed, ${counts.fail} failed\n`)
+process.stdout.write(`${counts.pass} passed, ${counts.fail} failed, ${counts.skip} skipped\n`)
 process.exit(code)

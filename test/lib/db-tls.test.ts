@@ -9,7 +9,7 @@ import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
 import { isLocalHost, postgresHosts, postgresTls, redisTls, sslMode } from '../../lib/db-tls.js'
 import { createSql } from '../../plugins/app/db.js'
-import { build } from '../helper.js'
+import { build, skipUnlessCI } from '../helper.js'
 import { freePort, makeCertificates, type TlsFiles, waitForOutput } from './db-tls-certs.js'
 
 /**
@@ -148,7 +148,7 @@ async function startTlsPostgres(): Promise<TlsServer> {
   }
 }
 
-const skip = noBinaries || noOpenssl
+const skip = skipUnlessCI(noBinaries || noOpenssl)
 /** OpenSSL's verdict on a chain that does not lead to a trusted CA (the server sends its leaf only). */
 const UNTRUSTED = /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/
 let server: TlsServer | undefined

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { redisTls } from '../../../lib/db-tls.js'
-import { build, logCapture } from '../../helper.js'
+import { build, logCapture, skipUnlessCI } from '../../helper.js'
 import { freePort, makeCertificates, type TlsFiles, waitForOutput } from '../../lib/db-tls-certs.js'
 
 /**
@@ -22,7 +22,7 @@ const noRedisServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore'
 const noOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).error
   ? 'the openssl command is not installed'
   : false
-const skip = noRedisServer || noOpenssl
+const skip = skipUnlessCI(noRedisServer || noOpenssl)
 /** OpenSSL's verdicts on a chain that leads to no trusted CA (redis-server also sends its CA, hence self-signed). */
 const UNTRUSTED = {
   code: /^(SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/,

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { App } from '../../../app.js'
-import { attemptLogin, build, expectProblem, logCapture, register, uniqueName } from '../../helper.js'
+import {
+  attemptLogin,
+  build,
+  expectProblem,
+  logCapture,
+  register,
+  skipUnlessCI,
+  uniqueName,
+} from '../../helper.js'
 
 /**
  * Rate limits across replicas: counters in Redis are shared by every instance; when Redis goes
@@ -127,54 +135,58 @@ const noSharedRedis = (await redisAnswers(SHARED_REDIS_PORT))
   : `no password-less Redis answers at ${SHARED_REDIS_URL}; start one to run this test`
 const noRedisServer = hasRedisServer() ? false : 'redis-server is not installed; install it to run this test'
 
-t.test('two instances sharing one Redis share one global limit', { skip: noSharedRedis }, async (t) => {
-  t.setTimeout(30000)
-  const prefix = uniquePrefix()
-  const env = {
-    REDIS_URL: SHARED_REDIS_URL,
-    RATE_LIMIT_KEY_PREFIX: prefix,
-    RATE_LIMIT_MAX: '4',
-    RATE_LIMIT_WINDOW_MS: '60000',
-  }
-  const first = await build(t, { env })
-  const second = await build(t, { env })
-  await redisReady(first)
-  await redisReady(second)
-  const apps = [first, second] as const
+t.test(
+  'two instances sharing one Redis share one global limit',
+  { skip: skipUnlessCI(noSharedRedis) },
+  async (t) => {
+    t.setTimeout(30000)
+    const prefix = uniquePrefix()
+    const env = {
+      REDIS_URL: SHARED_REDIS_URL,
+      RATE_LIMIT_KEY_PREFIX: prefix,
+      RATE_LIMIT_MAX: '4',
+      RATE_LIMIT_WINDOW_MS: '60000',
+    }
+    const first = await build(t, { env })
+    const second = await build(t, { env })
+    await redisReady(first)
+    await redisReady(second)
+    const apps = [first, second] as const
 
-  for (let i = 0; i < 4; i++) {
-    const app = i % 2 === 0 ? first : second
-    const res = await app.inject('/api/comments')
-    t.equal(res.statusCode, 200, `request ${i + 1} (instance ${(i % 2) + 1}) is served`)
-    t.equal(res.headers['ratelimit-limit'], '4', 'RateLimit-Limit')
-    // Separate in-memory counters would say 3, 3, 2, 2: one shared counter says 3, 2, 1, 0.
-    t.equal(res.headers['ratelimit-remaining'], String(3 - i), 'the remaining budget is shared')
-    t.same(legacyHeaders(res.headers), [], 'no legacy X-RateLimit-* headers')
-  }
+    for (let i = 0; i < 4; i++) {
+      const app = i % 2 === 0 ? first : second
+      const res = await app.inject('/api/comments')
+      t.equal(res.statusCode, 200, `request ${i + 1} (instance ${(i % 2) + 1}) is served`)
+      t.equal(res.headers['ratelimit-limit'], '4', 'RateLimit-Limit')
+      // Separate in-memory counters would say 3, 3, 2, 2: one shared counter says 3, 2, 1, 0.
+      t.equal(res.headers['ratelimit-remaining'], String(3 - i), 'the remaining budget is shared')
+      t.same(legacyHeaders(res.headers), [], 'no legacy X-RateLimit-* headers')
+    }
 
-  for (const [i, app] of apps.entries()) {
-    const res = await app.inject('/api/comments')
-    const body = expectProblem(t, res, 429, RATE_LIMITED, `over the shared limit on instance ${i + 1}`)
-    t.equal(body.title, 'Too Many Requests')
-    t.equal(res.headers['ratelimit-limit'], '4')
-    t.equal(res.headers['ratelimit-remaining'], '0')
-    t.match(res.headers['retry-after'], /^\d+$/, 'Retry-After in seconds')
-    t.ok(Number(res.headers['retry-after']) > 0 && Number(res.headers['retry-after']) <= 60)
-    t.same(legacyHeaders(res.headers), [], 'no legacy X-RateLimit-* headers on the 429 either')
-  }
+    for (const [i, app] of apps.entries()) {
+      const res = await app.inject('/api/comments')
+      const body = expectProblem(t, res, 429, RATE_LIMITED, `over the shared limit on instance ${i + 1}`)
+      t.equal(body.title, 'Too Many Requests')
+      t.equal(res.headers['ratelimit-limit'], '4')
+      t.equal(res.headers['ratelimit-remaining'], '0')
+      t.match(res.headers['retry-after'], /^\d+$/, 'Retry-After in seconds')
+      t.ok(Number(res.headers['retry-after']) > 0 && Number(res.headers['retry-after']) <= 60)
+      t.same(legacyHeaders(res.headers), [], 'no legacy X-RateLimit-* headers on the 429 either')
+    }
 
-  const other = await second.inject({ url: '/api/comments', remoteAddress: '192.0.2.44' })
-  t.equal(other.statusCode, 200, 'another client still has its own budget')
-  t.equal(other.headers['ratelimit-remaining'], '3')
+    const other = await second.inject({ url: '/api/comments', remoteAddress: '192.0.2.44' })
+    t.equal(other.statusCode, 200, 'another client still has its own budget')
+    t.equal(other.headers['ratelimit-remaining'], '3')
 
-  const keys = await first.redis?.keys(`${prefix}*`)
-  t.ok(keys && keys.length > 0, 'the counters live in Redis under the configured prefix')
-  if (keys?.length) await first.redis?.del(...keys)
-})
+    const keys = await first.redis?.keys(`${prefix}*`)
+    t.ok(keys && keys.length > 0, 'the counters live in Redis under the configured prefix')
+    if (keys?.length) await first.redis?.del(...keys)
+  },
+)
 
 t.test(
   'two instances sharing one Redis share the per-address login limit',
-  { skip: noSharedRedis },
+  { skip: skipUnlessCI(noSharedRedis) },
   async (t) => {
     t.setTimeout(30000)
     const prefix = uniquePrefix()
@@ -212,7 +224,7 @@ t.test(
 
 t.test(
   'Redis stopped mid-test: global limit fails open, login fails closed, then recovers',
-  { skip: noRedisServer },
+  { skip: skipUnlessCI(noRedisServer) },
   async (t) => {
     t.setTimeout(60000)
     const port = await freePort()
