@@ -3,59 +3,93 @@ import type { Config } from '../schemas/env.js'
 
 /** The process logger: pino JSON lines, with secrets redacted once for every line. */
 
-/** Field names whose values are secrets wherever they appear in a log object (OWASP ASVS 16.2.5). */
-const SECRET_KEYS = [
-  'password',
-  'currentPassword',
-  'newPassword',
-  'passwordHash',
-  'token',
-  'accessToken',
-  'refreshToken',
-  'secret',
-  'JWT_SECRET',
-  'DATABASE_URL',
-  'authorization',
-  'cookie',
-  'set-cookie',
-  'parameters',
-]
-
-const SECRET_FIELDS = new Set(SECRET_KEYS.map((k) => k.toLowerCase()))
-const CENSOR = '[Redacted]'
-const MAX_DEPTH = 8
+/**
+ * A field is a secret when its name, in any letter case, contains one of these words: userPassword,
+ * clientSecret, apiToken, mfaToken, x-api-key, proxy-authorization, set-cookie (OWASP ASVS 5.0
+ * 16.2.5). "auth" alone is not one: authorId is logged and harmless.
+ */
+const SECRET_WORD =
+  /password|passwd|pwd|secret|token|authorization|cookie|api[-_]?key|private[-_]?key|credential|pepper/
 
 /**
- * Replaces the value of every secret-named field, at any depth and in any letter case, copying
- * only the objects on the way to a secret (the caller's objects are never changed). A hand walk,
- * not pino's wildcard redaction, for speed: see the README's benchmark section.
+ * "key" only as the last word of the name (apiKey, DATA_INDEX_KEY, encryption_keys): a name that
+ * is a key. Where "key" qualifies another word (keyId, keyPrefix) it names something about a key,
+ * which logs may carry; "monkey" and "hotkeys" are not words ending in "key".
  */
-export function scrubSecrets<T>(value: T, depth = 0): T {
-  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value
-  if (Array.isArray(value)) {
-    let copy: unknown[] | undefined
-    value.forEach((item, i) => {
-      const clean = scrubSecrets(item, depth + 1)
-      if (clean !== item) {
-        copy ??= [...value]
-        copy[i] = clean
-      }
-    })
-    return (copy ?? value) as T
+const KEY_WORD = /(?:^|[^A-Za-z0-9])(?:key|KEY)S?$|(?:^|[^A-Za-z0-9])keys$|(?:^|[^A-Z])Keys?$/
+
+/** Secrets whose names carry none of those words: URLs with credentials, postgres.js bound values. */
+const SECRET_NAMES = new Set(['database_url', 'database_migration_url', 'redis_url', 'parameters'])
+
+const CENSOR = '[Redacted]'
+const CIRCULAR = '[Circular]'
+/** Deeper than this, a subtree is replaced, not walked: no stack overflow, and nothing unscrubbed. */
+const MAX_DEPTH = 64
+const TOO_DEEP = '[Too deep]'
+
+/** The decision per field name, so the patterns run once per distinct name. Bounded: names may come from input. */
+const decisions = new Map<string, boolean>()
+const MAX_DECISIONS = 10_000
+
+/** Whether a field with this name holds a secret (cached). */
+export function isSecretKey(name: string): boolean {
+  let secret = decisions.get(name)
+  if (secret === undefined) {
+    const lower = name.toLowerCase()
+    secret = SECRET_WORD.test(lower) || KEY_WORD.test(name) || SECRET_NAMES.has(lower)
+    if (decisions.size >= MAX_DECISIONS) decisions.clear()
+    decisions.set(name, secret)
   }
+  return secret
+}
+
+/**
+ * Replaces the value of every secret-named field, at any depth, copying only the objects on the
+ * way to a secret (the caller's objects are never changed). A hand walk, not pino's wildcard
+ * redaction, for speed: see the README's benchmark section. A cycle becomes "[Circular]" and a
+ * subtree below MAX_DEPTH "[Too deep]": handing the original on would let pino print what is in it.
+ */
+export function scrubSecrets<T>(value: T): T {
+  return walk(value, [])
+}
+
+function walk<T>(value: T, ancestors: object[]): T {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value
+  if (ancestors.includes(value)) return CIRCULAR as T
+  if (ancestors.length >= MAX_DEPTH) return TOO_DEEP as T
+  ancestors.push(value)
+  const clean = Array.isArray(value) ? walkArray(value, ancestors) : walkObject(value, ancestors)
+  ancestors.pop()
+  return clean as T
+}
+
+function walkArray(value: unknown[], ancestors: object[]): unknown[] {
+  let copy: unknown[] | undefined
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i]
+    const clean = walk(item, ancestors)
+    if (clean === item) continue
+    copy ??= [...value]
+    copy[i] = clean
+  }
+  return copy ?? value
+}
+
+function walkObject(value: object, ancestors: object[]): object {
   let copy: Record<string, unknown> | undefined
   const source = value as Record<string, unknown>
   for (const key of Object.keys(source)) {
     const item = source[key]
-    const clean = SECRET_FIELDS.has(key.toLowerCase()) ? CENSOR : scrubSecrets(item, depth + 1)
+    const clean = isSecretKey(key) ? CENSOR : walk(item, ancestors)
     if (clean === item) continue
+    // An Error's message and stack are not enumerable: a copy names them, or they would be lost.
     copy ??=
       value instanceof Error
         ? { type: value.name, message: value.message, stack: value.stack, ...source }
         : { ...source }
     copy[key] = clean
   }
-  return (copy ?? value) as T
+  return copy ?? value
 }
 
 /** Redaction is configured here once, for every log line: the merged object and serialized errors. */

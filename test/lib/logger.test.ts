@@ -1,5 +1,6 @@
 import t from 'tap'
-import { build, logCapture } from '../helper.js'
+import { isSecretKey, scrubSecrets } from '../../lib/logger.js'
+import { attemptLogin, build, logCapture, signUp } from '../helper.js'
 
 const SECRET_VALUES = [
   'Sup3rSecretPass!',
@@ -151,4 +152,108 @@ t.test('redaction reaches any depth and letter case, and leaves the logged objec
   t.equal(deep.a.b.c.d.Password, SECRET_VALUES[0], "the caller's object is not changed")
   t.equal(error.secret, SECRET_VALUES[3])
   for (const secret of SECRET_VALUES) t.notOk(capture.raw.join('\n').includes(secret))
+})
+
+/** A chain of `depth` objects `{ next: … }` ending in `leaf`. */
+function nested(depth: number, leaf: Record<string, unknown>): Record<string, unknown> {
+  let value = leaf
+  for (let i = 0; i < depth; i++) value = { next: value }
+  return value
+}
+
+/** Every family of secret names the scrubber claims, in the spellings code and headers use. */
+const SECRET_NAMES = [
+  ...['password', 'Password', 'PASSWORD', 'userPassword', 'new_password', 'passwordHash', 'passwd'],
+  ...['secret', 'clientSecret', 'CLIENT_SECRET', 'JWT_SECRET', 'token', 'apiToken', 'refresh_token'],
+  ...['mfaToken', 'authorization', 'Proxy-Authorization', 'cookie', 'Set-Cookie', 'apikey', 'apiKey'],
+  ...['api_key', 'X-API-KEY', 'key', 'KEY', 'privateKey', 'JWT_PRIVATE_KEY', 'DATA_INDEX_KEY'],
+  ...['DATA_ENCRYPTION_KEYS', 'signingKeys', 'encryption_key', 'credentials', 'PASSWORD_PEPPER'],
+  ...['DATABASE_URL', 'database_migration_url', 'REDIS_URL', 'parameters'],
+]
+
+/** Names the service logs (every log call and audit detail) and near misses of the "key" rule. */
+const HARMLESS_NAMES = [
+  ...['event', 'audit', 'userId', 'ip', 'detail', 'sessionId', 'sessionsRevoked', 'role', 'reason'],
+  ...['targetUserId', 'from', 'to', 'commentId', 'authorId', 'stage', 'amr', 'failures', 'left'],
+  ...['failOpen', 'signal', 'delayMs', 'closeListenerFirst', 'err', 'type', 'message', 'stack'],
+  ...['code', 'version', 'origin', 'site', 'superuser', 'ownsTables', 'applied', 'values', 'failed'],
+  ...['entries', 'ms', 'context', 'timeoutMs', 'method', 'route', 'path', 'status', 'durationMs'],
+  ...['requestId', 'query', 'kid', 'keyId', 'key_id', 'keyPrefix', 'RATE_LIMIT_KEY_PREFIX', 'monkey'],
+  ...['hotkeys', 'keyboard', 'MONKEY'],
+]
+
+t.test('issue 12 #14: every secret family, in any case, at any depth; harmless names stay', async (t) => {
+  for (const name of SECRET_NAMES) {
+    t.ok(isSecretKey(name), `${name} is a secret`)
+    t.ok(isSecretKey(name), `${name} is a secret (cached)`)
+    const clean = scrubSecrets(nested(12, { [name]: 'S3CRET', keep: 1 }))
+    t.notOk(JSON.stringify(clean).includes('S3CRET'), `${name} redacted 12 levels deep`)
+  }
+  for (const name of HARMLESS_NAMES) {
+    t.notOk(isSecretKey(name), `${name} is not a secret`)
+    t.same(scrubSecrets({ [name]: 'v' }), { [name]: 'v' }, `${name} is logged as it is`)
+  }
+})
+
+t.test('arrays, errors, cycles and very deep objects: scrubbed, never a crash', async (t) => {
+  const arrays = scrubSecrets({ list: [[{ apiToken: 'a' }], 'plain', [{ ok: 1 }]] })
+  t.same(arrays, { list: [[{ apiToken: '[Redacted]' }], 'plain', [{ ok: 1 }]] })
+  const error = Object.assign(new Error('boom'), { clientSecret: 'c', code: 'E1' })
+  const errors: { errors: unknown[] } = scrubSecrets({ errors: [error] })
+  t.match(errors.errors[0], { clientSecret: '[Redacted]', code: 'E1', message: 'boom', type: 'Error' })
+  t.equal(error.clientSecret, 'c', "the caller's error is not changed")
+
+  const cyclic: Record<string, unknown> = { password: 'p', name: 'n' }
+  cyclic.self = cyclic
+  cyclic.list = [cyclic]
+  t.same(scrubSecrets(cyclic), {
+    password: '[Redacted]',
+    name: 'n',
+    self: '[Circular]',
+    list: ['[Circular]'],
+  })
+  const shared = { userPassword: 'p' }
+  t.same(
+    scrubSecrets({ a: shared, b: shared }),
+    { a: { userPassword: '[Redacted]' }, b: { userPassword: '[Redacted]' } },
+    'a shared object is not a cycle',
+  )
+
+  const deep = nested(100_000, { password: 'DEEP-SECRET' })
+  const out = JSON.stringify(scrubSecrets(deep))
+  t.notOk(out.includes('DEEP-SECRET'), 'the bottom of a 100000-deep object is not logged')
+  t.match(out, /\[Too deep\]/, 'it is replaced by a marker')
+  t.same(scrubSecrets(nested(60, { n: 1 })), nested(60, { n: 1 }), 'a deep object within the limit is kept')
+})
+
+t.test("the app's logger redacts deep and pattern-named secrets on real lines", async (t) => {
+  const capture = logCapture()
+  const app = await build(t, { logStream: capture.stream })
+  const cyclic: Record<string, unknown> = { apiToken: SECRET_VALUES[1] }
+  cyclic.self = cyclic
+  app.log.info(
+    { deep: nested(10, { password: SECRET_VALUES[0] }), clientSecret: SECRET_VALUES[3], cyclic },
+    'deep',
+  )
+  app.log.error({ err: Object.assign(new Error('x'), { userPassword: SECRET_VALUES[0] }) }, 'err')
+  app.log.info({ chain: nested(5000, { 'x-api-key': SECRET_VALUES[2] }) }, 'very deep')
+  const all = capture.raw.join('\n')
+  t.ok(
+    capture.lines.some((l) => l.msg === 'very deep'),
+    'the very deep line was written',
+  )
+  for (const secret of SECRET_VALUES) t.notOk(all.includes(secret), `${secret.slice(0, 8)}… is redacted`)
+
+  // The service's own lines for sign-up, sign-in and a failed sign-in lose nothing to redaction.
+  capture.raw.length = 0
+  capture.lines.length = 0
+  const user = await signUp(app, 'logkeys')
+  await attemptLogin(app, user.username, 'Wrong-Password-Entirely-1')
+  const failure = capture.lines.find((l) => l.event === 'auth.login.failure')
+  t.match(failure, { audit: true, userId: user.id, detail: { reason: 'bad_password' } })
+  t.match(
+    capture.lines.find((l) => l.event === 'auth.login.success'),
+    { detail: { sessionId: String } },
+  )
+  t.notMatch(capture.raw.join('\n'), /\[Redacted\]/, 'no field the service logs is taken for a secret')
 })

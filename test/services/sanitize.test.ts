@@ -51,8 +51,9 @@ const cases: [input: string, expected: string, note: string][] = [
   ['<img src=x onerror=alert(1)>', '', 'img onerror'],
   ['<img src=x onerror=alert(1)>Bye', 'Bye', 'img onerror then text'],
   ['<img src=x>', '', 'a bare image'],
-  ['<img src=x onerror=alert(1)', '', 'unterminated img'],
-  ['<img src=x onerror=alert(1)//', '', 'unterminated img with comment'],
+  // No ">" anywhere after it: the tokenizer emits no tag (eof-in-tag), so it is text, kept inert.
+  ['<img src=x onerror=alert(1)', '&lt;img src=x onerror=alert(1)', 'unterminated img'],
+  ['<img src=x onerror=alert(1)//', '&lt;img src=x onerror=alert(1)//', 'unterminated img with comment'],
   ['<IMG SRC=JaVaScRiPt:alert(1)>', '', 'mixed-case javascript: src'],
   ['<IMG SRC="jav\tascript:alert(1)">', '', 'tab inside javascript:'],
   ['<img src=x:alert(alt) onerror=eval(src) alt=0>', '', 'eval through attributes'],
@@ -70,10 +71,15 @@ const cases: [input: string, expected: string, note: string][] = [
   ['<math><mi xlink:href="javascript:alert(1)">x</mi></math>', 'x', 'MathML xlink:href'],
   ['<!--<img src=x onerror=alert(1)>-->', '', 'payload inside a comment'],
   ['a<!--b-->c', 'ac', 'comment removed, text kept'],
-  ['<!-- x', '', 'unterminated comment'],
-  ['<?xml version="1.0"?><x>', '', 'processing instruction'],
+  ['<!-- x', '&lt;!-- x', 'unterminated comment: no ">", so text'],
+  ['<!-- a > b', '', 'unterminated comment with a ">" later: markup, hidden to the end as a browser would'],
+  ['<?xml version="1.0"?><x>', '&lt;x&gt;', 'processing instruction gone; <x> is no element, so text'],
   ['<![CDATA[<script>alert(1)</script>]]>', '&lt;![CDATA[]]&gt;', 'CDATA section'],
-  ['<scr\u0000ipt>alert(1)</script>', 'alert(1)', 'NUL splitting the tag name'],
+  [
+    '<scr\u0000ipt>alert(1)</script>',
+    '&lt;scr\u0000ipt&gt;alert(1)',
+    'NUL splitting the tag name: no element',
+  ],
 
   // Mutation XSS: strings that re-form a tag after a naive filter or a second parse.
   ['<scr<script>ipt>alert(1)</script>', '&lt;scr', 'nested tag that re-forms <script>'],
@@ -94,14 +100,23 @@ const cases: [input: string, expected: string, note: string][] = [
   ],
   // An unclosed script/style: xss keeps what follows as text and leaves the marker "[removed]".
   ['<script>alert(1)', '[removed]alert(1)', 'unclosed script'],
-  ['<script>a</script', '[removed]a', 'unterminated closing script tag'],
-  ['<style>x</style', '[removed]x', 'unterminated closing style tag'],
-  // "<" followed by a letter is read as a tag start, so what follows it is lost.
-  ['x<y', 'x', '"<y" is taken for a tag'],
-  ['<a', '', 'a tag name alone'],
-  ['</', '', 'a closing-tag start alone'],
-  ['<!', '', 'a declaration start alone'],
-  ['<?', '', 'a processing-instruction start alone'],
+  ['<script>a</script', '[removed]a&lt;/script', 'unterminated closing script tag: its "<" is text'],
+  ['<style>x</style', '[removed]x&lt;/style', 'unterminated closing style tag: its "<" is text'],
+  // Issue 12 #15: a "<" that is not markup is text, kept and escaped once; only elements are removed.
+  ['x<y', 'x&lt;y', 'no ">" after "<y": not a tag'],
+  ['if a<b then c', 'if a&lt;b then c', 'a known element name, but no ">": text'],
+  ['use <stdio.h> please', 'use &lt;stdio.h&gt; please', 'a tag to the tokenizer, but no element'],
+  ['List<T> and Map<K, V>', 'List&lt;T&gt; and Map&lt;K, V&gt;', 'generics'],
+  [
+    '<my-widget onclick=x>hi</my-widget>',
+    '&lt;my-widget onclick=x&gt;hi&lt;/my-widget&gt;',
+    'custom element: inert text',
+  ],
+  ['a<b and c>d', 'ad', 'a real <b …> tag, as a browser reads it'],
+  ['<a', '&lt;a', 'a tag name alone'],
+  ['</', '&lt;/', 'a closing-tag start alone'],
+  ['<!', '&lt;!', 'a declaration start alone'],
+  ['<?', '&lt;?', 'a processing-instruction start alone'],
 ]
 
 t.test('classic payloads: exact outputs', async (t) => {

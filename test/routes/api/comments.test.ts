@@ -180,6 +180,23 @@ t.test('bodies are sanitized on create and on update', async (t) => {
   }
 })
 
+t.test('issue 12 #15: a "<" that is not markup is stored as text, escaped once', async (t) => {
+  const app = await buildApp(t)
+  const alice = await signUp(app, 'lt')
+  const cases: [sent: string, stored: string][] = [
+    ['if a<b then c', 'if a&lt;b then c'],
+    ['use <stdio.h> please', 'use &lt;stdio.h&gt; please'],
+    ['List<T> <b>bold</b>', 'List&lt;T&gt; bold'],
+  ]
+  for (const [sent, stored] of cases) {
+    const comment = await create(app, alice, sent)
+    t.equal(comment.body, stored, `answered: ${sent}`)
+    t.equal(await storedBody(app, comment.id), stored, `stored: ${sent}`)
+    const resent = await patch(app, alice, comment.id, comment.body)
+    t.equal(resent.json<CommentJson>().body, stored, `sent back unchanged: ${sent}`)
+  }
+})
+
 t.test('body length bounds: 1–2000 characters before sanitizing', async (t) => {
   const app = await buildApp(t)
   const alice = await signUp(app, 'len')
