@@ -9,6 +9,7 @@ import {
   type InjectResponse,
   injectAs,
   login,
+  OTHER_PASSWORD,
   register,
   TEST_PASSWORD,
 } from '../../helper.js'
@@ -143,6 +144,46 @@ t.test('cross-site cookie-borne requests are refused', async (t) => {
     t.equal(res.statusCode, 204)
     t.equal((await me(app, accessToken)).statusCode, 401, 'all sessions ended')
   })
+
+  await t.test(
+    'regression (review): cookie-borne PUT, PATCH and DELETE are checked too, and change nothing',
+    async (t) => {
+      const { cookies } = await login(app, 'carol')
+      const access = { access_token: cookies.access_token ?? '' }
+      const [me] = await app.sql<{ id: string; hash: string }[]>`
+      select id, password_hash as hash from users where username = 'carol'`
+      const posted = await app.inject({
+        method: 'POST',
+        url: '/api/comments',
+        cookies: access,
+        payload: { body: 'mine' },
+      })
+      const commentId = posted.json<{ id: string }>().id
+      const foreign = { origin: 'https://evil.example' }
+      const attempts = [
+        {
+          method: 'PUT',
+          url: '/api/users/me/password',
+          payload: { currentPassword: TEST_PASSWORD, newPassword: OTHER_PASSWORD },
+        },
+        { method: 'PATCH', url: `/api/comments/${commentId}`, payload: { body: 'defaced' } },
+        { method: 'PATCH', url: `/api/admin/users/${me?.id}`, payload: { role: 'admin' } },
+        { method: 'DELETE', url: `/api/comments/${commentId}` },
+        { method: 'DELETE', url: '/api/auth/mfa/totp' },
+      ] as const
+      for (const attempt of attempts) {
+        const res = await app.inject({ ...attempt, cookies: access, headers: foreign })
+        t.equal(res.statusCode, 403, `${attempt.method} ${attempt.url}`)
+        t.equal(res.json<{ type: string }>().type, 'urn:bulwark:problem:csrf-rejected')
+      }
+      const [after] = await app.sql<{ hash: string; role: string }[]>`
+      select password_hash as hash, role from users where username = 'carol'`
+      t.equal(after?.hash, me?.hash, 'the password is unchanged')
+      t.equal(after?.role, 'user', 'the role is unchanged')
+      const [comment] = await app.sql<{ body: string }[]>`select body from comments where id = ${commentId}`
+      t.equal(comment?.body, 'mine', 'the comment is unchanged and still there')
+    },
+  )
 
   await t.test('safe methods are not checked', async (t) => {
     const { cookies } = await login(app, 'carol')

@@ -2,6 +2,7 @@ import t from 'tap'
 import type { Problem } from '../../../schemas/common.js'
 import {
   attemptRegister,
+  bearer,
   build,
   expectProblem,
   type SignedInUser,
@@ -72,6 +73,26 @@ t.test('a signed-in user has a budget of their own; IPv6 clients are grouped by 
     headers: { authorization: 'Bearer forged.token.here' },
   })
   t.equal(forged.headers['ratelimit-remaining'], '2', 'an invalid token counts against the address')
+  // Regression (review): tokens that decode but are not ours (unsigned, or signed with another key),
+  // each with a fresh `sub`, must not buy fresh budgets: only a verified token names a user.
+  const unsigned = (sub: string) => {
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const now = Math.floor(Date.now() / 1000)
+    const claims = { sub, sid: sub, iss: 'bulwark', aud: 'bulwark-api', iat: now, exp: now + 600 }
+    return `${part({ alg: 'HS256', typ: 'at+jwt' })}.${part(claims)}.${'A'.repeat(43)}`
+  }
+  const minted = []
+  for (let i = 0; i < 4; i++) {
+    const sub = `00000000-0000-4000-8000-00000000000${i}`
+    minted.push(
+      await app.inject({ url: '/api/comments', remoteAddress: '10.2.0.10', headers: bearer(unsigned(sub)) }),
+    )
+  }
+  t.same(
+    minted.map((r) => r.statusCode),
+    [200, 200, 200, 429],
+    'minted subs share the address budget',
+  )
 
   const v6 = (addr: string) => app.inject({ url: '/api/comments', remoteAddress: addr })
   for (const addr of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3'])

@@ -231,3 +231,61 @@ t.test('regression (review 10): a body of thousands of unknown keys gets a small
   t.equal(body.errorsOmitted, 2980, 'and the count of the rest')
   t.ok(res.body.length < 4096, `${res.body.length} bytes`)
 })
+
+t.test('regression (review): an unknown name costs a bcrypt compare like a wrong password', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '11', LOGIN_ACCOUNT_MAX_FAILURES: '100' } })
+  const known = await signUp(app)
+  const ghost = uniqueName('ghost')
+  /** The fastest of five answers: noise on a shared machine only ever adds time. */
+  const fastest = async (name: string) => {
+    let best = Number.POSITIVE_INFINITY
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now()
+      const res = await attemptLogin(app, name, 'Wrong-Password-Guess', { remoteAddress: `10.8.0.${i}` })
+      best = Math.min(best, performance.now() - started)
+      t.equal(res.statusCode, 401)
+    }
+    return best
+  }
+  const wrongPassword = await fastest(known)
+  const unknownName = await fastest(ghost)
+  t.ok(
+    unknownName >= wrongPassword * 0.5,
+    `unknown name ${unknownName.toFixed(1)} ms, wrong password ${wrongPassword.toFixed(1)} ms`,
+  )
+})
+
+t.test('regression (review 1): every answer that depends on who asks is no-store', async (t) => {
+  const app = await build(t, { env: { BCRYPT_COST: '4' } })
+  const username = await signUp(app)
+  const s = await login(app, username)
+  await app.sql`update users set role = 'admin' where username = ${username}`
+  for (const url of [
+    '/api/users/me',
+    '/api/auth/sessions',
+    `/api/users/${username}`,
+    '/api/admin/users',
+    '/api/admin/audit-events',
+    '/api/auth/mfa',
+  ]) {
+    for (const how of ['bearer', 'cookie'] as const) {
+      const res = await app.inject({
+        url,
+        ...(how === 'bearer'
+          ? { headers: bearer(s.accessToken) }
+          : { cookies: { access_token: s.accessToken } }),
+      })
+      t.equal(res.statusCode, 200, `${url} (${how})`)
+      t.equal(res.headers['cache-control'], 'no-store', `${url} (${how}): no-store`)
+    }
+  }
+  const refused = await app.inject({ url: '/api/users/me', headers: bearer('not.a.token') })
+  t.equal(refused.headers['cache-control'], 'no-store', 'also a refusal of credentials')
+  const anonymous = await app.inject('/api/comments?limit=1')
+  t.equal(anonymous.headers['cache-control'], undefined, 'an anonymous public list stays cacheable')
+  t.match(
+    (await app.inject('/.well-known/jwks.json')).headers['cache-control'],
+    /public/,
+    'the JWKS keeps its own policy',
+  )
+})
