@@ -141,6 +141,12 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
       const requestId = String(request.id)
       const detail = status === 414 ? 'A path segment is too long.' : 'The URL could not be read.'
       const instance = (request.url.split('?')[0] ?? '/').slice(0, 256)
+      // The router answers before any hook, so the request log line is written here: a scanner's
+      // probes of malformed URLs leave a trace like every other request (ASVS 5.0 16.2.1).
+      request.log.info(
+        { event: 'request', method: request.method, route: null, path: instance, status, routerError: true },
+        'request refused by the router',
+      )
       reply
         .code(status as never)
         .headers({ ...early, 'x-request-id': requestId })

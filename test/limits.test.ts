@@ -236,6 +236,27 @@ t.test('a path parameter longer than MAX_PARAM_LENGTH is a 4xx problem, never a 
   t.equal(res.headers['x-content-type-options'], 'nosniff', 'with the security headers')
 })
 
+t.test('regression (review 12): router refusals are logged like every other request', async (t) => {
+  const capture = logCapture()
+  const app = await build(t, { logStream: capture.stream })
+  capture.lines.length = 0
+  const long = await app.inject(`/api/comments/${'a'.repeat(101)}`)
+  const escape = await app.inject('/api/comments/%E0%A4%A')
+  t.same([long.statusCode, escape.statusCode], [414, 400])
+  const lines = capture.lines.filter((l) => l.event === 'request')
+  t.same(
+    lines.map((l) => [
+      l.status,
+      l.requestId === long.headers['x-request-id'] || l.requestId === escape.headers['x-request-id'],
+    ]),
+    [
+      [414, true],
+      [400, true],
+    ],
+    'one line each, with its request id',
+  )
+})
+
 t.test('a malformed percent-encoding in the path is a 400 problem, never a 500', async (t) => {
   t.setTimeout(30000)
   const app = await build(t)
