@@ -16,7 +16,7 @@ export const RUNS = Number(process.env.FUZZ_RUNS ?? 400)
  * A file's time budget, shared by its properties: on a machine so loaded that the runs would not fit,
  * a property stops early (and says so) instead of tap's 120 s timeout killing the whole file.
  */
-const FILE_BUDGET_MS = Number(process.env.FUZZ_FILE_BUDGET_MS ?? 90_000)
+const FILE_BUDGET_MS = Number(process.env.FUZZ_FILE_BUDGET_MS ?? 40_000)
 export const SEED = Number(process.env.FUZZ_SEED ?? 12)
 const PATH = process.env.FUZZ_PATH
 const ONLY = process.env.FUZZ_ONLY
