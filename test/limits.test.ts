@@ -241,13 +241,13 @@ t.test('regression (review 12): router refusals are logged like every other requ
   const app = await build(t, { logStream: capture.stream })
   capture.lines.length = 0
   const long = await app.inject(`/api/comments/${'a'.repeat(101)}`)
-  const escape = await app.inject('/api/comments/%E0%A4%A')
-  t.same([long.statusCode, escape.statusCode], [414, 400])
+  const badEscape = await app.inject('/api/comments/%E0%A4%A')
+  t.same([long.statusCode, badEscape.statusCode], [414, 400])
   const lines = capture.lines.filter((l) => l.event === 'request')
   t.same(
     lines.map((l) => [
       l.status,
-      l.requestId === long.headers['x-request-id'] || l.requestId === escape.headers['x-request-id'],
+      l.requestId === long.headers['x-request-id'] || l.requestId === badEscape.headers['x-request-id'],
     ]),
     [
       [414, true],
