@@ -9,7 +9,10 @@ import type { Config } from '../schemas/env.js'
  * 16.2.5). "auth" alone is not one: authorId is logged and harmless.
  */
 const SECRET_WORD =
-  /password|passwd|pwd|secret|token|authorization|cookie|api[-_]?key|private[-_]?key|credential|pepper/
+  /password|passwd|passphrase|pwd|secret|token|authorization|bearer|cookie|api[-_]?key|private[-_]?key|credential|pepper|jwt|dsn|connection[-_]?string|recovery|totp|otpauth|mfa[-_]?code|(?:signing|hmac|encryption|master|session)[-_]?keys?$/
+
+/** "otp" as a word of the name (otp, otpCode, userOtp, OTP_VALUE), not inside another word (footprint). */
+const OTP_WORD = /(?:^|[^A-Za-z])(?:otp|OTP)(?:[^a-z]|$)|[a-z]Otp(?:[^a-z]|$)|^Otp(?:[^a-z]|$)/
 
 /**
  * "key" only as the last word of the name (apiKey, DATA_INDEX_KEY, encryption_keys): a name that
@@ -19,7 +22,7 @@ const SECRET_WORD =
 const KEY_WORD = /(?:^|[^A-Za-z0-9])(?:key|KEY)S?$|(?:^|[^A-Za-z0-9])keys$|(?:^|[^A-Z])Keys?$/
 
 /** Secrets whose names carry none of those words: URLs with credentials, postgres.js bound values. */
-const SECRET_NAMES = new Set(['database_url', 'database_migration_url', 'redis_url', 'parameters'])
+const SECRET_NAMES = new Set(['database_url', 'database_migration_url', 'redis_url', 'parameters', 'args'])
 
 const CENSOR = '[Redacted]'
 const CIRCULAR = '[Circular]'
@@ -36,7 +39,7 @@ export function isSecretKey(name: string): boolean {
   let secret = decisions.get(name)
   if (secret === undefined) {
     const lower = name.toLowerCase()
-    secret = SECRET_WORD.test(lower) || KEY_WORD.test(name) || SECRET_NAMES.has(lower)
+    secret = SECRET_WORD.test(lower) || KEY_WORD.test(name) || OTP_WORD.test(name) || SECRET_NAMES.has(lower)
     if (decisions.size >= MAX_DECISIONS) decisions.clear()
     decisions.set(name, secret)
   }
@@ -55,12 +58,22 @@ export function scrubSecrets<T>(value: T): T {
 
 function walk<T>(value: T, ancestors: object[]): T {
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value
+  // A URL has no enumerable fields: it would print whole, credentials included.
+  if (value instanceof URL) return withoutCredentials(value) as T
   if (ancestors.includes(value)) return CIRCULAR as T
   if (ancestors.length >= MAX_DEPTH) return TOO_DEEP as T
   ancestors.push(value)
   const clean = Array.isArray(value) ? walkArray(value, ancestors) : walkObject(value, ancestors)
   ancestors.pop()
   return clean as T
+}
+
+function withoutCredentials(url: URL): string {
+  if (!url.username && !url.password) return url.href
+  const copy = new URL(url.href)
+  copy.username = copy.username ? CENSOR : ''
+  copy.password = copy.password ? CENSOR : ''
+  return copy.href
 }
 
 function walkArray(value: unknown[], ancestors: object[]): unknown[] {

@@ -7,9 +7,9 @@ import { normalizedPath } from './admin-guard.js'
 /**
  * Refusals that tell of an attack reach the audit trail, not only the log (OWASP ASVS 5.0 16.3.1,
  * 16.3.3): throttled sign-ins (a correct password refused included), CSRF rejections, and denials
- * on the admin API. An attacker must not flood the table through them, so each source (client
- * address) gets AUDIT_REFUSALS_MAX rows per event per minute; beyond that the log line alone,
- * marked `auditSuppressed`, keeps the count.
+ * on the admin API. An attacker must not flood the table through them, so each source (the
+ * signed-in account, else the client address, IPv6 by /64) gets AUDIT_REFUSALS_MAX rows per event
+ * per minute; beyond that the log line alone, marked `auditSuppressed`, keeps the count.
  */
 
 export const AUDIT_REFUSALS_MAX = 10
@@ -49,7 +49,11 @@ async function securityAuditPlugin(app: FastifyInstance) {
   app.addHook('onError', async function auditRefusal(request: FastifyRequest, _reply: FastifyReply, error) {
     const refusal = refusalOf(request, error)
     if (!refusal) return
-    const source = `audit:refusals:${refusal.event}:${clientKey(request.ip)}`
+    // A signed-in caller is bounded by its own account, so anonymous noise from the same address
+    // cannot crowd out the record of an account probing where it should not.
+    const userId = request.principal?.userId ?? null
+    const who = userId ? `user:${userId}` : `ip:${clientKey(request.ip)}`
+    const source = `audit:refusals:${refusal.event}:${who}`
     let count = 0
     try {
       count = (await app.counters.increment(source, AUDIT_REFUSALS_WINDOW_MS)).count
@@ -57,10 +61,10 @@ async function securityAuditPlugin(app: FastifyInstance) {
       // Without the shared counters (Redis away) the record is written: an audit gap is worse.
     }
     if (count > AUDIT_REFUSALS_MAX) {
-      request.log.warn({ event: refusal.event, auditSuppressed: true, detail: refusal.detail }, refusal.event)
+      const suppressed = { event: refusal.event, auditSuppressed: true, userId, detail: refusal.detail }
+      request.log.warn(suppressed, refusal.event)
       return
     }
-    const userId = request.principal?.userId ?? null
     await app.serviceContext(request).audit(refusal.event, userId, refusal.detail)
   })
 }

@@ -169,6 +169,18 @@ const SECRET_NAMES = [
   ...['api_key', 'X-API-KEY', 'key', 'KEY', 'privateKey', 'JWT_PRIVATE_KEY', 'DATA_INDEX_KEY'],
   ...['DATA_ENCRYPTION_KEYS', 'signingKeys', 'encryption_key', 'credentials', 'PASSWORD_PEPPER'],
   ...['DATABASE_URL', 'database_migration_url', 'REDIS_URL', 'parameters'],
+  // Regression (second review): the names of an auth service's own secrets, and postgres.js' args.
+  ...['otp', 'otpCode', 'userOtp', 'OTP_VALUE', 'totp', 'totpSecret', 'mfaCode', 'mfa_code', 'code_otp'],
+  ...['recoveryCodes', 'recovery_code', 'passphrase', 'bearer', 'bearerToken', 'jwt', 'idJwt', 'dsn'],
+  ...[
+    'connectionString',
+    'connection_string',
+    'signingkey',
+    'hmackey',
+    'encryptionkey',
+    'otpauthUri',
+    'args',
+  ],
 ]
 
 /** Names the service logs (every log call and audit detail) and near misses of the "key" rule. */
@@ -179,7 +191,7 @@ const HARMLESS_NAMES = [
   ...['code', 'version', 'origin', 'site', 'superuser', 'ownsTables', 'applied', 'values', 'failed'],
   ...['entries', 'ms', 'context', 'timeoutMs', 'method', 'route', 'path', 'status', 'durationMs'],
   ...['requestId', 'query', 'kid', 'keyId', 'key_id', 'keyPrefix', 'RATE_LIMIT_KEY_PREFIX', 'monkey'],
-  ...['hotkeys', 'keyboard', 'MONKEY'],
+  ...['hotkeys', 'keyboard', 'MONKEY', 'footprint', 'mfaRequired', 'expiresIn', 'returned', 'limit'],
 ]
 
 t.test('issue 12 #14: every secret family, in any case, at any depth; harmless names stay', async (t) => {
@@ -193,6 +205,18 @@ t.test('issue 12 #14: every secret family, in any case, at any depth; harmless n
     t.notOk(isSecretKey(name), `${name} is not a secret`)
     t.same(scrubSecrets({ [name]: 'v' }), { [name]: 'v' }, `${name} is logged as it is`)
   }
+})
+
+t.test('regression (second review): a URL object is logged without its credentials', async (t) => {
+  const clean = scrubSecrets({
+    db: new URL('postgres://app:hunter2@db.internal:5432/bulwark'),
+    plain: new URL('https://example.com/x'),
+  })
+  const text = JSON.stringify(clean)
+  t.notOk(text.includes('hunter2'), text)
+  t.notOk(text.includes('app:'), 'nor the user name')
+  t.match(text, /db\.internal:5432\/bulwark/, 'the rest of the address stays')
+  t.match(text, /https:\/\/example\.com\/x/)
 })
 
 t.test('arrays, errors, cycles and very deep objects: scrubbed, never a crash', async (t) => {

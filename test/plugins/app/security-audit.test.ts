@@ -72,6 +72,23 @@ t.test('a flood of refusals writes a bounded number of rows per source', async (
   t.equal((await auditOf(app, await probe('198.51.100.78'))).length, 1, 'another source still gets its rows')
 })
 
+t.test(
+  'regression (second review): anonymous noise cannot hide a signed-in probe of the admin API',
+  async (t) => {
+    const app = await build(t)
+    const user = await signUp(app, 'prober', { remoteAddress: '198.51.100.90' })
+    for (let i = 0; i < AUDIT_REFUSALS_MAX + 2; i++) {
+      await app.inject({ url: '/api/admin/users', remoteAddress: '198.51.100.90' })
+    }
+    const probe = await user.inject({ url: '/api/admin/users', remoteAddress: '198.51.100.90' })
+    t.equal(probe.statusCode, 403)
+    t.same(
+      (await auditOf(app, probe)).map((r) => [r.event, r.userId]),
+      [['admin.access_denied', user.id]],
+    )
+  },
+)
+
 t.test('admin reads of the user list and of the audit log are audited with their filters', async (t) => {
   const app = await build(t)
   const admin = await signUp(app, 'reader', { role: 'admin' })
