@@ -365,6 +365,17 @@ export function verifyMfa(
 // ---------------------------------------------------------------------------------------------
 // Problems (RFC 9457): every error answer.
 
+/** Asserts that `items` is not empty and that every item passes: `every()` on an empty list proves nothing. */
+export function expectEvery<T>(
+  t: Test,
+  items: readonly T[],
+  predicate: (item: T, index: number) => boolean,
+  label: string,
+): void {
+  t.ok(items.length > 0, `${label} (the list is not empty)`)
+  t.ok(items.every(predicate), label)
+}
+
 /** The Content-Type of every problem answer. */
 export const PROBLEM_TYPE = /^application\/problem\+json; charset=utf-8$/
 

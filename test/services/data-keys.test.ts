@@ -10,6 +10,7 @@ import {
   build,
   createDatabase,
   enrolTotp,
+  expectEvery,
   signUp,
   TEST_DATA_KEYS,
   TEST_PASSWORD,
@@ -81,10 +82,7 @@ t.test(
       LOOKALIKE,
       'a plaintext user agent that looks like ciphertext was encrypted like any other',
     )
-    t.ok(
-      (await storedValues(sql)).every((v) => v.startsWith('enc:v1:t1:')),
-      'all under the active key',
-    )
+    expectEvery(t, await storedValues(sql), (v) => v.startsWith('enc:v1:t1:'), 'all under the active key')
     t.equal(
       (await migrateDatabase(v1, sql, createFieldCipher(v1))).encrypted,
       0,
@@ -119,7 +117,7 @@ t.test(
     t.ok(rotate.out.includes('users.email: 2 re-encrypted'), 'progress per column')
     t.ok(rotate.out.includes('mfa_totp.secret: 1 re-encrypted'), 'the TOTP secret too')
     t.match(rotate.out.at(-1), /^\d+ values re-encrypted; every value is under key k2/)
-    t.ok((await storedValues(sql)).every((v) => v.startsWith('enc:v1:k2:')))
+    expectEvery(t, await storedValues(sql), (v) => v.startsWith('enc:v1:k2:'), 'all under k2')
     const again = captureIo()
     t.equal(await runCli(['rotate-data-key'], v2, again.io, silent), 0)
     t.match(again.out.at(-1), /^0 values re-encrypted/, 'idempotent')

@@ -8,6 +8,7 @@ import {
   attemptLogin,
   bearer,
   build,
+  expectEvery,
   expectProblem,
   type InjectResponse,
   login,
@@ -75,10 +76,7 @@ t.test('GET /api/admin/users lists with filters and keyset pagination', async (t
     t.equal((await items(`q=${prefix.toUpperCase()}`)).length, 5, 'prefix match ignores case')
     t.equal((await items(`q=${prefix}&disabled=true`)).length, 1)
     t.equal((await items(`q=${prefix}&disabled=false`)).length, 4)
-    t.equal(
-      (await items('role=admin')).every((u) => u.role === 'admin'),
-      true,
-    )
+    expectEvery(t, await items('role=admin'), (u) => u.role === 'admin', 'only admins')
     t.equal((await items(`q=${prefix.slice(0, 3)}%25`)).length, 0, 'a % in q is a literal, not a wildcard')
     t.equal((await items("q=' OR '1'='1")).length, 0, 'SQL metacharacters are just text')
   })
@@ -160,10 +158,7 @@ t.test(
         'admin.user.role_changed',
         'admin.user.role_changed',
       ])
-      t.ok(
-        events.every((e) => e.userId === admin.id),
-        'the acting admin is recorded',
-      )
+      expectEvery(t, events, (e) => e.userId === admin.id, 'the acting admin is recorded')
     })
 
     await t.test(
@@ -248,7 +243,7 @@ t.test('GET /api/admin/audit-events filters by event, user and time', async (t) 
   t.equal(byUser.statusCode, 200)
   const userEvents = byUser.json<EventPage>().items
   t.ok(userEvents.length >= 2)
-  t.ok(userEvents.every((e) => e.userId === user.id))
+  expectEvery(t, userEvents, (e) => e.userId === user.id, "only the user's events")
   t.same(Object.keys(userEvents[0] ?? {}).sort(), [
     'createdAt',
     'detail',
@@ -262,7 +257,7 @@ t.test('GET /api/admin/audit-events filters by event, user and time', async (t) 
   const logins = await get('event=auth.login.success')
   const loginEvents = logins.json<EventPage>().items
   t.ok(loginEvents.length >= 2)
-  t.ok(loginEvents.every((e) => e.event === 'auth.login.success'))
+  expectEvery(t, loginEvents, (e) => e.event === 'auth.login.success', 'only sign-ins')
   t.ok((await get(`since=${encodeURIComponent(since)}`)).json<EventPage>().items.length >= 4)
   const later = encodeURIComponent(new Date(Date.now() + 60_000).toISOString())
   t.equal((await get(`since=${later}`)).json<EventPage>().items.length, 0)

@@ -64,11 +64,13 @@ t.test('a consumed token replayed after its own expiry still revokes the family'
   await app.sql`
     update refresh_tokens set used_at = now() - interval '8 days', expires_at = now() - interval '1 day'
     where used_at is not null and parent_id is null`
-  t.equal((await refresh(app, s.refreshToken)).statusCode, 401)
+  const replayed = await refresh(app, s.refreshToken)
+  t.equal(replayed.statusCode, 401)
   t.equal((await refresh(app, child)).statusCode, 401, 'the live child is revoked')
-  const [event] =
-    await app.sql`select count(*)::int as n from audit_events where event = 'auth.refresh.reuse_detected'`
-  t.equal(event?.n, 1)
+  const [event] = await app.sql`
+    select count(*)::int as n from audit_events
+    where event = 'auth.refresh.reuse_detected' and request_id = ${String(replayed.headers['x-request-id'])}`
+  t.equal(event?.n, 1, 'audited once, for this replay')
 })
 
 t.test('crafted ids and NUL characters are 400, never 500', async (t) => {
