@@ -82,7 +82,11 @@ t.test('cross-site cookie-borne requests are refused', async (t) => {
       })
     }
     // Each cookie on its own also triggers the check (and the loop must have cookies to loop over).
-    t.same(Object.keys(cookies).sort(), ['access_token', 'device', 'refresh_token'], 'sign-in set the cookies')
+    t.same(
+      Object.keys(cookies).sort(),
+      ['access_token', 'device', 'refresh_token'],
+      'sign-in set the cookies',
+    )
     for (const name of Object.keys(cookies)) {
       await t.test(`only the ${name} cookie`, async (t) => {
         const res = await app.inject({
