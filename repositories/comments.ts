@@ -44,7 +44,7 @@ export async function listComments(
     select ${columns(sql)}
     from comments c join users u on u.id = c.author_id
     where true
-      ${q.author !== undefined ? sql`and lower(u.username collate "C") = ${q.author.replace(/[A-Z]/g, (c) => c.toLowerCase())}` : sql``}
+      ${q.author !== undefined ? sql`and lower(u.username collate "C") = lower(${q.author}::text collate "C")` : sql``}
       ${olderThan(sql, q.after, 'c')}
     order by c.created_at desc, c.id desc
     limit ${q.limit + 1}

@@ -21,9 +21,6 @@ export interface UserWithHash extends UserRow {
   passwordHash: string
 }
 
-/** Usernames are ASCII (schemas/auth.ts): folded by the ASCII rules only, as the unique index is (migration 0006). */
-const asciiLower = (name: string) => name.replace(/[A-Z]/g, (c) => c.toLowerCase())
-
 const emailAt = (rowId: string) => ({ table: 'users', column: 'email', rowId })
 
 /** Rows as stored, with the email decrypted for the row it belongs to. */
@@ -50,7 +47,10 @@ export async function insertUser(
   return decrypted(cipher, row as UserRow)
 }
 
-/** Login accepts the username (any case) or the email (by its blind index). */
+/**
+ * Login accepts the username (any case) or the email (by its blind index). Usernames are folded by
+ * the "C" rules only, on both sides, as the unique index is (migration 0006): ASCII case, nothing else.
+ */
 export async function findUserByLogin(
   db: Db,
   cipher: FieldCipher,
@@ -59,7 +59,7 @@ export async function findUserByLogin(
   const [row] = await db<UserWithHash[]>`
     select id, username, email, role, disabled, created_at, password_hash
     from users
-    where lower(username collate "C") = ${asciiLower(login)} or email_index = ${cipher.blindIndex(normalizeEmail(login))}
+    where lower(username collate "C") = lower(${login}::text collate "C") or email_index = ${cipher.blindIndex(normalizeEmail(login))}
     limit 1
   `
   return decrypted(cipher, row)
@@ -118,13 +118,13 @@ export async function findUserByUsername(
 ): Promise<UserRow | undefined> {
   const [row] = await db<UserRow[]>`
     select id, username, email, role, disabled, created_at from users
-    where lower(username collate "C") = ${asciiLower(username)}
+    where lower(username collate "C") = lower(${username}::text collate "C")
   `
   return decrypted(cipher, row)
 }
 
 /** LIKE metacharacters in a search prefix are literals, not wildcards. */
-const likePrefix = (q: string) => `${asciiLower(q).replace(/[\\%_]/g, '\\$&')}%`
+const likePrefix = (q: string) => `${q.replace(/[\\%_]/g, '\\$&')}%`
 
 /** `q` is a username prefix, or an exact email: encrypted emails can only be matched whole. */
 export async function listUsers(
@@ -146,7 +146,7 @@ export async function listUsers(
       ${q.disabled !== undefined ? db`and disabled = ${q.disabled}` : db``}
       ${
         q.q !== undefined
-          ? db`and (lower(username collate "C") like ${likePrefix(q.q)} or email_index = ${cipher.blindIndex(normalizeEmail(q.q))})`
+          ? db`and (lower(username collate "C") like lower(${likePrefix(q.q)}::text collate "C") or email_index = ${cipher.blindIndex(normalizeEmail(q.q))})`
           : db``
       }
       ${olderThan(db, q.after)}
