@@ -6,10 +6,11 @@ import Fastify, { type FastifyBaseLogger } from 'fastify'
 import type { Logger } from 'pino'
 import { createLogger } from './lib/logger.js'
 import configPlugin from './plugins/config.js'
+import errorsPlugin from './plugins/errors.js'
 import type { Config } from './schemas/env.js'
 import { serverOptions } from './server-options.js'
 
-/** buildApp: the server options, then config → plugins/external → plugins/app → routes/. */
+/** buildApp: the server options, then config → errors → plugins/external → plugins/app → routes/. */
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -31,6 +32,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   // The config plugin takes the validated settings; the external plugins read them in autoConfig.
   await app.register(configPlugin, { config })
+  // Before any plugin adds a route: a route keeps the error handler set when it was added, so the
+  // catch-all OPTIONS route of @fastify/cors answers problem+json like every other (RFC 9457).
+  await app.register(errorsPlugin)
   await app.register(autoload, { dir: join(here, 'plugins/external'), forceESM: true, options: {} })
   await app.register(autoload, { dir: join(here, 'plugins/app'), forceESM: true })
   await app.register(autoload, {

@@ -3,6 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } 
 import type { Socket } from 'node:net'
 import { type FastifyHttpOptions, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import helmet from 'helmet'
+import { AppError } from './lib/errors.js'
 import { createRequestIdGenerator, REQUEST_ID } from './plugins/app/request-id.js'
 import { helmetProfile } from './plugins/external/helmet.js'
 import type { Config } from './schemas/env.js'
@@ -30,9 +31,15 @@ function earlyAnswerHeaders(config: Config): Record<string, string> {
   return headers
 }
 
-function earlyProblem(status: number, detail: string, instance: string, requestId: string): string {
+function earlyProblem(
+  status: number,
+  detail: string,
+  instance: string,
+  requestId: string,
+  type = 'about:blank',
+): string {
   return JSON.stringify({
-    type: 'about:blank',
+    type,
     title: STATUS_CODES[status] ?? 'Error',
     status,
     detail,
@@ -136,10 +143,22 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
     },
     // URL errors caught by the router (a parameter over maxParamLength, bad percent-encoding) are
     // answered before any hook or the error handler runs: write the problem and headers here.
-    frameworkErrors: function routerError(error, request, reply) {
-      const status = error.statusCode === 414 ? 414 : 400
+    frameworkErrors: async function routerError(error, request, reply) {
+      let status = error.statusCode === 414 ? 414 : 400
+      let type = 'about:blank'
+      let detail = status === 414 ? 'A path segment is too long.' : 'The URL could not be read.'
+      // A scanner's malformed URLs spend the same global budget as its other requests (ASVS 5.0 2.4.1).
+      try {
+        await request.server.countRouterRefusal?.(request, reply)
+      } catch (limited) {
+        // Only the limit's own answer replaces the router's; anything else leaves the refusal as it is.
+        if (limited instanceof AppError) {
+          status = limited.statusCode
+          type = limited.type ? `urn:bulwark:problem:${limited.type}` : type
+          detail = limited.message
+        } else request.log.warn({ err: limited, event: 'ratelimit.failed' }, 'router refusal not counted')
+      }
       const requestId = String(request.id)
-      const detail = status === 414 ? 'A path segment is too long.' : 'The URL could not be read.'
       const instance = (request.url.split('?')[0] ?? '/').slice(0, 256)
       // The router answers before any hook, so the request log line is written here: a scanner's
       // probes of malformed URLs leave a trace like every other request (ASVS 5.0 16.2.1).
@@ -150,7 +169,7 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
       reply
         .code(status as never)
         .headers({ ...early, 'x-request-id': requestId })
-        .send(earlyProblem(status, detail, instance, requestId) as never)
+        .send(earlyProblem(status, detail, instance, requestId, type) as never)
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

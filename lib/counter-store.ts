@@ -117,9 +117,13 @@ export function rateLimitStore(counters: () => CounterStore, namespace: string) 
         .then(({ count, ttlMs }) => callback(null, { current: count, ttl: ttlMs }), callback)
     }
 
-    /** A route with limits of its own (register, refresh) counts in keys of its own. */
+    /**
+     * A route with limits of its own (register, refresh) counts in keys of its own; a limiter made
+     * with `app.rateLimit(options)` (no route) counts in the global keys.
+     */
     child(params: { routeInfo?: { method?: unknown; url?: unknown } }): CounterRateLimitStore {
       const route = params.routeInfo ?? {}
+      if (route.url === undefined) return this
       return new CounterRateLimitStore(undefined, `${this.prefix}${route.method}${route.url}-`)
     }
   } as unknown as FastifyRateLimitStoreCtor

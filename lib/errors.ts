@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 
 /**
  * The error catalogue: every failure a client may be told about, as a problem type and its data.
- * Services, hooks and plugins throw these; the error plugin (plugins/app/errors.ts) owns the
+ * Services, hooks and plugins throw these; the error plugin (plugins/errors.ts) owns the
  * status line, the problem+json body (RFC 9457) and the headers that belong to each type.
  */
 

@@ -28,7 +28,10 @@ const ADMIN = /^\/api\/admin(\/|$)/
 async function adminGuardPlugin(app: FastifyInstance) {
   const requireAdmin = app.authorize('admin')
   app.addHook('onRequest', async function adminSpellings(request: FastifyRequest) {
-    if (request.routeOptions.url !== undefined || !ADMIN.test(normalizedPath(request.url))) return
+    // '*' is @fastify/cors's catch-all OPTIONS route: a preflight from an allowed origin was answered
+    // by the cors hook before this one; any other OPTIONS is one more method on the admin API.
+    const route = request.routeOptions.url
+    if ((route !== undefined && route !== '*') || !ADMIN.test(normalizedPath(request.url))) return
     await app.authenticate(request)
     await requireAdmin(request)
   })

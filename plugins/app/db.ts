@@ -9,7 +9,7 @@ import type { FieldCipher } from '../../lib/field-crypto.js'
 import { migrate, readMigrations } from '../../lib/migrator.js'
 import type { Config } from '../../schemas/env.js'
 import { reencrypt } from '../../services/data-keys.js'
-import { isDatabaseUnavailable } from './errors.js'
+import { isDatabaseUnavailable } from '../errors.js'
 
 /** The database pool (app.sql), migrations at start, and the runtime connection's privilege check. */
 

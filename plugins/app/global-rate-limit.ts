@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { addressKey } from '../external/rate-limit.js'
 
 /** The global rate limit, applied as a root hook ahead of every route's own hooks. */
 
@@ -8,8 +9,24 @@ import fp from 'fastify-plugin'
  * authentication refuses (401/403, token probing) and unknown routes (404, scanning) are counted
  * too. Routes with a limit of their own (register, refresh) or `rateLimit: false` (health) skip it.
  */
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Counts a URL the router refused (server-options.ts) against its address's global budget;
+     * throws the rate-limited problem when that is spent.
+     */
+    countRouterRefusal(request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+}
+
 async function globalRateLimitPlugin(app: FastifyInstance) {
   const limit = app.rateLimit()
+  // The router answers before any hook: the request has no cookies parsed and no decorations, so a
+  // refusal is counted by address alone, in the same bucket as the address's other requests.
+  const byAddress = app.rateLimit({ keyGenerator: addressKey })
+  app.decorate('countRouterRefusal', async (request: FastifyRequest, reply: FastifyReply) => {
+    await byAddress.call(app, request, reply)
+  })
   app.addHook('onRequest', async function globalRateLimit(request: FastifyRequest, reply: FastifyReply) {
     const own = (request.routeOptions.config as { rateLimit?: unknown } | undefined)?.rateLimit
     if (own === false || (typeof own === 'object' && own !== null)) return

@@ -12,6 +12,9 @@ import { rateLimited } from '../../lib/errors.js'
  * counted; if Redis is away this limit fails open (availability over limiting), and the redis
  * plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
  */
+/** The global limit's bucket for a client address (IPv6 by /64). */
+export const addressKey = (request: FastifyRequest) => `ip:${clientKey(request.ip)}`
+
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
   global: false,
@@ -22,7 +25,7 @@ export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   skipOnError: true,
   keyGenerator: function rateLimitKey(request: FastifyRequest) {
     const userId = app.peekUserId(request)
-    return userId ? `user:${userId}` : `ip:${clientKey(request.ip)}`
+    return userId ? `user:${userId}` : addressKey(request)
   },
   // The plugin has set Retry-After and RateLimit-* already; the problem adds no headers of its own.
   errorResponseBuilder: () => rateLimited(),

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../../lib/config.js'
-import { build, type InjectResponse } from '../../helper.js'
+import { build, expectProblem, type InjectResponse } from '../../helper.js'
 
 const API_HEADERS = {
   'content-security-policy': "default-src 'none';frame-ancestors 'none'",
@@ -108,6 +108,14 @@ t.test('CORS preflight: 204 with methods, headers and max-age for allowed origin
   t.match(ok.headers['access-control-allow-methods'], /DELETE/)
   t.match(ok.headers['access-control-allow-headers'], /authorization/)
   t.equal(ok.headers['access-control-max-age'], '600')
+  // Browsers send preflights without credentials: the admin API's guard must not stand in their way.
+  const admin = await app.inject({
+    method: 'OPTIONS',
+    url: '/api/admin/users',
+    headers: { origin: 'https://app.example.com', 'access-control-request-method': 'PATCH' },
+  })
+  t.equal(admin.statusCode, 204, 'a preflight for an admin route is answered')
+  t.equal(admin.headers['access-control-allow-origin'], 'https://app.example.com')
   for (const origin of ['null', 'https://evil.example', 'https://app.example.com.evil.io']) {
     const res = await preflight(origin)
     t.notOk(
@@ -150,6 +158,34 @@ t.test(
     t.ok(routerError.headers['x-request-id'])
   },
 )
+
+t.test(
+  'router refusals spend the global budget; their 429 is a problem with the limit headers',
+  async (t) => {
+    const app = await build(t, { env: { RATE_LIMIT_MAX: '3' } })
+    const probe = (i: number) =>
+      app.inject({ url: `/api/comments/${'a'.repeat(150 + i)}`, remoteAddress: '198.51.100.7' })
+    for (let i = 0; i < 3; i++) t.equal((await probe(i)).statusCode, 414, `probe ${i} refused by the router`)
+    const limited = await probe(3)
+    expectProblem(t, limited, 429, 'urn:bulwark:problem:rate-limited', 'router refusal over budget')
+    t.ok(limited.headers['retry-after'], 'Retry-After set')
+    t.equal(limited.headers['ratelimit-remaining'], '0')
+    const badEscape = await app.inject({ url: '/api/comments/%zz', remoteAddress: '198.51.100.7' })
+    t.equal(badEscape.statusCode, 429, 'a bad escape from the same client is limited too')
+    const normal = await app.inject({ url: '/api/comments', remoteAddress: '198.51.100.7' })
+    t.equal(normal.statusCode, 429, 'the probes spent the budget of ordinary requests')
+    const other = await app.inject({ url: `/api/comments/${'a'.repeat(150)}`, remoteAddress: '198.51.100.8' })
+    t.equal(other.statusCode, 414, 'another client keeps its own budget')
+  },
+)
+
+t.test('OPTIONS answers are problems like any other (the cors catch-all route included)', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_MAX: '2' } })
+  const options = () => app.inject({ method: 'OPTIONS', url: '/api/comments', remoteAddress: '198.51.100.9' })
+  expectProblem(t, await options(), 404, 'about:blank', 'plain OPTIONS')
+  await options()
+  expectProblem(t, await options(), 429, 'urn:bulwark:problem:rate-limited', 'OPTIONS flood')
+})
 
 t.test('a preflight without Access-Control-Request-Method is not a text/plain 400', async (t) => {
   const app = await build(t, { env: { CORS_ORIGINS: 'https://app.example.com' } })

@@ -42,10 +42,13 @@ t.test('admin routes: 401 without a token, 403 for users, whatever the spelling 
     ['PUT', '/api/admin/users'],
     ['PATCH', `/api/admin/users/${user.id}`],
     ['POST', '/api/admin/users'],
+    ['OPTIONS', '/api/admin/users'],
+    ['OPTIONS', '/api/admin/nothing-here'],
   ] as const
   for (const [method, url] of spellings) {
     const override = { 'x-http-method-override': 'GET', 'content-type': 'application/json' }
-    const payload = method === 'GET' || method === 'DELETE' ? undefined : { role: 'admin' }
+    const payload =
+      method === 'GET' || method === 'DELETE' || method === 'OPTIONS' ? undefined : { role: 'admin' }
     const anon = await app.inject({ method, url, headers: override, ...(payload ? { payload } : {}) })
     t.equal(anon.statusCode, 401, `anonymous ${method} ${url}`)
     t.match(anon.headers['www-authenticate'], /^Bearer/)
@@ -55,6 +58,9 @@ t.test('admin routes: 401 without a token, 403 for users, whatever the spelling 
   const [row] = await app.sql`select role from users where id = ${user.id}`
   t.equal(row?.role, 'user', 'no attempt changed anything')
   t.equal((await admin.inject('/api/admin/users')).statusCode, 200)
+  // An admin's plain OPTIONS is a method the admin API does not have: a 404 problem like any other.
+  const adminOptions = await admin.inject({ method: 'OPTIONS', url: '/api/admin/users' })
+  expectProblem(t, adminOptions, 404)
 })
 
 t.test('GET /api/admin/users lists with filters and keyset pagination', async (t) => {

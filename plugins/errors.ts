@@ -1,10 +1,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { StoreUnavailable } from '../../lib/counter-store.js'
-import { AppError, notFound, statusTitle, unavailable } from '../../lib/errors.js'
-import { DecryptionError } from '../../lib/field-crypto.js'
-import { fieldErrors } from '../../lib/validation.js'
-import type { Problem } from '../../schemas/common.js'
+import { StoreUnavailable } from '../lib/counter-store.js'
+import { AppError, notFound, statusTitle, unavailable } from '../lib/errors.js'
+import { DecryptionError } from '../lib/field-crypto.js'
+import { fieldErrors } from '../lib/validation.js'
+import type { Problem } from '../schemas/common.js'
 
 /** The one error handler: every failure becomes application/problem+json (RFC 9457) with its headers. */
 

@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox'
 import t from 'tap'
-import type { App } from '../../../app.js'
-import { conflict, rateLimited } from '../../../lib/errors.js'
-import { isDatabaseUnavailable } from '../../../plugins/app/errors.js'
-import type { Problem } from '../../../schemas/common.js'
-import { build, expectProblem, PROBLEM_KEYS, TEST_JWT_SECRET } from '../../helper.js'
+import type { App } from '../../app.js'
+import { conflict, rateLimited } from '../../lib/errors.js'
+import { isDatabaseUnavailable } from '../../plugins/errors.js'
+import type { Problem } from '../../schemas/common.js'
+import { build, expectProblem, PROBLEM_KEYS, TEST_JWT_SECRET } from '../helper.js'
 
 /** Test-only routes: a validated echo, a crash, a coded error and a database call. */
 const setup = (app: App) => {
