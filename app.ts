@@ -7,10 +7,11 @@ import type { Logger } from 'pino'
 import { createLogger } from './lib/logger.js'
 import configPlugin from './plugins/config.js'
 import errorsPlugin from './plugins/errors.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import type { Config } from './schemas/env.js'
 import { serverOptions } from './server-options.js'
 
-/** buildApp: the server options, then config → errors → plugins/external → plugins/app → routes/. */
+/** buildApp: the server options, then config → errors → security headers → plugins/external → plugins/app → routes/. */
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -35,6 +36,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   // Before any plugin adds a route: a route keeps the error handler set when it was added, so the
   // catch-all OPTIONS route of @fastify/cors answers problem+json like every other (RFC 9457).
   await app.register(errorsPlugin)
+  // The first hook: an answer from any later one (a preflight, load shedding, a limit) has the headers.
+  await app.register(securityHeadersPlugin)
   await app.register(autoload, { dir: join(here, 'plugins/external'), forceESM: true, options: {} })
   await app.register(autoload, { dir: join(here, 'plugins/app'), forceESM: true })
   await app.register(autoload, {

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http'
+import { type Server, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { type FastifyHttpOptions, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
-import helmet from 'helmet'
 import { AppError } from './lib/errors.js'
+import { securityHeaders } from './lib/security-headers.js'
 import { createRequestIdGenerator, REQUEST_ID } from './plugins/app/request-id.js'
-import { helmetProfile } from './plugins/external/helmet.js'
 import type { Config } from './schemas/env.js'
 
 /**
@@ -13,22 +12,9 @@ import type { Config } from './schemas/env.js'
  * request ids, request log lines, and the answers written before any hook runs.
  */
 
-/**
- * The headers helmet sets, read once from the same profile the helmet plugin is configured with, for
- * the few answers written before any hook runs: client errors on the raw socket and router errors.
- */
+/** The headers of the few answers written before any hook runs: client errors and router errors. */
 function earlyAnswerHeaders(config: Config): Record<string, string> {
-  const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' }
-  const response = {
-    setHeader: (name: string, value: unknown) => {
-      headers[name.toLowerCase()] = String(value)
-    },
-    removeHeader: (name: string) => {
-      delete headers[name.toLowerCase()]
-    },
-  }
-  helmet(helmetProfile(config))({} as IncomingMessage, response as unknown as ServerResponse, () => {})
-  return headers
+  return { 'content-type': 'application/problem+json; charset=utf-8', ...securityHeaders(config) }
 }
 
 function earlyProblem(

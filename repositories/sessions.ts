@@ -173,6 +173,12 @@ export interface Principal {
   /** When the user last proved who they are in this session (sign-in or re-authentication). */
   authTime: Date
   amr: AuthMethod[]
+  /**
+   * The rest of the user's row, read by the same statement so `GET /api/users/me` needs no second
+   * round trip: the email as stored (sealed; repositories/users.ts opens it) and the creation time.
+   */
+  sealedEmail: string
+  userCreatedAt: Date
 }
 
 /**
@@ -185,7 +191,8 @@ export async function findPrincipal(
   userId: string,
 ): Promise<Principal | undefined> {
   const [row] = await db<Principal[]>`
-    select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr
+    select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr,
+      u.email as sealed_email, u.created_at as user_created_at
     from sessions s join users u on u.id = s.user_id
     where s.id = ${sessionId} and s.user_id = ${userId}
       and s.revoked_at is null and s.expires_at > now() and s.idle_expires_at > now()

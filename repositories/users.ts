@@ -3,6 +3,7 @@ import type { Position } from '../lib/cursor.js'
 import { type FieldCipher, normalizeEmail } from '../lib/field-crypto.js'
 import type { Role } from '../schemas/auth.js'
 import { olderThan } from './keyset.js'
+import type { Principal } from './sessions.js'
 
 /** SQL for users. The email is stored encrypted and found through its blind index (lib/field-crypto.ts). */
 
@@ -28,6 +29,18 @@ function decrypted<T extends UserRow>(cipher: FieldCipher, row: T): T
 function decrypted<T extends UserRow>(cipher: FieldCipher, row: T | undefined): T | undefined
 function decrypted<T extends UserRow>(cipher: FieldCipher, row: T | undefined): T | undefined {
   return row && { ...row, email: cipher.decrypt(row.email, emailAt(row.id)) }
+}
+
+/** The signed-in user's row, from what the per-request principal check already read (repositories/sessions.ts). */
+export function userOfPrincipal(cipher: FieldCipher, principal: Principal): UserRow {
+  return decrypted(cipher, {
+    id: principal.userId,
+    username: principal.username,
+    email: principal.sealedEmail,
+    role: principal.role,
+    disabled: false, // the principal check admits enabled users only
+    createdAt: principal.userCreatedAt,
+  })
 }
 
 export async function insertUser(

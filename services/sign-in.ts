@@ -72,7 +72,7 @@ async function startSession(
     ...ctx.origin,
   })
   await ctx.audit('auth.login.success', user.id, { sessionId: session.id, amr: amr.join(' ') }, tx)
-  const principal = { ...user, userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
+  const principal = { userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
   return {
     ...accessFor(ctx, principal),
     refreshToken: token,

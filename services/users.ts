@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
 import { deleteChallenges } from '../repositories/mfa.js'
+import type { Principal } from '../repositories/sessions.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
@@ -54,10 +55,9 @@ export async function createUser(
   }
 }
 
-export async function getUser(ctx: Reader, id: string): Promise<PublicUser> {
-  const row = await users.findUserById(ctx.sql, ctx.cipher, id)
-  if (!row) throw notFound()
-  return toPublicUser(row)
+/** The signed-in user's account, from the row the principal check read with the session: no query. */
+export function getCurrentUser(ctx: Pick<Reader, 'cipher'>, principal: Principal): PublicUser {
+  return toPublicUser(users.userOfPrincipal(ctx.cipher, principal))
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { passwordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
 import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
 import { Profile, UsernameParams } from '../../../schemas/users.js'
-import { changePassword, getProfile, getUser } from '../../../services/users.js'
+import { changePassword, getCurrentUser, getProfile } from '../../../services/users.js'
 
 /** Accounts: your own account and password, and profiles. */
 
@@ -21,7 +21,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function me(request) {
-      return { user: await getUser(app.serviceContext(request), request.requirePrincipal().userId) }
+      return { user: getCurrentUser(app.serviceContext(request), request.requirePrincipal()) }
     },
   )
 
