@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
+import proxyAddr from '@fastify/proxy-addr'
 import ipaddr from 'ipaddr.js'
 
 /** The rate-limit identity of a client address (ports stripped, IPv4-mapped folded, IPv6 by /64). */
@@ -25,4 +27,18 @@ export function clientKey(raw: string): string {
   if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString()
   const prefix = v6.parts.slice(0, 4).map((part) => part.toString(16).padStart(4, '0'))
   return `${prefix.join(':')}::/64`
+}
+
+/** Whether a peer address is one of TRUST_PROXY's gateways (the test Fastify applies to X-Forwarded-For). */
+export function trustedProxies(trustProxy: readonly string[]): (address: string, hop: number) => boolean {
+  return trustProxy.length > 0 ? proxyAddr.compile([...trustProxy]) : () => false
+}
+
+/**
+ * The client's address as `request.ip` gives it, for the few places that only see the raw request
+ * (the router's early answers): X-Forwarded-For counts only when sent by a TRUST_PROXY gateway.
+ */
+export function clientAddressOf(trustProxy: readonly string[]): (req: IncomingMessage) => string {
+  const trusted = trustedProxies(trustProxy)
+  return (req) => proxyAddr(req, trusted)
 }

@@ -5,7 +5,8 @@ import fp from 'fastify-plugin'
 
 /** The path as a lenient router or proxy might read it: decoded, lower-case, single slashes, no trailing slash. */
 export function normalizedPath(url: string): string {
-  const path = url.split('?')[0] ?? ''
+  // An absolute-form target (RFC 9112 §3.2.2, `GET http://host/api/admin/x`) is routed by its path.
+  const path = (url.split('?')[0] ?? '').replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '')
   let decoded = path
   try {
     decoded = decodeURIComponent(path)

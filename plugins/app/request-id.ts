@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import proxyAddr from '@fastify/proxy-addr'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { trustedProxies } from '../../lib/client-key.js'
 
 /** Request ids: chosen when a request arrives (server-options.ts genReqId) and echoed on every reply. */
 
@@ -15,7 +15,7 @@ export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
  * UUID. A client cannot give its forged events the id of someone else's request (ASVS 5.0 16.2.1).
  */
 export function createRequestIdGenerator(trustProxy: readonly string[]) {
-  const trusted = trustProxy.length > 0 ? proxyAddr.compile([...trustProxy]) : () => false
+  const trusted = trustedProxies(trustProxy)
   return function requestIdFor(req: IncomingMessage): string {
     const given = req.headers['x-request-id']
     const fromGateway = trusted(req.socket?.remoteAddress ?? '', 0)

@@ -1,5 +1,6 @@
 import cors, { type FastifyCorsOptions } from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 
 /**
  * Exact-origin allowlist with credentials (OWASP ASVS 3.4): an allowed origin is echoed with
@@ -28,4 +29,16 @@ export const autoConfig = (app: FastifyInstance): FastifyCorsOptions => {
   }
 }
 
-export default cors
+/**
+ * cors answers a preflight in its own onRequest hook, before plugins/app/global-rate-limit.ts's
+ * runs: the global limit runs first here (looked up per request: the limiter loads later), or an
+ * OPTIONS with an allowed Origin would be an unlimited request (OWASP ASVS 5.0 2.4.1).
+ */
+export default fp(
+  async function corsAfterGlobalLimit(app: FastifyInstance, options: FastifyCorsOptions) {
+    app.addHook('onRequest', (request, reply) => app.globalRateLimit(request, reply))
+    await app.register(cors, options)
+  },
+  // The limit's key reads the access cookie: cookies are parsed by then.
+  { name: 'cors', dependencies: ['@fastify/cookie'] },
+)

@@ -13,7 +13,7 @@ import { rateLimited } from '../../lib/errors.js'
  * plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
  */
 /** The global limit's bucket for a client address (IPv6 by /64). */
-export const addressKey = (request: FastifyRequest) => `ip:${clientKey(request.ip)}`
+export const addressKey = (address: string) => `ip:${clientKey(address)}`
 
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
@@ -25,7 +25,7 @@ export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   skipOnError: true,
   keyGenerator: function rateLimitKey(request: FastifyRequest) {
     const userId = app.peekUserId(request)
-    return userId ? `user:${userId}` : addressKey(request)
+    return userId ? `user:${userId}` : addressKey(request.ip)
   },
   // The plugin has set Retry-After and RateLimit-* already; the problem adds no headers of its own.
   errorResponseBuilder: () => rateLimited(),
