@@ -32,12 +32,23 @@ export function serviceEnv(roles, { logLevel }) {
 
 const json = { 'content-type': 'application/json' }
 
+/**
+ * A setup request. 503 is retried: a fresh process on a busy machine can stall at boot, and load
+ * shedding (under-pressure, on as in production) then answers 503 until its next sample.
+ */
 async function call(url, init, expected) {
-  const response = await fetch(url, init)
-  if (response.status !== expected) {
-    throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${await response.text()}`)
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(url, init)
+    if (response.status === 503 && attempt < 20) {
+      await response.arrayBuffer()
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      continue
+    }
+    if (response.status !== expected) {
+      throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${await response.text()}`)
+    }
+    return response
   }
-  return response
 }
 
 /** name=value pairs of a response's Set-Cookie lines, except cleared ones. */
