@@ -204,6 +204,8 @@ async function measure(scenario, ctx) {
 
 // --- Rounds.
 const rounds = []
+/** Per target kind, per round: peak RSS right after the process announced itself. */
+const bootRss = {}
 const running = new Map()
 async function stopAll() {
   await Promise.all([...running.values()].map(stopChild))
@@ -221,6 +223,9 @@ try {
       const started = await STARTERS[kind]()
       running.set(kind, started)
       ctx.targets[kind] = { url: started.info.url, pid: started.pid, info: started.info }
+      // Resident memory once ready, before any load: tells boot size from growth under load.
+      bootRss[kind] ??= []
+      bootRss[kind].push(peakRss(started.pid))
       if (kind === 'service') ctx.auth = await prepareService(started.info.url)
     }
     for (const scenario of scenarios) {
@@ -274,10 +279,22 @@ try {
 const seconds = (performance.now() - runStart) / 1000
 const summary = summarize(scenarios, rounds)
 const ratioRows = ratios(rounds)
-const md = markdown({ options, machine, summary, ratioRows, started, seconds, warnings, database })
+const md = markdown({ options, machine, summary, ratioRows, started, seconds, warnings, database, bootRss })
 writeResults(
   'bench/results',
-  { started, seconds, machine, options, database, rounds, summary, ratios: ratioRows, failures, warnings },
+  {
+    started,
+    seconds,
+    machine,
+    options,
+    database,
+    rounds,
+    bootRss,
+    summary,
+    ratios: ratioRows,
+    failures,
+    warnings,
+  },
   md,
 )
 console.log(`\n${md}`)

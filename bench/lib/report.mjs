@@ -85,7 +85,17 @@ export function ratios(rounds) {
 
 const fmt = (v, digits = 0) => (v === null || v === undefined ? '—' : v.toFixed(digits))
 
-export function markdown({ options, machine, summary, ratioRows, started, seconds, warnings, database }) {
+export function markdown({
+  options,
+  machine,
+  summary,
+  ratioRows,
+  started,
+  seconds,
+  warnings,
+  database,
+  bootRss = {},
+}) {
   const lines = []
   lines.push(
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load average at start ${machine.loadAverage?.join(' ') ?? '?'}; ` +
@@ -123,6 +133,10 @@ export function markdown({ options, machine, summary, ratioRows, started, second
       'server process from /proc; PostgreSQL CPU is summed over every `postgres` process on the machine (machine-wide: ' +
       "another user's queries count too). Generator CPU is the autocannon process's share of one core, at its highest round.",
   )
+  const boot = Object.entries(bootRss)
+    .map(([kind, values]) => `${kind} ${fmt(median(values) && median(values) / MiB, 1)}`)
+    .join(', ')
+  if (boot) lines.push('', `Peak RSS once ready, before any load (MiB, median): ${boot}.`)
   for (const w of warnings) lines.push(`\n> ${w}`)
   return `${lines.join('\n')}\n`
 }
