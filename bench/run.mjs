@@ -1,24 +1,55 @@
-// `npm run bench`: load-tests the built service on 127.0.0.1 with autocannon against a bare
-// node:http baseline measured in the same run. Reports medians of several runs: requests per
-// second, p99 latency, and server CPU time per request (steadier than req/s on a shared machine).
+// `npm run bench`: load-tests the built service (production mode, every defence on) with autocannon
+// against baselines and peers measured in the same run: bare node:http and Fastify, raw twins that
+// run the service's SQL without its security stack, raw bcrypt, the Express recipe the service grew
+// from, and better-auth. Fresh processes every round, rounds interleaved, medians of per-round
+// ratios. `npm run bench -- --help` lists the options; README "Benchmark" says what the numbers mean.
 
-import { spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import autocannon from 'autocannon'
+import { join } from 'node:path'
+import postgres from 'postgres'
 import { buildIfStale } from '../scripts/build-if-stale.mjs'
+import { startGenerator } from './lib/load.mjs'
+import { parseOptions } from './lib/options.mjs'
+import { ensurePeerDeps, PEERS_DIR } from './lib/peers.mjs'
+import { cpuMicros, machineInfo, peakRss, postgresCpu, postgresCpuDelta } from './lib/proc.mjs'
+import { startChild, stopChild } from './lib/processes.mjs'
+import { GENERATOR_CPU_WARN, markdown, ratios, summarize, writeResults } from './lib/report.mjs'
+import { BCRYPT_CONNECTIONS } from './lib/scenarios.mjs'
+import { BCRYPT_COST, login, logins, PASSWORD, register, seedComments, serviceEnv } from './lib/service.mjs'
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const TICK_MS = 1000 / 100 // USER_HZ
-// Meets the password policy (15+ characters, not on the blocklist).
-const PASSWORD = 'Bench-Lantern-Orbit-7'
+let options
+try {
+  options = parseOptions()
+} catch (error) {
+  console.error(`bench: ${error.message}`)
+  process.exit(2)
+}
+if (options.help) {
+  console.log(options.help)
+  process.exit(0)
+}
+
+const runStart = performance.now()
+const started = new Date().toISOString()
+const machine = machineInfo()
+const scenarios = options.scenarios
+const targetsNeeded = new Set(scenarios.map((s) => s.target))
+// The raw twins query the bench user, whom only the service can make.
+if (targetsNeeded.has('twin')) targetsNeeded.add('service')
+console.log(
+  `bench: ${scenarios.map((s) => s.id).join(', ')}; ${options.rounds} rounds × ${options.duration} s ` +
+    `(+${options.warmup} s warm-up), ${options.connections} connections`,
+)
 
 buildIfStale()
+if (targetsNeeded.has('express') || targetsNeeded.has('express-keyobject')) ensurePeerDeps('express')
+if (targetsNeeded.has('better-auth')) ensurePeerDeps('better-auth')
+
+// --- Database: the given server, or an embedded one; the service runs as the least-privileged runtime role.
 let embedded = null
-let databaseUrl = process.env.DATABASE_URL
-if (!databaseUrl) {
+let adminUrl = process.env.DATABASE_URL
+if (!adminUrl) {
   const { startEmbeddedPostgres } = await import('../dist/lib/embedded-postgres.js')
   const { createLogger } = await import('../dist/lib/logger.js')
   embedded = await startEmbeddedPostgres({
@@ -26,171 +57,250 @@ if (!databaseUrl) {
     logger: createLogger({ LOG_LEVEL: 'warn' }),
     fast: true,
   })
-  databaseUrl = embedded.url
+  adminUrl = embedded.url
 }
-// The service runs as the least-privileged runtime role, as in production (README, Database security).
+const database = embedded ? 'embedded PostgreSQL' : `DATABASE_URL (${new URL(adminUrl).host})`
 const { splitRoles } = await import('../dist/lib/embedded-postgres.js')
-const roles = splitRoles ? await splitRoles(databaseUrl) : { DATABASE_URL: databaseUrl }
+const roles = await splitRoles(adminUrl)
+let betterAuthUrl = null
+if (targetsNeeded.has('better-auth')) betterAuthUrl = await ensureDatabase(adminUrl, 'bench_betterauth')
 
-/** Starts a child that prints a JSON line with `url` when listening. */
-function startChild(args, env) {
+/** Creates the database when missing; its URL (same server and credentials). */
+async function ensureDatabase(url, name) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    const [found] = await sql`select 1 from pg_database where datname = ${name}`
+    if (!found) await sql.unsafe(`create database ${name}`)
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+  const out = new URL(url)
+  out.pathname = `/${name}`
+  return out.toString()
+}
+
+// --- Targets: one fresh process per kind per round.
+const env = serviceEnv(roles, { logLevel: options.logLevel })
+const betterAuthSecret = randomBytes(32).toString('base64')
+const production = { NODE_ENV: 'production' }
+const bench = { username: `bench${Date.now().toString(36)}`, userId: null, password: PASSWORD }
+
+const STARTERS = {
+  service: () => startChild('service', ['dist/server.js'], { env }),
+  'node-http': () => startChild('node-http', [join(PEERS_DIR, 'node-http.mjs')], { env: production }),
+  fastify: () => startChild('fastify', [join(PEERS_DIR, 'fastify.mjs')], { env: production }),
+  twin: () =>
+    startChild('twin', [join(PEERS_DIR, 'raw-twin.mjs')], {
+      env: { ...production, DATABASE_URL: roles.DATABASE_URL, BENCH_USER_ID: bench.userId },
+    }),
+  express: () => startChild('express', ['server.mjs'], { cwd: join(PEERS_DIR, 'express'), env: production }),
+  'express-keyobject': () =>
+    startChild('express-keyobject', ['server.mjs'], {
+      cwd: join(PEERS_DIR, 'express'),
+      env: { ...production, BENCH_JWT_KEY: 'keyobject' },
+    }),
+  'better-auth': () =>
+    startChild('better-auth', ['server.mjs'], {
+      cwd: join(PEERS_DIR, 'better-auth'),
+      env: { ...production, BETTER_AUTH_DATABASE_URL: betterAuthUrl, BETTER_AUTH_SECRET: betterAuthSecret },
+    }),
+}
+
+/** Round 1 makes the bench user and 50 comments; every round signs in afresh (tokens for /me and comments). */
+async function prepareService(api) {
+  if (!bench.userId) {
+    bench.userId = (await register(api, bench.username)).id
+    const { accessToken } = await login(api, bench.username)
+    await seedComments(api, accessToken, 50)
+  }
+  const { accessToken, cookies } = await login(api, bench.username)
+  // What a browser sends to /api/users/me: the access and device cookies (the refresh cookie is Path=/api/auth).
+  const cookie = Object.entries(cookies)
+    .filter(([name]) => !name.endsWith('refresh_token'))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ')
+  return { accessToken, cookie, username: bench.username, password: PASSWORD }
+}
+
+// --- Measuring one scenario.
+const failures = []
+const warnings = []
+
+function bcryptRate() {
+  const args = [
+    join(PEERS_DIR, 'bcrypt-rate.mjs'),
+    `--cost=${BCRYPT_COST}`,
+    `--concurrency=${BCRYPT_CONNECTIONS}`,
+    `--seconds=${options.duration}`,
+    `--warmup=${options.warmup}`,
+  ]
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
+    execFile(process.execPath, args, (error, stdout) => {
+      if (error) return reject(error)
+      const done = JSON.parse(stdout.trim().split('\n').at(-1))
+      resolve({
+        rps: done.rate,
+        p50: done.p50,
+        p99: done.p99,
+        requests: done.count,
+        cpuPerReq: done.cpuMicros / done.count,
+        dbPerReq: null,
+        peakRss: done.peakRss,
+        generatorCpu: null,
+        non2xx: 0,
+        errors: 0,
+      })
     })
-    let buffer = ''
-    const onData = (chunk) => {
-      buffer += chunk
-      for (const line of buffer.split('\n')) {
-        if (!line.includes('"url"')) continue
-        try {
-          const { url } = JSON.parse(line)
-          if (url) {
-            child.stdout.off('data', onData)
-            child.stdout.resume() // keep draining logs
-            return resolve({ child, url })
-          }
-        } catch {}
-      }
+  })
+}
+
+const problems = (r) => r.non2xx + r.errors
+
+async function measure(scenario, ctx) {
+  if (scenario.id === 'bcrypt') return bcryptRate()
+  const server = ctx.targets[scenario.target]
+  const generator = await startGenerator()
+  try {
+    const warm = []
+    if (options.warmup > 0) {
+      // The refresh warm-up spends its own sessions: a request cut off when it ends leaves its
+      // connection's cookie consumed, which the measured round must never present.
+      const warmCtx = scenario.id === 'refresh' ? { ...ctx, jars: ctx.warmJars } : ctx
+      const answer = await generator.run([
+        { ...scenario.job(warmCtx), duration: options.warmup, id: 'warm-up' },
+      ])
+      warm.push(...answer.results)
     }
-    child.stdout.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
-  })
-}
-
-const cpuMs = (pid) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
-async function measure(pid, options) {
-  const results = []
-  for (let i = 0; i < RUNS; i++) {
-    const before = cpuMs(pid)
-    const r = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...options })
-    const cpu = cpuMs(pid) - before
-    if (r.non2xx > 0 || r.errors > 0)
-      throw new Error(`${options.url}: ${r.non2xx} non-2xx, ${r.errors} errors`)
-    results.push({ rps: r.requests.average, p99: r.latency.p99, cpuUs: (cpu * 1000) / r.requests.total })
+    const jobs = [{ ...scenario.job(ctx), duration: options.duration, id: scenario.id }]
+    if (scenario.probe) jobs.push({ ...scenario.probe(ctx), duration: options.duration })
+    const cpuBefore = cpuMicros(server.pid)
+    const pgBefore = postgresCpu()
+    const answer = await generator.run(jobs)
+    const cpuAfter = cpuMicros(server.pid)
+    const pgAfter = postgresCpu()
+    const [main, probe] = answer.results
+    const requests = Math.max(1, main.requests)
+    return {
+      target: scenario.target,
+      rps: main.rps,
+      p50: main.p50,
+      p99: main.p99,
+      requests: main.requests,
+      cpuPerReq: (cpuAfter - cpuBefore) / requests,
+      dbPerReq: postgresCpuDelta(pgBefore, pgAfter) / requests,
+      peakRss: peakRss(server.pid),
+      generatorCpu: answer.cpuMicros / (answer.wallMs * 1000),
+      non2xx: main.non2xx,
+      errors: main.errors,
+      timeouts: main.timeouts,
+      statusCodes: main.statusCodes,
+      warmup: warm.map(({ non2xx, errors, statusCodes }) => ({ non2xx, errors, statusCodes })),
+      probe: probe ?? null,
+    }
+  } finally {
+    await generator.stop()
   }
-  return {
-    rps: median(results.map((r) => r.rps)),
-    p99: median(results.map((r) => r.p99)),
-    cpuUs: median(results.map((r) => r.cpuUs)),
+}
+
+// --- Rounds.
+const rounds = []
+/** Per target kind, per round: peak RSS right after the process announced itself. */
+const bootRss = {}
+const running = new Map()
+async function stopAll() {
+  await Promise.all([...running.values()].map(stopChild))
+  running.clear()
+}
+let exitCode = 0
+try {
+  for (let round = 1; round <= options.rounds; round++) {
+    const ctx = { targets: {}, connections: options.connections }
+    const records = {}
+    rounds.push(records)
+    // The service first: the twins need the bench user it makes.
+    for (const kind of ['service', ...[...targetsNeeded].filter((k) => k !== 'service' && k !== 'bcrypt')]) {
+      if (!targetsNeeded.has(kind)) continue
+      const started = await STARTERS[kind]()
+      running.set(kind, started)
+      ctx.targets[kind] = { url: started.info.url, pid: started.pid, info: started.info }
+      // Resident memory once ready, before any load: tells boot size from growth under load.
+      bootRss[kind] ??= []
+      bootRss[kind].push(peakRss(started.pid))
+      if (kind === 'service') ctx.auth = await prepareService(started.info.url)
+    }
+    for (const scenario of scenarios) {
+      if (scenario.id === 'refresh') {
+        // One sign-in per connection (bcrypt-bound, 8 at a time), each its own session and cookie chain.
+        const api = ctx.targets.service.url
+        const jarsOf = async (n) => (await logins(api, bench.username, n)).map((s) => s.cookies)
+        ctx.jars = await jarsOf(options.connections)
+        ctx.warmJars = options.warmup > 0 ? await jarsOf(Math.min(10, options.connections)) : []
+      }
+      const record = await measure(scenario, ctx)
+      records[scenario.id] = record
+      const bad = problems(record) + (record.probe ? problems(record.probe) : 0)
+      const warmBad = (record.warmup ?? []).reduce((n, w) => n + problems(w), 0)
+      if (bad + warmBad > 0) {
+        const codes = JSON.stringify({ measured: record.statusCodes, probe: record.probe?.statusCodes })
+        failures.push(
+          `${scenario.id} (round ${round}): ${record.non2xx} non-2xx, ${record.errors} errors` +
+            `${record.probe ? `, probe ${record.probe.non2xx} non-2xx/${record.probe.errors} errors` : ''}` +
+            `${warmBad ? `, warm-up ${warmBad}` : ''} ${codes}`,
+        )
+      }
+      if (record.generatorCpu !== null && record.generatorCpu > GENERATOR_CPU_WARN) {
+        warnings.push(
+          `${scenario.id} (round ${round}): the load generator used ${Math.round(record.generatorCpu * 100)} % of a core: ` +
+            'its req/s may be the generator’s limit; CPU per request still speaks for the server.',
+        )
+      }
+      const gen = record.generatorCpu === null ? '' : `, generator ${Math.round(record.generatorCpu * 100)} %`
+      const probe = record.probe ? `, /health/live beside it p99 ${record.probe.p99} ms` : ''
+      console.log(
+        `[round ${round}/${options.rounds}] ${scenario.id}: ${Math.round(record.rps)} req/s, ` +
+          `p50 ${record.p50?.toFixed?.(1)} ms, p99 ${record.p99?.toFixed?.(1)} ms, ` +
+          `server ${Math.round(record.cpuPerReq)} µs/req` +
+          `${record.dbPerReq === null ? '' : `, PostgreSQL ${Math.round(record.dbPerReq)} µs/req`}` +
+          `${gen}${probe}${bad ? `, ${record.non2xx} non-2xx, ${record.errors} errors` : ''}`,
+      )
+    }
+    await stopAll()
   }
+} catch (error) {
+  console.error(`bench: ${error.stack ?? error}`)
+  failures.push(`aborted: ${error.message}`)
+  exitCode = 1
+} finally {
+  await stopAll()
+  await embedded?.stop()
 }
 
-const baseline = await startChild(
-  [
-    '-e',
-    `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"status":"ok"}') }).listen(0, '127.0.0.1', function () { console.log(JSON.stringify({ url: 'http://127.0.0.1:' + this.address().port })) })`,
-  ],
-  {},
+// --- Report.
+const seconds = (performance.now() - runStart) / 1000
+const summary = summarize(scenarios, rounds)
+const ratioRows = ratios(rounds)
+const md = markdown({ options, machine, summary, ratioRows, started, seconds, warnings, database, bootRss })
+writeResults(
+  'bench/results',
+  {
+    started,
+    seconds,
+    machine,
+    options,
+    database,
+    rounds,
+    bootRss,
+    summary,
+    ratios: ratioRows,
+    failures,
+    warnings,
+  },
+  md,
 )
-const service = await startChild(['dist/server.js'], {
-  NODE_ENV: 'production',
-  PORT: '0',
-  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-  ...roles,
-  JWT_SECRET: randomBytes(32).toString('base64'),
-  DATA_ENCRYPTION_KEYS: `b1:${Buffer.alloc(32, 1).toString('base64')}`,
-  DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
-  PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
-  BCRYPT_COST: '10',
-  RATE_LIMIT_MAX: '1000000',
-  REGISTER_RATE_LIMIT_MAX: '10000',
-  LOGIN_RATE_LIMIT_MAX: '10000',
-  LOGIN_ACCOUNT_MAX_FAILURES: '10000',
-  UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
-})
-
-// A user with a token, and 50 comments to list.
-const api = service.url
-const json = { 'content-type': 'application/json' }
-const name = `bench${Date.now()}`
-await fetch(`${api}/api/auth/register`, {
-  method: 'POST',
-  headers: json,
-  body: JSON.stringify({ username: name, email: `${name}@example.com`, password: PASSWORD }),
-})
-const login = await (
-  await fetch(`${api}/api/auth/login`, {
-    method: 'POST',
-    headers: json,
-    body: JSON.stringify({ username: name, password: PASSWORD }),
-  })
-).json()
-const auth = { authorization: `Bearer ${login.accessToken}` }
-for (let i = 0; i < 50; i++) {
-  await fetch(`${api}/api/comments`, {
-    method: 'POST',
-    headers: { ...json, ...auth },
-    body: JSON.stringify({ body: `comment ${i} <b>x</b>` }),
-  })
+console.log(`\n${md}`)
+console.log('Written: bench/results/latest.json, bench/results/latest.md')
+if (failures.length > 0) {
+  console.error(`bench: FAILED (unexpected non-2xx or errors):\n  ${failures.join('\n  ')}`)
+  exitCode = 1
 }
-
-const scenarios = [
-  ['baseline node:http', baseline, { url: baseline.url }],
-  ['GET /health/live', service, { url: `${api}/health/live` }],
-  ['GET /api/users/me (JWT + session check)', service, { url: `${api}/api/users/me`, headers: auth }],
-  ['GET /api/comments?limit=20', service, { url: `${api}/api/comments?limit=20` }],
-  // bcrypt-bound (cost 10): fewer connections, as many as the thread pool can hash at once.
-  [
-    'POST /api/auth/register (bcrypt 10, -c 8)',
-    service,
-    {
-      url: `${api}/api/auth/register`,
-      method: 'POST',
-      connections: 8,
-      headers: json,
-      requests: [
-        {
-          setupRequest: (req) => {
-            const user = `b${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`
-            return {
-              ...req,
-              body: JSON.stringify({
-                username: user,
-                email: `${user}@example.com`,
-                password: PASSWORD,
-              }),
-            }
-          },
-        },
-      ],
-    },
-  ],
-  [
-    'POST /api/auth/login (bcrypt 10, -c 8)',
-    service,
-    {
-      url: `${api}/api/auth/login`,
-      method: 'POST',
-      connections: 8,
-      headers: json,
-      body: JSON.stringify({ username: name, password: PASSWORD }),
-    },
-  ],
-]
-const rows = []
-for (const [label, target, options] of scenarios)
-  rows.push({ label, ...(await measure(target.child.pid, options)) })
-const base = rows[0]
-console.log(
-  `\n${RUNS} runs x ${DURATION}s, ${CONNECTIONS} connections, medians; LOG_LEVEL=${process.env.BENCH_LOG_LEVEL ?? 'info'}`,
-)
-console.log('| scenario | req/s | p99 ms | server CPU µs/req | CPU vs baseline |')
-console.log('|---|---|---|---|---|')
-for (const r of rows) {
-  console.log(
-    `| ${r.label} | ${Math.round(r.rps)} | ${r.p99} | ${r.cpuUs.toFixed(0)} | ${(r.cpuUs / base.cpuUs).toFixed(1)}x |`,
-  )
-}
-baseline.child.kill()
-service.child.kill('SIGTERM')
-await new Promise((r) => service.child.once('exit', r))
-await embedded?.stop()
-process.exit(0)
+process.exit(exitCode)
