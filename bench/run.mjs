@@ -83,7 +83,12 @@ async function ensureDatabase(url, name) {
 const env = serviceEnv(roles, { logLevel: options.logLevel })
 const betterAuthSecret = randomBytes(32).toString('base64')
 const production = { NODE_ENV: 'production' }
-const bench = { username: `bench${Date.now().toString(36)}`, userId: null, password: PASSWORD }
+const bench = {
+  username: `bench${Date.now().toString(36)}`,
+  userId: null,
+  sessionId: null,
+  password: PASSWORD,
+}
 
 const STARTERS = {
   service: () => startChild('service', ['dist/server.js'], { env }),
@@ -91,7 +96,12 @@ const STARTERS = {
   fastify: () => startChild('fastify', [join(PEERS_DIR, 'fastify.mjs')], { env: production }),
   twin: () =>
     startChild('twin', [join(PEERS_DIR, 'raw-twin.mjs')], {
-      env: { ...production, DATABASE_URL: roles.DATABASE_URL, BENCH_USER_ID: bench.userId },
+      env: {
+        ...production,
+        DATABASE_URL: roles.DATABASE_URL,
+        BENCH_USER_ID: bench.userId,
+        BENCH_SESSION_ID: bench.sessionId,
+      },
     }),
   express: () => startChild('express', ['server.mjs'], { cwd: join(PEERS_DIR, 'express'), env: production }),
   'express-keyobject': () =>
@@ -111,6 +121,8 @@ async function prepareService(api) {
   if (!bench.userId) {
     bench.userId = (await register(api, bench.username)).id
     const { accessToken } = await login(api, bench.username)
+    // The twin's /me checks this session as the service checks a token's (the payload is not verified here).
+    bench.sessionId = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()).sid
     await seedComments(api, accessToken, 50)
   }
   const { accessToken, cookies } = await login(api, bench.username)

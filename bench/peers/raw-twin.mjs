@@ -1,14 +1,17 @@
 // Raw twin: bare node:http + postgres.js running the SQL the service runs for a route, with the
 // service's pool settings, database and runtime role, and no security stack (no token, session
 // check, rate limit, validation, sanitizing, encryption, headers or logging). The ceiling for the route.
-//   GET  /me               the user row select of GET /api/users/me (repositories/users.ts findUserById)
+//   GET  /me               the one statement of GET /api/users/me: the session check joined with the
+//                          user row (repositories/sessions.ts findPrincipal)
 //   POST /comments         the insert of POST /api/comments (repositories/comments.ts insertComment)
 //   GET  /comments?limit=N the list select of GET /api/comments (repositories/comments.ts listComments)
 import { createServer } from 'node:http'
 import postgres from 'postgres'
 
 const userId = process.env.BENCH_USER_ID
-if (!process.env.DATABASE_URL || !userId) throw new Error('DATABASE_URL and BENCH_USER_ID are required')
+const sessionId = process.env.BENCH_SESSION_ID
+if (!process.env.DATABASE_URL || !userId || !sessionId)
+  throw new Error('DATABASE_URL, BENCH_USER_ID and BENCH_SESSION_ID are required')
 
 // As plugins/app/db.ts createSql with the service's defaults (DATABASE_POOL_MAX=10 and the timeouts).
 const sql = postgres(process.env.DATABASE_URL, {
@@ -39,12 +42,19 @@ const toComment = (row) => ({
 
 async function me() {
   const [row] = await sql`
-    select id, username, email, role, disabled, created_at, password_hash
-    from users where id = ${userId}
+    select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr,
+      u.email as sealed_email, u.created_at as user_created_at
+    from sessions s join users u on u.id = s.user_id
+    where s.id = ${sessionId} and s.user_id = ${userId}
+      and s.revoked_at is null and s.expires_at > now() and s.idle_expires_at > now()
+      and not u.disabled
   `
   if (!row) return [404, { error: 'not found' }]
   // The email stays as stored (encrypted): decrypting it is part of the stack the twin leaves out.
-  return [200, { user: { id: row.id, username: row.username, role: row.role, createdAt: row.createdAt } }]
+  return [
+    200,
+    { user: { id: row.userId, username: row.username, role: row.role, createdAt: row.userCreatedAt } },
+  ]
 }
 
 async function createComment(request) {
