@@ -22,6 +22,9 @@ async function dbDeadlinePlugin(app: FastifyInstance) {
   const deadline = app.config.DATABASE_STATEMENT_TIMEOUT_MS + MARGIN_MS
 
   app.addHook('onRoute', function boundRoute(route: RouteOptions) {
+    // A route that never waits on the database (liveness) needs no deadline: Fastify's costs an
+    // AbortController, a timer and an AbortError per request.
+    if ((route.config as { database?: boolean } | undefined)?.database === false) return
     // Fastify's handlerTimeout rather than a timer of ours: it also covers hooks (authenticate queries).
     route.handlerTimeout ??= deadline
     const handler = route.handler

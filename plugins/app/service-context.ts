@@ -59,19 +59,33 @@ async function serviceContextPlugin(app: FastifyInstance) {
 
   app.decorate('serviceContext', function serviceContext(request: FastifyRequest): ServiceContext {
     const userAgent = request.headers['user-agent']?.slice(0, MAX_USER_AGENT) ?? null
+    let audit: ServiceContext['audit'] | undefined
+    let throttle: ServiceContext['throttle'] | undefined
+    // audit and throttle are built when a service first asks: most requests (reads) never do.
     return {
       sql: boundToDeadline(app.sql, request),
       config,
       cipher: app.cipher,
       cursors,
       sign,
-      audit: createAudit(app.sql, app.cipher, request.log, {
-        ip: request.ip,
-        userAgent,
-        requestId: request.id,
-      }),
+      get audit() {
+        audit ??= createAudit(app.sql, app.cipher, request.log, {
+          ip: request.ip,
+          userAgent,
+          requestId: request.id,
+        })
+        return audit
+      },
       origin: { ip: request.ip, userAgent },
-      throttle: { limiter, client: clientKey(request.ip), deviceCookies: request.deviceCookies(), devices },
+      get throttle() {
+        throttle ??= {
+          limiter,
+          client: clientKey(request.ip),
+          deviceCookies: request.deviceCookies(),
+          devices,
+        }
+        return throttle
+      },
       devices,
     }
   })

@@ -16,7 +16,8 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     '/live',
     {
       // Liveness answers even under load shedding: the process is alive, just busy.
-      config: { rateLimit: false, pressureHandler: () => undefined },
+      // No database, so no request deadline (plugins/app/db-deadline.ts).
+      config: { rateLimit: false, pressureHandler: () => undefined, database: false },
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process answers',

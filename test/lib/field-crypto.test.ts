@@ -18,6 +18,18 @@ t.test('a value decrypts only where it was encrypted: same table, column and row
   )
   t.throws(() => cipher.decrypt(stored, { ...at, column: 'user_agent' }), DecryptionError)
   t.throws(() => cipher.decrypt(stored, { ...at, table: 'sessions' }), DecryptionError)
+  // Opened values are remembered by place and stored form: a remembered one moved elsewhere still fails.
+  t.equal(cipher.decrypt(stored, at), 'alice@example.com', 'opened again (remembered)')
+  t.throws(
+    () => cipher.decrypt(stored, { ...at, rowId: '00000000-0000-4000-8000-000000000003' }),
+    DecryptionError,
+  )
+  for (let i = 0; i < 5000; i++) {
+    const place = { ...at, rowId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` }
+    if (cipher.decrypt(cipher.encrypt(`u${i}@example.com`, place), place) !== `u${i}@example.com`)
+      t.fail(`value ${i}`)
+  }
+  t.equal(cipher.decrypt(stored, at), 'alice@example.com', 'opened once more after the memory turned over')
 })
 
 t.test('tampered, truncated, plaintext and unknown-key values fail closed', async (t) => {
