@@ -116,13 +116,30 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>): LoggerOptions 
   }
 }
 
+/** Lines waiting for a slow stdout, at most: past it new lines are dropped (and counted), not kept. */
+export const MAX_PENDING_LOG_BYTES = 8 * 1024 * 1024
+const DROP_REPORT_MS = 10_000
+
 /**
  * One logger for the process: JSON lines on stdout (or the given stream, in tests). Written
  * asynchronously: a synchronous write to a pipe that is not drained fast enough spins in
- * atomic-sleep, measured at 30 % of the CPU of `/health/live` under load (README, Performance).
+ * atomic-sleep, measured at 30 % of the CPU of `/health/live` under load (README, Benchmark).
  * Lines that arrive while a write is under way go out together in the next one; pino flushes what
- * is left when the process exits.
+ * is left when the process exits. A stdout nobody drains (a stuck log driver) cannot fill the heap:
+ * past MAX_PENDING_LOG_BYTES lines are dropped, and one `log.dropped` line says how many (ASVS 5.0 16.4.x).
  */
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, stream?: DestinationStream): Logger {
-  return pino(loggerOptions(config), stream ?? pino.destination({ dest: 1, sync: false }))
+  if (stream) return pino(loggerOptions(config), stream)
+  const destination = pino.destination({ dest: 1, sync: false, maxLength: MAX_PENDING_LOG_BYTES })
+  const logger = pino(loggerOptions(config), destination)
+  let dropped = 0
+  destination.on('drop', () => {
+    dropped++
+  })
+  setInterval(() => {
+    if (dropped === 0) return
+    logger.error({ event: 'log.dropped', lines: dropped }, 'log lines dropped: stdout is not being read')
+    dropped = 0
+  }, DROP_REPORT_MS).unref()
+  return logger
 }

@@ -71,7 +71,8 @@ export class SortedKeys {
     while (low < high) {
       const middle = (low + high) >>> 1
       const start = text.lastIndexOf('\n', middle - 1) + 1
-      const end = text.indexOf('\n', start)
+      const newline = text.indexOf('\n', start)
+      const end = newline === -1 ? text.length : newline // a last entry without its newline still ends
       const entry = text.slice(start, end)
       if (entry === wanted) return true
       if (entry < wanted) low = end + 1
@@ -81,20 +82,29 @@ export class SortedKeys {
   }
 }
 
-/** The digest of the package's list that a folded copy was made from: a stale copy is not used. */
-const sourceDigest = (listFile: string) => createHash('sha256').update(readFileSync(listFile)).digest('hex')
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex')
 
-/** Writes the folded list for the build, headed by the digest of the list it came from. */
+/**
+ * A folded copy's header: the digest of the package's list it was made from (a stale copy is not
+ * used) and of its own body (a cut or edited copy is not used: a blocklist with entries missing
+ * would accept common passwords).
+ */
+const headerOf = (listFile: string, body: string) =>
+  `${sha256(readFileSync(listFile))} ${sha256(Buffer.from(body, 'latin1'))}`
+
+/** Writes the folded list for the build, headed by the digests of the list it came from and of itself. */
 export function writeFoldedList(target = COMPACT_FILE, listFile = LIST_FILE): void {
-  writeFileSync(target, `${sourceDigest(listFile)}\n${foldList(listFile)}`, 'latin1')
+  const body = foldList(listFile)
+  writeFileSync(target, `${headerOf(listFile, body)}\n${body}`, 'latin1')
 }
 
-/** The folded copy the build wrote, when it was made from this very list; else folded now (tests, `npm run dev`). */
+/** The folded copy the build wrote, when whole and made from this very list; else folded now (tests, `npm run dev`). */
 export function readBlocklist(compactFile = COMPACT_FILE, listFile = LIST_FILE): SortedKeys {
   if (existsSync(compactFile)) {
     const text = readFileSync(compactFile, 'latin1')
     const header = text.indexOf('\n')
-    if (text.slice(0, header) === sourceDigest(listFile)) return new SortedKeys(text.slice(header + 1))
+    const body = text.slice(header + 1)
+    if (header !== -1 && text.slice(0, header) === headerOf(listFile, body)) return new SortedKeys(body)
   }
   return new SortedKeys(foldList(listFile))
 }

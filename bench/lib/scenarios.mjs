@@ -36,7 +36,7 @@ export const SCENARIOS = [
   },
   {
     id: 'me-twin',
-    label: 'raw twin: user row select (node:http + postgres.js)',
+    label: 'raw twin: session check joined with the user row (node:http + postgres.js)',
     target: 'twin',
     job: (c) => get(c, 'twin', '/me'),
   },

@@ -9,7 +9,9 @@ export const BCRYPT_COST = 10
 
 /** The image's NODE_OPTIONS (Dockerfile ENV): the service runs with the V8 settings it ships with. */
 function imageNodeOptions() {
-  const line = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8').match(/NODE_OPTIONS="([^"]*)"/)
+  const line = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8').match(
+    /NODE_OPTIONS="([^"]*)"/,
+  )
   return line ? line[1] : ''
 }
 

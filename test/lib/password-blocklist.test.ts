@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -49,4 +49,24 @@ t.test('the folded copy is used only when made from the same list', async (t) =>
   const keys = readBlocklist(folded, updated)
   t.notOk(keys.has('tr0ub4dor'), 'a stale copy is not used')
   t.ok(keys.has('hunter2 hunter2'), 'the current list is')
+})
+
+t.test('a folded copy that was cut or edited is not used: the list is folded again', async (t) => {
+  const list = listOf(['password', 'letmein', 'qwerty'], 'cut.txt.gz')
+  const folded = join(dir, 'cut-folded.txt')
+  writeFoldedList(folded, list)
+  const whole = readFileSync(folded, 'latin1')
+  // Nothing but the header (an interrupted write, a full disk) would accept every password.
+  writeFileSync(folded, whole.slice(0, whole.indexOf('\n') + 1), 'latin1')
+  t.ok(readBlocklist(folded, list).has('password'), 'a header-only copy is refused')
+  writeFileSync(folded, whole.replace('letmein\n', ''), 'latin1')
+  t.ok(readBlocklist(folded, list).has('letmein'), 'a copy with an entry removed is refused')
+  writeFileSync(folded, whole.slice(0, -3), 'latin1')
+  t.ok(readBlocklist(folded, list).has('qwerty'), 'a copy cut inside its last entry is refused')
+})
+
+t.test('a last entry without its newline still ends the search (no endless loop)', async (t) => {
+  const keys = new SortedKeys('alpha\nbeta\ngamma')
+  t.ok(keys.has('gamma'), 'found')
+  t.notOk(keys.has('zeta'), 'and a key past it is absent')
 })
