@@ -5,11 +5,6 @@ import { addressKey } from '../external/rate-limit.js'
 
 /** The global rate limit, applied as a root hook ahead of every route's own hooks. */
 
-/**
- * The global limit as a root onRequest hook: it runs before any route's own hooks, so requests that
- * authentication refuses (401/403, token probing) and unknown routes (404, scanning) are counted
- * too. Routes with a limit of their own (register, refresh) or `rateLimit: false` (health) skip it.
- */
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -22,6 +17,11 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The global limit as a root onRequest hook: it runs before any route's own hooks, so requests that
+ * authentication refuses (401/403, token probing) and unknown routes (404, scanning) are counted
+ * too. Routes with a limit of their own (register, refresh) or `rateLimit: false` (health) skip it.
+ */
 async function globalRateLimitPlugin(app: FastifyInstance) {
   const limit = app.rateLimit()
   // The router answers before any hook: the request has no cookies parsed and no decorations, so a

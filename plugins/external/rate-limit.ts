@@ -4,6 +4,9 @@ import { clientKey } from '../../lib/client-key.js'
 import { rateLimitStore } from '../../lib/counter-store.js'
 import { rateLimited } from '../../lib/errors.js'
 
+/** The global limit's bucket for a client address (IPv6 by /64). */
+export const addressKey = (address: string) => `ip:${clientKey(address)}`
+
 /**
  * The global limit counts the signed-in user when a valid access token comes with the request
  * (so users behind one NAT do not share a budget), otherwise the client address (IPv6 by /64).
@@ -12,9 +15,6 @@ import { rateLimited } from '../../lib/errors.js'
  * counted; if Redis is away this limit fails open (availability over limiting), and the redis
  * plugin logs it. Standard RateLimit-* headers (IETF draft), no legacy X-RateLimit-*.
  */
-/** The global limit's bucket for a client address (IPv6 by /64). */
-export const addressKey = (address: string) => `ip:${clientKey(address)}`
-
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
   global: false,
