@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
 import { deleteChallenges } from '../repositories/mfa.js'
-import type { Principal } from '../repositories/sessions.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
@@ -56,7 +55,7 @@ export async function createUser(
 }
 
 /** The signed-in user's account, from the row the principal check read with the session: no query. */
-export function getCurrentUser(ctx: Pick<Reader, 'cipher'>, principal: Principal): PublicUser {
+export function getCurrentUser(ctx: Pick<Reader, 'cipher'>, principal: sessionsRepo.Principal): PublicUser {
   return toPublicUser(users.userOfPrincipal(ctx.cipher, principal))
 }
 
