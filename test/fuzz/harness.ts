@@ -61,7 +61,10 @@ const REFUSED_EARLY = new Set([400, 404, 413, 414, 415])
 async function fuzzOperation(t: Test, world: World, op: Operation, actor: ActorName, budgetMs: number) {
   const allowed = allowedStatuses(op)
   const seen = new Map<number, number>()
-  const property = fc.asyncProperty(planArb(op, world.known, actor !== 'anonymous'), async (plan) => {
+  // interruptAfterTimeLimit stops fast-check while a request may still be running: the next
+  // operation must not start (and take its checksum) before that request's writes have landed.
+  let inFlight: Promise<unknown> = Promise.resolve()
+  const checkOne = async (plan: Parameters<World['toInject']>[0]) => {
     const who = await world.credentials(actor)
     const before = await world.checksum()
     const res = await world.app.inject(world.toInject(plan, op.method, who))
@@ -72,6 +75,11 @@ async function fuzzOperation(t: Test, world: World, op: Operation, actor: ActorN
     if (res.statusCode >= 400 && changed.length)
       throw new Error(`a rejected request (${res.statusCode}) changed rows of ${changed.join(', ')}`)
     if (res.statusCode < 300 && changed.length) world.somethingChanged()
+  }
+  const property = fc.asyncProperty(planArb(op, world.known, actor !== 'anonymous'), (plan) => {
+    const run = checkOne(plan)
+    inFlight = run.catch(() => {})
+    return run
   })
   const details = await fc.check(property, {
     numRuns: RUNS,
@@ -79,10 +87,17 @@ async function fuzzOperation(t: Test, world: World, op: Operation, actor: ActorN
     interruptAfterTimeLimit: budgetMs,
     ...(PATH ? { path: PATH } : {}),
   })
-  if (details.interrupted) t.comment(`time budget reached after ${details.numRuns} of ${RUNS} requests`)
+  await inFlight
+  if (details.interrupted) {
+    t.comment(`time budget reached after ${details.numRuns} of ${RUNS} requests`)
+    world.forgetChecksum() // the interrupted request may have changed rows after its own check
+  }
   if (details.failed) {
     const replay = `FUZZ_SEED=${details.seed} FUZZ_PATH=${details.counterexamplePath} FUZZ_ONLY='${t.name}'`
-    t.fail(`${fc.defaultReportMessage(details)}\nReplay: ${replay}`)
+    // defaultReportMessage leaves out what the property threw: say it, or a flake cannot be read.
+    const thrown =
+      details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
+    t.fail(`${thrown}\n${fc.defaultReportMessage(details)}\nReplay: ${replay}`)
   } else t.pass(`${details.numRuns} requests: ${JSON.stringify(Object.fromEntries(seen))}`)
   return seen
 }

@@ -78,6 +78,12 @@ export class World {
     for (const name of ['user', 'admin'] as const) this.stale.add(name)
   }
 
+  /** Reads the tables afresh on the next checksum (after writes no request was checked against). */
+  forgetChecksum(): void {
+    this.sums = undefined
+    this.somethingChanged()
+  }
+
   async checksum(): Promise<Sums> {
     this.sums ??= { ...(await this.db.unsafe<Sums[]>(CHECKSUM, [], { prepare: true }))[0] }
     return this.sums
