@@ -1,32 +1,40 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { PublicUser, Role } from './auth.js'
-import { Page, pageQuery, Uuid } from './common.js'
+import { EXAMPLE_USER, PublicUser, Role } from './auth.js'
+import { Page, pageQuery, query, ref, Uuid } from './common.js'
 
 /** The admin API's schemas: users as admins see and change them, and the audit log. */
 
 /** What admins see of a user: the public fields and the disabled flag. */
 export const AdminUser = Type.Object(
   { ...PublicUser.properties, disabled: Type.Boolean() },
-  { additionalProperties: false },
+  {
+    $id: 'AdminUser',
+    additionalProperties: false,
+    examples: [{ ...EXAMPLE_USER, disabled: false }],
+  },
 )
 export type AdminUser = Static<typeof AdminUser>
 
-export const AdminUserQuery = Type.Object(
-  {
-    ...pageQuery,
-    role: Type.Optional(Role),
-    disabled: Type.Optional(Type.Boolean()),
-    q: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
-  },
-  { additionalProperties: false },
+export const AdminUserQuery = query(
+  Type.Object(
+    {
+      ...pageQuery,
+      role: Type.Optional(Role),
+      disabled: Type.Optional(Type.Boolean()),
+      q: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 254, description: 'A username or email address to look for.' }),
+      ),
+    },
+    { additionalProperties: false },
+  ),
 )
 export type AdminUserQuery = Static<typeof AdminUserQuery>
 
-export const AdminUserPage = Page(AdminUser)
+export const AdminUserPage = Page(ref(AdminUser), 'AdminUserPage')
 
 export const AdminUserPatch = Type.Object(
   { role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false, minProperties: 1, examples: [{ role: 'admin' }, { disabled: true }] },
 )
 export type AdminUserPatch = Static<typeof AdminUserPatch>
 
@@ -44,18 +52,37 @@ export const AuditEventItem = Type.Object(
     ),
     createdAt: Type.String({ format: 'date-time' }),
   },
-  { additionalProperties: false },
+  {
+    $id: 'AuditEvent',
+    additionalProperties: false,
+    examples: [
+      {
+        id: '1c9a7e3f-6d2b-4c8a-b5e1-3f7d9a2c4e6b',
+        event: 'auth.login.success',
+        userId: '0b6f3a52-8c1d-4e7a-9f25-6d3c2b1a0e94',
+        ip: '203.0.113.7',
+        userAgent: 'Mozilla/5.0',
+        requestId: '9f2c4b1e-3d5a-4c2b-8e7f-1a2b3c4d5e6f',
+        detail: { sessionId: '5e0c7a3d-2b4f-4a61-8d9e-0f1a2b3c4d5e', amr: 'pwd' },
+        createdAt: '2025-01-31T09:30:00.000Z',
+      },
+    ],
+  },
 )
 
-export const AuditQuery = Type.Object(
-  {
-    ...pageQuery,
-    event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$' })),
-    userId: Type.Optional(Uuid),
-    since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
-  },
-  { additionalProperties: false },
+export const AuditQuery = query(
+  Type.Object(
+    {
+      ...pageQuery,
+      event: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$', description: 'One event name.' }),
+      ),
+      userId: Type.Optional(Uuid),
+      since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'Events from this time on.' })),
+    },
+    { additionalProperties: false },
+  ),
 )
 export type AuditQuery = Static<typeof AuditQuery>
 
-export const AuditPage = Page(AuditEventItem)
+export const AuditPage = Page(ref(AuditEventItem), 'AuditEventPage')

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { IdParams } from './common.js'
+import { IdParams, ref } from './common.js'
 
 /** Schemas of accounts and authentication: usernames, passwords, tokens, sessions. */
 
@@ -49,6 +49,15 @@ export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')], {
 })
 export type Role = Static<typeof Role>
 
+/** The user every example shows. */
+export const EXAMPLE_USER = {
+  id: '0b6f3a52-8c1d-4e7a-9f25-6d3c2b1a0e94',
+  username: 'alice',
+  email: 'alice@example.com',
+  role: 'user',
+  createdAt: '2025-01-31T09:30:00.000Z',
+}
+
 /** The only user fields that ever leave the service: the response schema is the allowlist. */
 export const PublicUser = Type.Object(
   {
@@ -58,7 +67,7 @@ export const PublicUser = Type.Object(
     role: Role,
     createdAt: Type.String({ format: 'date-time' }),
   },
-  { additionalProperties: false },
+  { $id: 'User', additionalProperties: false, examples: [EXAMPLE_USER] },
 )
 export type PublicUser = Static<typeof PublicUser>
 
@@ -74,44 +83,78 @@ export const LoginBody = Type.Object(
     username: Type.String({ minLength: 1, maxLength: 254 }),
     password: PresentedPassword,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ username: 'alice', password: 'Sturdy-Pebble-Canyon-12' }] },
 )
 export type LoginBody = Static<typeof LoginBody>
 
-export const UserEnvelope = Type.Object({ user: PublicUser })
+export const UserEnvelope = Type.Object(
+  { user: ref(PublicUser) },
+  { $id: 'UserEnvelope', examples: [{ user: EXAMPLE_USER }] },
+)
 
-export const TokenResponse = Type.Object({
-  accessToken: Type.String(),
-  tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer(),
-})
+const EXAMPLE_TOKEN = { accessToken: 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.…', tokenType: 'Bearer', expiresIn: 900 }
+const accessToken = Type.String({ description: 'A JWT: send it as `Authorization: Bearer <token>`.' })
+const expiresIn = Type.Integer({ description: 'Seconds the access token lives.' })
+
+export const TokenResponse = Type.Object(
+  { accessToken, tokenType: Type.Literal('Bearer'), expiresIn },
+  { $id: 'AccessToken', examples: [EXAMPLE_TOKEN] },
+)
 
 /** A completed sign-in: the access token (also in a cookie) and the user. */
-export const SignedIn = Type.Object({
-  accessToken: Type.String(),
-  tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer(),
-  user: PublicUser,
-})
+export const SignedIn = Type.Object(
+  { accessToken, tokenType: Type.Literal('Bearer'), expiresIn, user: ref(PublicUser) },
+  { $id: 'SignedIn', examples: [{ ...EXAMPLE_TOKEN, user: EXAMPLE_USER }] },
+)
 
 /** The password was right and the account has a second factor: POST /api/auth/mfa/verify next. */
-export const MfaChallenge = Type.Object({
-  mfaRequired: Type.Literal(true),
-  mfaToken: Type.String({ description: 'Single-use; send it with a code to POST /api/auth/mfa/verify.' }),
-  expiresIn: Type.Integer({ description: 'Seconds the mfaToken lives.' }),
+export const MfaChallenge = Type.Object(
+  {
+    mfaRequired: Type.Literal(true),
+    mfaToken: Type.String({ description: 'Single-use; send it with a code to POST /api/auth/mfa/verify.' }),
+    expiresIn: Type.Integer({ description: 'Seconds the mfaToken lives.' }),
+  },
+  {
+    $id: 'MfaChallenge',
+    examples: [{ mfaRequired: true, mfaToken: 'q3Vd8xYb2Lk0N6pWmZr4Ts1Hc9Ue5Ja7Gf2Ei0Do8Bn', expiresIn: 300 }],
+  },
+)
+
+export const LoginResponse = Type.Union([ref(SignedIn), ref(MfaChallenge)], {
+  description: 'Signed in; or, for an account with two-factor authentication, the challenge to answer',
 })
 
-export const LoginResponse = Type.Union([SignedIn, MfaChallenge])
-
-export const SessionItem = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  createdAt: Type.String({ format: 'date-time' }),
-  lastUsedAt: Type.String({ format: 'date-time' }),
-  userAgent: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  current: Type.Boolean(),
-})
-export const SessionList = Type.Object({ items: Type.Array(SessionItem) })
+export const SessionItem = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    createdAt: Type.String({ format: 'date-time' }),
+    lastUsedAt: Type.String({ format: 'date-time' }),
+    userAgent: Type.Union([Type.String(), Type.Null()]),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    current: Type.Boolean({ description: 'The session of this request.' }),
+  },
+  { $id: 'Session' },
+)
+export const SessionList = Type.Object(
+  { items: Type.Array(ref(SessionItem)) },
+  {
+    $id: 'SessionList',
+    examples: [
+      {
+        items: [
+          {
+            id: '5e0c7a3d-2b4f-4a61-8d9e-0f1a2b3c4d5e',
+            createdAt: '2025-01-31T09:30:00.000Z',
+            lastUsedAt: '2025-01-31T10:05:12.000Z',
+            userAgent: 'Mozilla/5.0',
+            ip: '203.0.113.7',
+            current: true,
+          },
+        ],
+      },
+    ],
+  },
+)
 
 export const SessionParams = IdParams
 

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { Page, pageQuery } from './common.js'
+import { Page, pageQuery, query, ref } from './common.js'
 
 /** Schemas of comments and their pages. */
 
@@ -9,7 +9,10 @@ export const CommentBody = Type.String({
   'x-message': 'must be 1–2000 characters',
 })
 
-export const CommentInput = Type.Object({ body: CommentBody }, { additionalProperties: false })
+export const CommentInput = Type.Object(
+  { body: CommentBody },
+  { $id: 'CommentInput', additionalProperties: false, examples: [{ body: 'First! <b>bold</b> stays text.' }] },
+)
 export type CommentInput = Static<typeof CommentInput>
 
 export const Comment = Type.Object(
@@ -20,17 +23,31 @@ export const Comment = Type.Object(
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
   },
-  { additionalProperties: false },
+  {
+    $id: 'Comment',
+    additionalProperties: false,
+    examples: [
+      {
+        id: '7d2e9c41-5b3a-4f8e-a1c6-2e4f6a8b0c1d',
+        body: 'First! &lt;b&gt;bold&lt;/b&gt; stays text.',
+        author: { id: '0b6f3a52-8c1d-4e7a-9f25-6d3c2b1a0e94', username: 'alice' },
+        createdAt: '2025-01-31T09:41:00.000Z',
+        updatedAt: '2025-01-31T09:41:00.000Z',
+      },
+    ],
+  },
 )
 export type Comment = Static<typeof Comment>
 
-export const CommentQuery = Type.Object(
-  {
-    ...pageQuery,
-    author: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-  },
-  { additionalProperties: false },
+export const CommentQuery = query(
+  Type.Object(
+    {
+      ...pageQuery,
+      author: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Only this username.' })),
+    },
+    { additionalProperties: false },
+  ),
 )
 export type CommentQuery = Static<typeof CommentQuery>
 
-export const CommentPage = Page(Comment)
+export const CommentPage = Page(ref(Comment), 'CommentPage')

@@ -20,30 +20,54 @@ export const MfaCode = Type.String({
 
 export const MfaVerifyBody = Type.Object(
   { mfaToken: MfaToken, code: MfaCode },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ mfaToken: 'q3Vd8xYb2Lk0N6pWmZr4Ts1Hc9Ue5Ja7Gf2Ei0Do8Bn', code: '492039' }],
+  },
 )
 export type MfaVerifyBody = Static<typeof MfaVerifyBody>
 
 export const TotpCode = Type.String({ pattern: '^[0-9]{6}$', 'x-message': 'must be the 6-digit code' })
-export const TotpConfirmBody = Type.Object({ code: TotpCode }, { additionalProperties: false })
+export const TotpConfirmBody = Type.Object(
+  { code: TotpCode },
+  { additionalProperties: false, examples: [{ code: '492039' }] },
+)
 
-export const TotpEnrolment = Type.Object({
-  secret: Type.String({ description: 'Base32, for apps that take it typed in.' }),
-  otpauthUri: Type.String({ description: 'The otpauth://totp/ URI the QR code holds.' }),
-  qrCode: Type.String({ description: 'An SVG data URL of the QR code, for an <img src>.' }),
-})
+export const TotpEnrolment = Type.Object(
+  {
+    secret: Type.String({ description: 'Base32, for apps that take it typed in.' }),
+    otpauthUri: Type.String({ description: 'The otpauth://totp/ URI the QR code holds.' }),
+    qrCode: Type.String({ description: 'An SVG data URL of the QR code, for an <img src>.' }),
+  },
+  {
+    $id: 'TotpEnrolment',
+    examples: [
+      {
+        secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+        otpauthUri: 'otpauth://totp/Bulwark:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Bulwark',
+        qrCode: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=',
+      },
+    ],
+  },
+)
 export type TotpEnrolment = Static<typeof TotpEnrolment>
 
-export const RecoveryCodes = Type.Object({
-  recoveryCodes: Type.Array(Type.String(), {
-    description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code.',
-  }),
-})
+export const RecoveryCodes = Type.Object(
+  {
+    recoveryCodes: Type.Array(Type.String(), {
+      description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code.',
+    }),
+  },
+  { $id: 'RecoveryCodes', examples: [{ recoveryCodes: ['k7qm2x-wd6fhp-r4tn5c-vb3jys', 'a2bc3d-ef4gh5-ij6klm-7nopqr'] }] },
+)
 
-export const MfaStatus = Type.Object({
-  totp: Type.Boolean({ description: 'An authenticator app is enrolled and confirmed.' }),
-  recoveryCodesLeft: Type.Integer(),
-})
+export const MfaStatus = Type.Object(
+  {
+    totp: Type.Boolean({ description: 'An authenticator app is enrolled and confirmed.' }),
+    recoveryCodesLeft: Type.Integer(),
+  },
+  { $id: 'MfaStatus', examples: [{ totp: true, recoveryCodesLeft: 10 }] },
+)
 export type MfaStatus = Static<typeof MfaStatus>
 
 export const ReauthenticateBody = Type.Object(
@@ -51,6 +75,6 @@ export const ReauthenticateBody = Type.Object(
     password: PresentedPassword,
     code: Type.Optional(MfaCode),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ password: 'Sturdy-Pebble-Canyon-12', code: '492039' }] },
 )
 export type ReauthenticateBody = Static<typeof ReauthenticateBody>

@@ -1,13 +1,18 @@
 import { type Static, Type } from '@sinclair/typebox'
-import { PublicUser, Username } from './auth.js'
+import { EXAMPLE_USER, PublicUser, Username } from './auth.js'
 
 /** Schemas of user profiles. */
 
 export const UsernameParams = Type.Object({ username: Username }, { additionalProperties: false })
 
+const { email: _, ...otherUser } = EXAMPLE_USER
+
 /** A profile as other users see it; `email` only for the user themself or an admin. */
 export const Profile = Type.Object(
-  { ...PublicUser.properties, email: Type.Optional(Type.String()) },
-  { additionalProperties: false },
+  {
+    ...PublicUser.properties,
+    email: Type.Optional(Type.String({ description: 'Only in your own profile, or for admins.' })),
+  },
+  { $id: 'Profile', additionalProperties: false, examples: [otherUser] },
 )
 export type Profile = Static<typeof Profile>

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAjv } from '../../lib/validation.js'
+import { SHARED_SCHEMAS } from '../../schemas/shared.js'
 
 /** Request validation: strict JSON bodies, coerced (and finite) query strings and params. */
 
@@ -11,6 +12,8 @@ import { createAjv } from '../../lib/validation.js'
 async function validationPlugin(app: FastifyInstance) {
   const strictAjv = createAjv(false)
   const coercingAjv = createAjv('array')
+  // Our own Ajvs do not see app.addSchema: a request schema's $ref (CommentInput) resolves here.
+  for (const ajv of [strictAjv, coercingAjv]) ajv.addSchema(SHARED_SCHEMAS)
   app.setValidatorCompiler<FastifySchema>(({ schema, httpPart }) =>
     httpPart === 'body'
       ? strictAjv.compile(schema as object)

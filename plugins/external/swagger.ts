@@ -2,7 +2,7 @@ import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import { authCookieNames } from '../app/auth-cookies.js'
 
-/** OpenAPI 3.1 built from the route schemas; served by plugins/app/docs.ts. */
+/** OpenAPI 3.1 built from the route schemas; served by plugins/app/docs.ts, committed as openapi.json. */
 export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions => {
   const cookies = authCookieNames(app.config.COOKIE_SECURE)
   return {
@@ -11,8 +11,21 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
       info: {
         title: 'Bulwark API',
         version: '0.1.0',
-        description: 'Errors are application/problem+json (RFC 9457).',
+        description:
+          'Errors are application/problem+json (RFC 9457). Send the access token from `login` as ' +
+          '`Authorization: Bearer <token>`; browsers may use the cookies instead (unsafe methods then need ' +
+          'an allowed Origin).',
       },
+      // Relative: the document describes whichever host serves it (RFC 3986 §5.2 against /docs/json).
+      servers: [{ url: '/', description: 'The server this document came from' }],
+      tags: [
+        { name: 'auth', description: 'Accounts, sign-in, tokens and sessions' },
+        { name: 'mfa', description: 'Two-factor authentication: TOTP authenticators and recovery codes' },
+        { name: 'users', description: 'Your account and the profiles of other users' },
+        { name: 'comments', description: 'Comments: anyone reads, signed-in users write their own' },
+        { name: 'admin', description: 'User management and the audit log (admins only)' },
+        { name: 'health', description: 'Liveness and readiness probes for orchestrators and gateways' },
+      ],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
@@ -20,6 +33,10 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
           cookieAuth: { type: 'apiKey', in: 'cookie', name: cookies.access },
         },
       },
+    },
+    // A shared schema is listed in components.schemas under its $id (Comment, Problem), not `def-N`.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },
   }
 }

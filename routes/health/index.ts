@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ConfigError } from '../../lib/config.js'
 import { AppError, unavailable } from '../../lib/errors.js'
 import { migrationsCurrent } from '../../lib/migrator.js'
-import { ProblemSchema, StatusOkSchema } from '../../schemas/common.js'
+import { Problem, ProblemSchema, ref, StatusOkSchema } from '../../schemas/common.js'
 
 const READINESS_TIMEOUT_MS = 2000
 /** How long one readiness answer is reused. */
@@ -20,9 +20,10 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false, pressureHandler: () => undefined, database: false },
       schema: {
         tags: ['health'],
+        operationId: 'checkLiveness',
         summary: 'Liveness: the process answers',
         security: [],
-        response: { 200: StatusOkSchema },
+        response: { 200: ref(StatusOkSchema, { description: 'The process is alive' }) },
       },
     },
     async function live() {
@@ -68,9 +69,13 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false },
       schema: {
         tags: ['health'],
+        operationId: 'checkReadiness',
         summary: 'Readiness: database reachable and migrated',
         security: [],
-        response: { 200: StatusOkSchema, 503: ProblemSchema },
+        response: {
+          200: ref(StatusOkSchema, { description: 'Ready for traffic' }),
+          503: ref(ProblemSchema, { description: 'Not ready (not-ready): migrations pending, database down, or draining' }),
+        },
       },
     },
     async function ready() {

@@ -7,13 +7,13 @@ import {
   AuditPage,
   AuditQuery,
 } from '../../../schemas/admin.js'
-import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { IdParams, Problem, ProblemSchema, ref, SIGNED_IN } from '../../../schemas/common.js'
 import * as admin from '../../../services/admin.js'
 
 /** The admin API: users and the audit log (guarded by autohooks.ts). */
 
 const tags = ['admin']
-const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema }
+const errors = { 400: Problem, 401: Problem, 403: Problem }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -21,10 +21,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'adminListUsers',
         summary: 'List users',
         security: SIGNED_IN,
         querystring: AdminUserQuery,
-        response: { 200: AdminUserPage, ...errors },
+        response: { 200: ref(AdminUserPage, { description: 'A page of users' }), ...errors },
       },
     },
     async function listUsers(request) {
@@ -37,11 +38,17 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'adminUpdateUser',
         summary: "Change a user's role or disabled flag (revokes their sessions)",
         security: SIGNED_IN,
         params: IdParams,
         body: AdminUserPatch,
-        response: { 200: AdminUser, ...errors, 404: ProblemSchema, 409: ProblemSchema },
+        response: {
+          200: ref(AdminUser, { description: 'The user as changed' }),
+          ...errors,
+          404: Problem,
+          409: ref(ProblemSchema, { description: 'The change would leave no enabled admin (last-admin)' }),
+        },
       },
     },
     async function updateUser(request) {
@@ -55,10 +62,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'adminListAuditEvents',
         summary: 'Read the audit log',
         security: SIGNED_IN,
         querystring: AuditQuery,
-        response: { 200: AuditPage, ...errors },
+        response: { 200: ref(AuditPage, { description: 'A page of audit events, newest first' }), ...errors },
       },
     },
     async function listAuditEvents(request) {

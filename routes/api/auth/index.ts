@@ -11,7 +11,7 @@ import {
   TokenResponse,
   UserEnvelope,
 } from '../../../schemas/auth.js'
-import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { NoContent, Problem, ref, SIGNED_IN } from '../../../schemas/common.js'
 import { ReauthenticateBody } from '../../../schemas/mfa.js'
 import * as sessions from '../../../services/sessions.js'
 import * as signIn from '../../../services/sign-in.js'
@@ -21,7 +21,7 @@ import { createUser } from '../../../services/users.js'
 /** Authentication endpoints: register, login, refresh, logout, sessions. */
 
 const tags = ['auth']
-const problems = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema }
+const problems = { 400: Problem, 401: Problem, 403: Problem, 409: Problem }
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
   const bearer = { onRequest: [app.authenticate] }
@@ -47,11 +47,12 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       config: registerLimit,
       schema: {
         tags,
+        operationId: 'register',
         summary: 'Create an account',
         security: [],
         description: 'The password rules are in the schema of `password`.',
         body: registerBody(app.config.PASSWORD_MIN_LENGTH),
-        response: { 201: UserEnvelope, ...problems },
+        response: { 201: ref(UserEnvelope, { description: 'The account was created' }), ...problems },
       },
     },
     async function register(request, reply) {
@@ -66,6 +67,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'login',
         summary: 'Sign in: access token in the body and cookies',
         security: [],
         body: LoginBody,
@@ -88,6 +90,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: [app.authenticate],
       schema: {
         tags,
+        operationId: 'reauthenticate',
         summary: "Prove it is you again (step-up): renews the session's authentication time",
         description:
           'Sensitive actions (two-factor changes) answer 401 `reauthentication-required` when the ' +
@@ -96,11 +99,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         security: SIGNED_IN,
         body: ReauthenticateBody,
         response: {
-          200: TokenResponse,
-          400: ProblemSchema,
-          401: ProblemSchema,
-          403: ProblemSchema,
-          429: ProblemSchema,
+          200: ref(TokenResponse, { description: 'A new access token (also in a cookie)' }),
+          400: Problem,
+          401: Problem,
+          403: Problem,
+          429: Problem,
         },
       },
     },
@@ -118,9 +121,14 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       config: refreshLimit,
       schema: {
         tags,
+        operationId: 'refreshAccessToken',
         summary: 'Rotate the refresh cookie for a new access token',
         security: [{ refreshCookie: [] }],
-        response: { 200: TokenResponse, 401: ProblemSchema, 403: ProblemSchema },
+        response: {
+          200: ref(TokenResponse, { description: 'A new access token; the refresh cookie is rotated' }),
+          401: Problem,
+          403: Problem,
+        },
       },
     },
     async function refresh(request, reply) {
@@ -141,9 +149,10 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'logout',
         summary: 'End this session and clear both cookies',
         security: [{ refreshCookie: [] }, ...SIGNED_IN, {}],
-        response: { 204: { type: 'null' }, 403: ProblemSchema },
+        response: { 204: NoContent('Signed out (also when there was no session)'), 403: Problem },
       },
     },
     async function logout(request, reply) {
@@ -162,9 +171,10 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       ...bearer,
       schema: {
         tags,
+        operationId: 'logoutAll',
         summary: 'End every session of the user',
         security: SIGNED_IN,
-        response: { 204: { type: 'null' }, 401: ProblemSchema },
+        response: { 204: NoContent('Every session is ended'), 401: Problem },
       },
     },
     async function logoutAll(request, reply) {
@@ -179,9 +189,10 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       ...bearer,
       schema: {
         tags,
+        operationId: 'listSessions',
         summary: "List the user's live sessions",
         security: SIGNED_IN,
-        response: { 200: SessionList, 401: ProblemSchema },
+        response: { 200: ref(SessionList, { description: 'Your live sessions' }), 401: Problem },
       },
     },
     async function listSessions(request) {
@@ -195,10 +206,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       ...bearer,
       schema: {
         tags,
+        operationId: 'revokeSession',
         summary: 'Revoke one of your sessions',
         security: SIGNED_IN,
         params: SessionParams,
-        response: { 204: { type: 'null' }, 401: ProblemSchema, 404: ProblemSchema },
+        response: { 204: NoContent('Revoked'), 401: Problem, 404: Problem },
       },
     },
     async function revokeSession(request, reply) {

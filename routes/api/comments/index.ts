@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Comment, CommentInput, CommentPage, CommentQuery } from '../../../schemas/comments.js'
-import { IdParams, ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { IdParams, NoContent, Problem, ref, SIGNED_IN } from '../../../schemas/common.js'
 import * as comments from '../../../services/comments.js'
 
 /** Comments: create, list, read, edit and delete. */
 
 const tags = ['comments']
-const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema }
+const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // authorize('user') admits every role; it is where MFA_REQUIRED_ROLES=user takes effect.
@@ -18,10 +18,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       ...signedIn,
       schema: {
         tags,
+        operationId: 'createComment',
         summary: 'Post a comment (sanitized: no markup)',
         security: SIGNED_IN,
-        body: CommentInput,
-        response: { 201: Comment, ...errors },
+        body: ref(CommentInput),
+        response: { 201: ref(Comment, { description: 'The new comment' }), ...errors },
       },
     },
     async function createComment(request, reply) {
@@ -36,10 +37,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'listComments',
         summary: 'List comments, newest first',
         security: [],
         querystring: CommentQuery,
-        response: { 200: CommentPage, 400: ProblemSchema },
+        response: { 200: ref(CommentPage, { description: 'A page of comments' }), 400: Problem },
       },
     },
     async function listComments(request) {
@@ -52,10 +54,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'getComment',
         summary: 'Read one comment',
         security: [],
         params: IdParams,
-        response: { 200: Comment, 400: ProblemSchema, 404: ProblemSchema },
+        response: { 200: ref(Comment, { description: 'The comment' }), 400: Problem, 404: Problem },
       },
     },
     async function getComment(request) {
@@ -69,11 +72,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       ...signedIn,
       schema: {
         tags,
+        operationId: 'updateComment',
         summary: 'Edit your own comment',
         security: SIGNED_IN,
         params: IdParams,
-        body: CommentInput,
-        response: { 200: Comment, ...errors },
+        body: ref(CommentInput),
+        response: { 200: ref(Comment, { description: 'The edited comment' }), ...errors },
       },
     },
     async function updateComment(request) {
@@ -88,10 +92,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       ...signedIn,
       schema: {
         tags,
+        operationId: 'deleteComment',
         summary: 'Delete your own comment (admins: any)',
         security: SIGNED_IN,
         params: IdParams,
-        response: { 204: { type: 'null' }, ...errors },
+        response: { 204: NoContent('Deleted'), ...errors },
       },
     },
     async function deleteComment(request, reply) {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { passwordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
-import { ProblemSchema, SIGNED_IN } from '../../../schemas/common.js'
+import { NoContent, Problem, ref, SIGNED_IN } from '../../../schemas/common.js'
 import { Profile, UsernameParams } from '../../../schemas/users.js'
 import { changePassword, getCurrentUser, getProfile } from '../../../services/users.js'
 
@@ -15,9 +15,10 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: [app.authenticate],
       schema: {
         tags,
+        operationId: 'getCurrentUser',
         summary: 'Your account',
         security: SIGNED_IN,
-        response: { 200: UserEnvelope, 401: ProblemSchema },
+        response: { 200: ref(UserEnvelope, { description: 'Your account' }), 401: Problem },
       },
     },
     async function me(request) {
@@ -31,11 +32,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: [app.authenticate],
       schema: {
         tags,
+        operationId: 'changePassword',
         summary: 'Change your password (ends your other sessions)',
         security: SIGNED_IN,
         description: 'The rules of `newPassword` are in its schema.',
         body: passwordChangeBody(app.config.PASSWORD_MIN_LENGTH),
-        response: { 204: { type: 'null' }, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
+        response: { 204: NoContent('Changed; your other sessions are ended'), 400: Problem, 401: Problem, 403: Problem },
       },
     },
     async function updatePassword(request, reply) {
@@ -50,15 +52,16 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: [app.authenticate, app.authorize('user')],
       schema: {
         tags,
+        operationId: 'getProfile',
         summary: "A user's profile (email only for yourself or admins)",
         security: SIGNED_IN,
         params: UsernameParams,
         response: {
-          200: Profile,
-          400: ProblemSchema,
-          401: ProblemSchema,
-          403: ProblemSchema,
-          404: ProblemSchema,
+          200: ref(Profile, { description: 'The profile' }),
+          400: Problem,
+          401: Problem,
+          403: Problem,
+          404: Problem,
         },
       },
     },

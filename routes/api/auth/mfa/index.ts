@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { SignedIn } from '../../../../schemas/auth.js'
-import { ProblemSchema, SIGNED_IN } from '../../../../schemas/common.js'
+import { NoContent, Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
 import {
   MfaStatus,
   MfaVerifyBody,
@@ -26,13 +26,19 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'verifyMfa',
         summary: 'Complete a sign-in with a TOTP or recovery code',
         description:
           'Send the `mfaToken` that POST /api/auth/login answered and a code. Answers exactly like a ' +
           'password-only login. The mfaToken lives 5 minutes, completes one sign-in, and dies after 5 wrong codes.',
         security: [],
         body: MfaVerifyBody,
-        response: { 200: SignedIn, 400: ProblemSchema, 401: ProblemSchema, 429: ProblemSchema },
+        response: {
+          200: ref(SignedIn, { description: 'Signed in: the access token (also in a cookie) and the user' }),
+          400: Problem,
+          401: Problem,
+          429: Problem,
+        },
       },
     },
     async function verify(request, reply) {
@@ -49,9 +55,10 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       ...signedIn,
       schema: {
         tags,
+        operationId: 'getMfaStatus',
         summary: 'Your second factors',
         security: SIGNED_IN,
-        response: { 200: MfaStatus, 401: ProblemSchema },
+        response: { 200: ref(MfaStatus, { description: 'Your second factors' }), 401: Problem },
       },
     },
     async function status(request) {
@@ -65,10 +72,15 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       ...recentlySignedIn,
       schema: {
         tags,
+        operationId: 'startTotpEnrolment',
         summary: 'Start enrolling an authenticator app',
         description: `Answers a new secret, its otpauth:// URI and a QR code; confirm with a code within 10 minutes. ${stepUp}`,
         security: SIGNED_IN,
-        response: { 201: TotpEnrolment, 401: ProblemSchema, 409: ProblemSchema },
+        response: {
+          201: ref(TotpEnrolment, { description: 'The secret to enrol; unconfirmed until POST /totp/confirm' }),
+          401: Problem,
+          409: Problem,
+        },
       },
     },
     async function enrol(request, reply) {
@@ -84,10 +96,16 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       ...signedIn,
       schema: {
         tags,
+        operationId: 'confirmTotpEnrolment',
         summary: 'Activate the authenticator with a current code; answers ten recovery codes, once',
         security: SIGNED_IN,
         body: TotpConfirmBody,
-        response: { 200: RecoveryCodes, 400: ProblemSchema, 401: ProblemSchema, 409: ProblemSchema },
+        response: {
+          200: ref(RecoveryCodes, { description: 'Two-factor authentication is on; the recovery codes, shown once' }),
+          400: Problem,
+          401: Problem,
+          409: Problem,
+        },
       },
     },
     async function confirm(request, reply) {
@@ -104,10 +122,11 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       ...recentlySignedIn,
       schema: {
         tags,
+        operationId: 'removeTotp',
         summary: 'Turn two-factor authentication off',
         description: `Removes the authenticator and the recovery codes. ${stepUp}`,
         security: SIGNED_IN,
-        response: { 204: { type: 'null' }, 401: ProblemSchema, 404: ProblemSchema },
+        response: { 204: NoContent('Two-factor authentication is off'), 401: Problem, 404: Problem },
       },
     },
     async function remove(request, reply) {
@@ -122,10 +141,15 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       ...recentlySignedIn,
       schema: {
         tags,
+        operationId: 'replaceRecoveryCodes',
         summary: 'Replace the recovery codes; answers ten new ones, once',
         description: `The old codes stop working. ${stepUp}`,
         security: SIGNED_IN,
-        response: { 200: RecoveryCodes, 401: ProblemSchema, 409: ProblemSchema },
+        response: {
+          200: ref(RecoveryCodes, { description: 'The new recovery codes, shown once' }),
+          401: Problem,
+          409: Problem,
+        },
       },
     },
     async function replaceCodes(request, reply) {
