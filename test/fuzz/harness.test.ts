@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build } from '../helper.js'
 import { breach } from './harness.js'
-import { allowedStatuses, type Operation } from './openapi.js'
+import { allowedStatuses, inlineRefs, type Operation, readOperations } from './openapi.js'
 import { World } from './world.js'
 
 /** The fuzzer's own checks catch what they are for: a fault, a non-problem error, a changed row. */
@@ -45,4 +45,23 @@ t.test('the checksum sees a row change in a user-visible table', async (t) => {
   const after = await world.checksum()
   await app.sql`update users set disabled = true where username like 'fzb%'`
   t.same(await world.changedSince(after), ['users'], 'an update of a user')
+})
+
+t.test('the operations read from the document carry no $ref: shared schemas are inlined', async (t) => {
+  const app = await build(t)
+  const ops = await readOperations(app)
+  t.notMatch(JSON.stringify(ops.map((op) => [op.body, op.parameters])), /\$ref/, 'every $ref resolved')
+  const create = ops.find((op) => op.method === 'POST' && op.path === '/api/comments')
+  t.match(create?.body, { type: 'object', properties: { body: { type: 'string', maxLength: 2000 } } })
+  const list = ops.find((op) => op.method === 'GET' && op.path === '/api/comments')
+  t.match(list?.parameters.find((p) => p.name === 'limit'), { required: false, schema: { default: 20 } })
+
+  const components = { A: { type: 'object', properties: { b: { $ref: '#/components/schemas/B' } } }, B: {} }
+  t.same(inlineRefs({ items: { $ref: '#/components/schemas/A' } } as never, components as never), {
+    items: { type: 'object', properties: { b: {} } },
+  })
+  t.throws(() => inlineRefs({ $ref: '#/components/schemas/Nope' } as never, {}), /unresolvable/)
+  t.throws(() => inlineRefs({ $ref: 'other.json#/x' } as never, {}), /unresolvable/)
+  const loop = { L: { items: { $ref: '#/components/schemas/L' } } }
+  t.throws(() => inlineRefs({ $ref: '#/components/schemas/L' } as never, loop as never), /recursive/)
 })

@@ -32,11 +32,41 @@ interface OpenApiOperation {
   responses: Record<string, unknown>
 }
 
+interface OpenApiDocument {
+  paths: Record<string, Record<string, OpenApiOperation>>
+  components?: { schemas?: Record<string, Schema> }
+}
+
+const COMPONENT = '#/components/schemas/'
+
+/**
+ * The schema with every `$ref` to components.schemas replaced by the schema it names, so the
+ * value generators (values.ts) read plain JSON Schema. The shared schemas are not recursive.
+ */
+export function inlineRefs(schema: Schema, components: Record<string, Schema>, seen: string[] = []): Schema {
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk)
+    if (typeof value !== 'object' || value === null) return value
+    const { $ref } = value as { $ref?: unknown }
+    if (typeof $ref === 'string') {
+      const name = $ref.startsWith(COMPONENT) ? $ref.slice(COMPONENT.length) : undefined
+      const target = name === undefined ? undefined : components[name]
+      if (!name || !target) throw new Error(`unresolvable $ref ${$ref}`)
+      if (seen.includes(name)) throw new Error(`recursive $ref ${$ref}`)
+      return inlineRefs(target, components, [...seen, name])
+    }
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]))
+  }
+  return walk(schema) as Schema
+}
+
 /** Reads every operation of `GET /docs/json`, as test/routes/docs.test.ts reads the document. */
 export async function readOperations(app: App): Promise<Operation[]> {
   const res = await app.inject('/docs/json')
   if (res.statusCode !== 200) throw new Error(`/docs/json: ${res.statusCode}`)
-  const doc = res.json<{ paths: Record<string, Record<string, OpenApiOperation>> }>()
+  const doc = res.json<OpenApiDocument>()
+  const components = doc.components?.schemas ?? {}
+  const resolve = (schema: Schema | undefined) => schema && inlineRefs(schema, components)
   const out: Operation[] = []
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -50,9 +80,9 @@ export async function readOperations(app: App): Promise<Operation[]> {
             name: p.name,
             in: p.in as 'path' | 'query',
             required: p.required ?? false,
-            schema: p.schema,
+            schema: inlineRefs(p.schema, components),
           })),
-        body: op.requestBody?.content['application/json']?.schema,
+        body: resolve(op.requestBody?.content['application/json']?.schema),
         secured:
           (op.security ?? []).length > 0 && (op.security ?? []).every((s) => Object.keys(s).length > 0),
         declared: new Set(
