@@ -22,7 +22,11 @@ export const AdminUserQuery = query(
       role: Type.Optional(Role),
       disabled: Type.Optional(Type.Boolean()),
       q: Type.Optional(
-        Type.String({ minLength: 1, maxLength: 254, description: 'A username or email address to look for.' }),
+        Type.String({
+          minLength: 1,
+          maxLength: 254,
+          description: 'A username or email address to look for.',
+        }),
       ),
     },
     { additionalProperties: false },
@@ -75,10 +79,17 @@ export const AuditQuery = query(
     {
       ...pageQuery,
       event: Type.Optional(
-        Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$', description: 'One event name.' }),
+        Type.String({
+          minLength: 1,
+          maxLength: 100,
+          pattern: '^[a-z0-9_.]+$',
+          description: 'One event name.',
+        }),
       ),
       userId: Type.Optional(Uuid),
-      since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'Events from this time on.' })),
+      since: Type.Optional(
+        Type.String({ format: 'date-time', maxLength: 40, description: 'Events from this time on.' }),
+      ),
     },
     { additionalProperties: false },
   ),

@@ -74,7 +74,10 @@ export type PublicUser = Static<typeof PublicUser>
 export const registerBody = (minLength: number) =>
   Type.Object(
     { username: Username, email: Email, password: newPassword(minLength) },
-    { additionalProperties: false },
+    {
+      additionalProperties: false,
+      examples: [{ username: 'alice', email: 'alice@example.com', password: 'Sturdy-Pebble-Canyon-12' }],
+    },
   )
 export type RegisterBody = Static<ReturnType<typeof registerBody>>
 
@@ -92,7 +95,11 @@ export const UserEnvelope = Type.Object(
   { $id: 'UserEnvelope', examples: [{ user: EXAMPLE_USER }] },
 )
 
-const EXAMPLE_TOKEN = { accessToken: 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.…', tokenType: 'Bearer', expiresIn: 900 }
+const EXAMPLE_TOKEN = {
+  accessToken: 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.…',
+  tokenType: 'Bearer',
+  expiresIn: 900,
+}
 const accessToken = Type.String({ description: 'A JWT: send it as `Authorization: Bearer <token>`.' })
 const expiresIn = Type.Integer({ description: 'Seconds the access token lives.' })
 
@@ -116,7 +123,9 @@ export const MfaChallenge = Type.Object(
   },
   {
     $id: 'MfaChallenge',
-    examples: [{ mfaRequired: true, mfaToken: 'q3Vd8xYb2Lk0N6pWmZr4Ts1Hc9Ue5Ja7Gf2Ei0Do8Bn', expiresIn: 300 }],
+    examples: [
+      { mfaRequired: true, mfaToken: 'q3Vd8xYb2Lk0N6pWmZr4Ts1Hc9Ue5Ja7Gf2Ei0Do8Bn', expiresIn: 300 },
+    ],
   },
 )
 
@@ -161,7 +170,10 @@ export const SessionParams = IdParams
 export const passwordChangeBody = (minLength: number) =>
   Type.Object(
     { currentPassword: PresentedPassword, newPassword: newPassword(minLength) },
-    { additionalProperties: false },
+    {
+      additionalProperties: false,
+      examples: [{ currentPassword: 'Sturdy-Pebble-Canyon-12', newPassword: 'Quiet-Marble-Orchard-36' }],
+    },
   )
 export type PasswordChangeBody = Static<ReturnType<typeof passwordChangeBody>>
 

@@ -11,7 +11,11 @@ export const CommentBody = Type.String({
 
 export const CommentInput = Type.Object(
   { body: CommentBody },
-  { $id: 'CommentInput', additionalProperties: false, examples: [{ body: 'First! <b>bold</b> stays text.' }] },
+  {
+    $id: 'CommentInput',
+    additionalProperties: false,
+    examples: [{ body: 'First! <b>bold</b> stays text.' }],
+  },
 )
 export type CommentInput = Static<typeof CommentInput>
 

@@ -15,7 +15,9 @@ export function ref<T extends TSchema>(schema: T, options: SchemaOptions = {}) {
 /** RFC 9457 problem details, the body of every error response. */
 export const ProblemSchema = Type.Object(
   {
-    type: Type.String({ description: 'A URI naming the problem: `urn:bulwark:problem:<name>` or `about:blank`.' }),
+    type: Type.String({
+      description: 'A URI naming the problem: `urn:bulwark:problem:<name>` or `about:blank`.',
+    }),
     title: Type.String({ description: "The status code's reason phrase." }),
     status: Type.Integer(),
     detail: Type.String({ description: 'What went wrong, for people.' }),

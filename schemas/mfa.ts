@@ -58,7 +58,10 @@ export const RecoveryCodes = Type.Object(
       description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code.',
     }),
   },
-  { $id: 'RecoveryCodes', examples: [{ recoveryCodes: ['k7qm2x-wd6fhp-r4tn5c-vb3jys', 'a2bc3d-ef4gh5-ij6klm-7nopqr'] }] },
+  {
+    $id: 'RecoveryCodes',
+    examples: [{ recoveryCodes: ['k7qm2x-wd6fhp-r4tn5c-vb3jys', 'a2bc3d-ef4gh5-ij6klm-7nopqr'] }],
+  },
 )
 
 export const MfaStatus = Type.Object(

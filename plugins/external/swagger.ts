@@ -36,7 +36,8 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
     },
     // A shared schema is listed in components.schemas under its $id (Comment, Problem), not `def-N`.
     refResolver: {
-      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
     },
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ConfigError } from '../../lib/config.js'
 import { AppError, unavailable } from '../../lib/errors.js'
 import { migrationsCurrent } from '../../lib/migrator.js'
-import { Problem, ProblemSchema, ref, StatusOkSchema } from '../../schemas/common.js'
+import { ProblemSchema, ref, StatusOkSchema } from '../../schemas/common.js'
 
 const READINESS_TIMEOUT_MS = 2000
 /** How long one readiness answer is reused. */
@@ -74,7 +74,9 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
         security: [],
         response: {
           200: ref(StatusOkSchema, { description: 'Ready for traffic' }),
-          503: ref(ProblemSchema, { description: 'Not ready (not-ready): migrations pending, database down, or draining' }),
+          503: ref(ProblemSchema, {
+            description: 'Not ready (not-ready): migrations pending, database down, or draining',
+          }),
         },
       },
     },

@@ -54,7 +54,10 @@ t.test('the operations read from the document carry no $ref: shared schemas are 
   const create = ops.find((op) => op.method === 'POST' && op.path === '/api/comments')
   t.match(create?.body, { type: 'object', properties: { body: { type: 'string', maxLength: 2000 } } })
   const list = ops.find((op) => op.method === 'GET' && op.path === '/api/comments')
-  t.match(list?.parameters.find((p) => p.name === 'limit'), { required: false, schema: { default: 20 } })
+  t.match(
+    list?.parameters.find((p) => p.name === 'limit'),
+    { required: false, schema: { default: 20 } },
+  )
 
   const components = { A: { type: 'object', properties: { b: { $ref: '#/components/schemas/B' } } }, B: {} }
   t.same(inlineRefs({ items: { $ref: '#/components/schemas/A' } } as never, components as never), {

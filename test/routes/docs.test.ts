@@ -49,6 +49,82 @@ t.test('/docs/json is a valid OpenAPI 3.1 document describing every route', asyn
   t.same(Object.keys(doc.components.securitySchemes).sort(), ['bearerAuth', 'cookieAuth', 'refreshCookie'])
 })
 
+// biome-ignore lint/suspicious/noExplicitAny: a test walks the document as plain JSON
+type Json = Record<string, any>
+/** Every operation of the document, with its method and path. */
+const operations = (doc: Json) =>
+  Object.entries(doc.paths as Json).flatMap(([path, ops]) =>
+    Object.entries(ops as Json).map(([method, op]) => ({ path, method, op: op as Json })),
+  )
+
+t.test('the document generates good clients: names, descriptions, examples, shared schemas', async (t) => {
+  const app = await build(t)
+  const doc = (await app.inject('/docs/json')).json<Json>()
+  const ops = operations(doc)
+  t.ok(ops.length >= 20)
+
+  const ids = ops.map(({ op }) => op.operationId)
+  t.equal(new Set(ids).size, ids.length, 'operationIds are unique')
+  for (const { path, method, op } of ops) {
+    const name = `${method.toUpperCase()} ${path}`
+    t.match(op.operationId, /^[a-z]+[A-Za-z]*$/, `${name}: operationId ${op.operationId} is camelCase`)
+    t.equal(op.operationId.startsWith('admin'), path.startsWith('/api/admin/'), `${name}: admin prefix`)
+    for (const [status, response] of Object.entries(op.responses as Json)) {
+      t.ok(response.description && response.description !== 'Default Response', `${name} ${status} described`)
+      const types = Object.keys(response.content ?? {})
+      if (status.startsWith('4') || status.startsWith('5'))
+        t.same(types, ['application/problem+json'], `${name} ${status} is problem+json`)
+      else if (status !== '204') t.same(types, ['application/json'], `${name} ${status} is JSON`)
+    }
+    const body = op.requestBody?.content['application/json']
+    if (body) {
+      const examples =
+        body.example ?? body.examples ?? doc.components.schemas[body.schema.$ref?.split('/').pop()]?.examples
+      t.ok(examples, `${name}: the request body has an example`)
+    }
+  }
+  t.same(
+    Object.fromEntries(
+      ['login', 'listComments', 'createComment', 'adminUpdateUser'].map((id) => [id, ids.includes(id)]),
+    ),
+    { login: true, listComments: true, createComment: true, adminUpdateUser: true },
+  )
+
+  const schemas = doc.components.schemas as Json
+  for (const name of ['Problem', 'User', 'Comment', 'CommentPage', 'AdminUserPage', 'AuditEventPage'])
+    t.ok(schemas[name], `components.schemas.${name}`)
+  for (const name of ['User', 'Comment', 'Problem', 'SignedIn'])
+    t.ok(schemas[name].examples?.length, `${name} example`)
+  const text = JSON.stringify(doc.paths)
+  t.notMatch(text, /"requestId"/, 'the problem schema is referenced, never inlined in an operation')
+  const problemRefs = text.match(/"#\/components\/schemas\/Problem"/g)?.length ?? 0
+  t.ok(problemRefs >= ops.length * 2, 'every operation refers to Problem for 4XX and 5XX')
+  const dangling = [...text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)].filter(
+    (m) => !schemas[m[1] ?? ''],
+  )
+  t.same(dangling, [], 'every $ref names a component')
+
+  const described = new Set((doc.tags as Json[]).filter((tag) => tag.description).map((tag) => tag.name))
+  t.same(
+    [...new Set(ops.flatMap(({ op }) => op.tags))].filter((tag) => !described.has(tag)),
+    [],
+    'tags described',
+  )
+  t.ok(doc.servers?.length, 'a servers entry')
+
+  for (const path of ['/api/comments', '/api/admin/users', '/api/admin/audit-events']) {
+    const limit = doc.paths[path].get.parameters.find((p: Json) => p.name === 'limit')
+    t.match(limit, { required: false, schema: { default: 20 } }, `${path}: limit is optional`)
+  }
+})
+
+t.test('a list without limit answers its default page size', async (t) => {
+  const app = await build(t)
+  const res = await app.inject('/api/comments')
+  t.equal(res.statusCode, 200)
+  t.same(Object.keys(res.json()), ['items', 'nextCursor'])
+})
+
 t.test('Swagger UI is served only when DOCS_ENABLED', async (t) => {
   const on = await build(t, { env: { DOCS_ENABLED: 'true' } })
   const ui = await on.inject('/docs/')

@@ -37,7 +37,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
         security: SIGNED_IN,
         description: 'The rules of `newPassword` are in its schema.',
         body: passwordChangeBody(app.config.PASSWORD_MIN_LENGTH),
-        response: { 204: NoContent('Changed; your other sessions are ended'), 400: Problem, 401: Problem, 403: Problem },
+        response: {
+          204: NoContent('Changed; your other sessions are ended'),
+          400: Problem,
+          401: Problem,
+          403: Problem,
+        },
       },
     },
     async function updatePassword(request, reply) {

@@ -77,7 +77,9 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
         description: `Answers a new secret, its otpauth:// URI and a QR code; confirm with a code within 10 minutes. ${stepUp}`,
         security: SIGNED_IN,
         response: {
-          201: ref(TotpEnrolment, { description: 'The secret to enrol; unconfirmed until POST /totp/confirm' }),
+          201: ref(TotpEnrolment, {
+            description: 'The secret to enrol; unconfirmed until POST /totp/confirm',
+          }),
           401: Problem,
           409: Problem,
         },
@@ -101,7 +103,9 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
         security: SIGNED_IN,
         body: TotpConfirmBody,
         response: {
-          200: ref(RecoveryCodes, { description: 'Two-factor authentication is on; the recovery codes, shown once' }),
+          200: ref(RecoveryCodes, {
+            description: 'Two-factor authentication is on; the recovery codes, shown once',
+          }),
           400: Problem,
           401: Problem,
           409: Problem,
