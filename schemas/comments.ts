@@ -14,7 +14,7 @@ export const CommentInput = Type.Object(
   {
     $id: 'CommentInput',
     additionalProperties: false,
-    examples: [{ body: 'First! <b>bold</b> stays text.' }],
+    examples: [{ body: 'Tom & Jerry <3 <b>forever</b>' }],
   },
 )
 export type CommentInput = Static<typeof CommentInput>
@@ -33,7 +33,7 @@ export const Comment = Type.Object(
     examples: [
       {
         id: '7d2e9c41-5b3a-4f8e-a1c6-2e4f6a8b0c1d',
-        body: 'First! &lt;b&gt;bold&lt;/b&gt; stays text.',
+        body: 'Tom & Jerry &lt;3 forever',
         author: { id: '0b6f3a52-8c1d-4e7a-9f25-6d3c2b1a0e94', username: 'alice' },
         createdAt: '2025-01-31T09:41:00.000Z',
         updatedAt: '2025-01-31T09:41:00.000Z',
