@@ -286,7 +286,8 @@ export async function runCli(argv: string[], config: Config, io: CliIo, logger?:
     return 1
   }
   io.stderr(databaseLine(config, c))
-  const log = logger ?? createLogger({ LOG_LEVEL: 'warn' })
+  const log =
+    logger ?? createLogger({ LOG_LEVEL: 'warn', LOG_FORMAT: config.LOG_FORMAT, NODE_ENV: config.NODE_ENV })
   const { config: resolved, embedded } = await resolveDatabase(config, log, { announce: io.stderr })
   const sql = createSql(resolved)
   try {
