@@ -385,6 +385,11 @@ t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with
   t.equal(run.code, 0, 'exit code 0')
   t.equal(run.signal, null, 'exited by itself, not killed by the signal')
   t.match(
+    server.events().filter((e) => /listening/i.test(String(e.msg))),
+    [{ event: 'server.started', url, msg: `Bulwark listening on ${url}` }],
+    "one listening line: ours, with its event (Fastify's own is replaced, not repeated)",
+  )
+  t.match(
     server.events().filter((e) => e.event === 'server.shutdown'),
     [{ signal: 'SIGTERM' }],
     'shutdown is logged',
