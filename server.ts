@@ -101,6 +101,13 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
   }
 }
 
+/**
+ * Fastify logs the resolver's result with `log.info(result)`, and pino takes an object's `msg` as
+ * the message: an object here gives that line our event field (test/server.test.ts holds this).
+ */
+export const startedLine = (url: string): string =>
+  ({ event: 'server.started', url, msg: `Bulwark listening on ${url}` }) as unknown as string
+
 export async function main(): Promise<void> {
   const loaded = configOrExit()
   const logger = createLogger(loaded)
@@ -136,11 +143,17 @@ export async function main(): Promise<void> {
   const startSignals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
   for (const s of startSignals) process.once(s, stopWhileStarting)
   try {
-    const resolved = await resolveDatabase(loaded, logger)
+    const resolved = await resolveDatabase(loaded, logger, { announce: (line) => console.error(line) })
     embedded = resolved.embedded
     const config = resolved.config
     const app = await buildApp(config, { logger })
-    const address = await app.listen({ host: config.HOST, port: config.PORT })
+    // Fastify logs a "Server listening at" line of its own: this resolver makes that line ours (one
+    // line with our event and wording) instead of a second line saying the same thing.
+    await app.listen({
+      host: config.HOST,
+      port: config.PORT,
+      listenTextResolver: startedLine,
+    })
     // Started: from here on a signal drains and closes (the start handler would exit at once).
     for (const s of startSignals) process.removeListener(s, stopWhileStarting)
     installGracefulShutdown(app, {
@@ -150,7 +163,6 @@ export async function main(): Promise<void> {
       cleanup: async () => embedded?.stop(),
       exit: (code) => process.exit(code),
     })
-    logger.info({ event: 'server.started', url: address }, `Bulwark listening on ${address}`)
   } catch (err) {
     // A setting found wrong only once connected (a superuser runtime role) reads like any other.
     if (err instanceof ConfigError) console.error(`bulwark: invalid configuration: ${err.message}`)

@@ -23,9 +23,15 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-/** Reads `.env` into process.env when present; variables already set in the environment win. */
-export function readDotEnv(path = '.env'): void {
-  if (existsSync(path)) process.loadEnvFile(path)
+/**
+ * Reads `.env` into process.env when present; variables already set in the environment win. Not
+ * under NODE_ENV=test (set by `npm test` for every process it starts): a developer's `.env` is for
+ * `npm start` and the CLI, and must not change what a test runs against. Returns whether it was read.
+ */
+export function readDotEnv(path = '.env', env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NODE_ENV === 'test' || !existsSync(path)) return false
+  process.loadEnvFile(path)
+  return true
 }
 
 /** Larger than any secret setting may be (their schemas cap them far lower); more is refused unread. */
@@ -211,7 +217,7 @@ function passwordProblem(config: Config, production: boolean): string | null {
 /** Reads and validates configuration, or prints one line and exits 1. */
 export function configOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   try {
-    readDotEnv()
+    readDotEnv('.env', env)
     return loadConfig(env)
   } catch (error) {
     const message = error instanceof ConfigError ? error.message : String((error as Error).message ?? error)

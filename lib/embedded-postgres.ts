@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { basename, dirname, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import postgres from 'postgres'
@@ -24,6 +24,8 @@ export interface EmbeddedOptions {
   dataDir: string
   port?: number
   logger: Logger
+  /** Told one line before a slow step (initialising a new data directory, about 5 s), for a person watching. */
+  announce?: (line: string) => void
   /** Trade durability for speed (tests only): fsync and synchronous commit off. */
   fast?: boolean
 }
@@ -163,7 +165,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       logger.warn({ event: 'db.embedded.error', err: error }, 'embedded PostgreSQL reported an error'),
   })
   const fresh = !existsSync(join(dataDir, 'PG_VERSION'))
-  if (fresh) await pg.initialise()
+  if (fresh) {
+    options.announce?.(`initialising PostgreSQL in ${displayPath(dataDir)} (first run only)…`)
+    await pg.initialise()
+  }
   try {
     await pg.start()
   } catch (error) {
@@ -210,6 +215,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   }
 }
 
+/** A data directory as a person would type it: relative to the working directory when inside it. */
+export function displayPath(dir: string): string {
+  const path = relative(process.cwd(), resolve(dir))
+  return path && !path.startsWith('..') && !isAbsolute(path) ? path : resolve(dir)
+}
+
 /**
  * The database the service uses: DATABASE_URL when set; otherwise (never in production, where
  * config validation already demands DATABASE_URL) the embedded PostgreSQL in EMBEDDED_DB_DIR.
@@ -217,12 +228,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 export async function resolveDatabase(
   config: Config,
   logger: Logger,
+  options: Pick<EmbeddedOptions, 'announce'> = {},
 ): Promise<{ config: Config; embedded: EmbeddedDatabase | null }> {
   if (config.DATABASE_URL) return { config, embedded: null }
   const embedded = await startEmbeddedPostgres({
     dataDir: config.EMBEDDED_DB_DIR,
     port: config.EMBEDDED_DB_PORT,
     logger,
+    ...options,
   })
   try {
     const urls = await splitRoles(embedded.url)

@@ -1,7 +1,9 @@
+import { createRequire } from 'node:module'
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
+import type { prettyFactory } from 'pino-pretty'
 import type { Config } from '../schemas/env.js'
 
-/** The process logger: pino JSON lines, with secrets redacted once for every line. */
+/** The process logger: pino JSON lines (pino-pretty's at a developer's terminal), with secrets redacted once for every line. */
 
 /**
  * A field is a secret when its name, in any letter case, contains one of these words: userPassword,
@@ -120,6 +122,41 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>): LoggerOptions 
 export const MAX_PENDING_LOG_BYTES = 8 * 1024 * 1024
 const DROP_REPORT_MS = 10_000
 
+/** What a logger needs of the settings; without NODE_ENV, LOG_FORMAT=auto means JSON. */
+export type LoggerConfig = Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'LOG_FORMAT' | 'NODE_ENV'>>
+
+/** JSON lines, or pino-pretty's for a person: by default only outside production, on a terminal. */
+export function logFormat(config: LoggerConfig, isTTY = process.stdout.isTTY === true): 'json' | 'pretty' {
+  const format = config.LOG_FORMAT ?? 'auto'
+  if (format !== 'auto') return format
+  return config.NODE_ENV !== undefined && config.NODE_ENV !== 'production' && isTTY ? 'pretty' : 'json'
+}
+
+type PrettyFactory = typeof prettyFactory
+
+/** pino-pretty's formatter, or null where it is not installed (the production image has no devDependencies). */
+export function loadPrettyFactory(): PrettyFactory | null {
+  try {
+    return (createRequire(import.meta.url)('pino-pretty') as { prettyFactory: PrettyFactory }).prettyFactory
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Formats each (already redacted) JSON line synchronously and hands it to the same destination, so
+ * the asynchronous writes, the bound on pending bytes and the flush at exit stay as they are.
+ */
+export function prettyStream(destination: DestinationStream, factory: PrettyFactory, colorize: boolean) {
+  const pretty = factory({
+    colorize,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+  })
+  return { write: (line: string) => destination.write(pretty(line)) }
+}
+
 /**
  * One logger for the process: JSON lines on stdout (or the given stream, in tests). Written
  * asynchronously: a synchronous write to a pipe that is not drained fast enough spins in
@@ -128,10 +165,21 @@ const DROP_REPORT_MS = 10_000
  * is left when the process exits. A stdout nobody drains (a stuck log driver) cannot fill the heap:
  * past MAX_PENDING_LOG_BYTES lines are dropped, and one `log.dropped` line says how many (ASVS 5.0 16.4.x).
  */
-export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, stream?: DestinationStream): Logger {
+export function createLogger(config: LoggerConfig, stream?: DestinationStream): Logger {
   if (stream) return pino(loggerOptions(config), stream)
   const destination = pino.destination({ dest: 1, sync: false, maxLength: MAX_PENDING_LOG_BYTES })
-  const logger = pino(loggerOptions(config), destination)
+  const format = logFormat(config)
+  const factory = format === 'pretty' ? loadPrettyFactory() : null
+  const logger = pino(
+    loggerOptions(config),
+    factory ? prettyStream(destination, factory, process.stdout.isTTY === true) : destination,
+  )
+  if (format === 'pretty' && !factory && config.LOG_FORMAT === 'pretty') {
+    logger.warn(
+      { event: 'log.pretty_unavailable' },
+      'LOG_FORMAT=pretty, but pino-pretty is not installed: JSON',
+    )
+  }
   let dropped = 0
   destination.on('drop', () => {
     dropped++

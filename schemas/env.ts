@@ -43,6 +43,10 @@ export const EnvSchema = Type.Object({
     ],
     { default: 'info' },
   ),
+  /** auto: pino-pretty's readable lines outside production on a terminal, JSON otherwise. */
+  LOG_FORMAT: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], {
+    default: 'auto',
+  }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
   DATABASE_MIGRATION_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
   DATABASE_ALLOW_SUPERUSER: Type.Boolean({ default: false }),

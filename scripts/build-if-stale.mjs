@@ -25,10 +25,12 @@ function newest(path) {
   return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))))
 }
 
-export function buildIfStale({ force = false } = {}) {
+/** `announce` is told one line before the build (about 6 s), so a first `npm start` is not silent. */
+export function buildIfStale({ force = false, announce = (line) => process.stderr.write(`${line}\n`) } = {}) {
   const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : 0
   const sources = Math.max(...SOURCES.map(newest), newest('tsconfig.json'), newest('tsconfig.build.json'))
   if (!force && built > sources) return false
+  announce('building…')
   rmSync('dist', { recursive: true, force: true })
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
     stdio: 'inherit',

@@ -15,6 +15,7 @@ if (!env.DATABASE_URL) {
     dataDir: process.env.TEST_EMBEDDED_DB_DIR ?? '.data/postgres-test',
     logger: createLogger({ LOG_LEVEL: 'warn' }),
     fast: true,
+    announce: (line) => process.stderr.write(`${line}\n`),
   })
   env.DATABASE_URL = embedded.url
 }

@@ -5,6 +5,7 @@ import { deleteChallenges } from '../repositories/mfa.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
+import type { Role } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
 
 /** Admin rules: listing users, changing roles and status, reading the audit log. */
@@ -41,11 +42,35 @@ export async function listUsers(ctx: AdminContext, actorId: string, q: AdminUser
  * transaction (ASVS 7.4.2). The service never leaves itself without an enabled admin.
  */
 export async function updateUser(ctx: AdminContext, actorId: string, id: string, patch: AdminUserPatch) {
-  const after = await ctx.sql.begin(async (tx) => {
+  return toAdminUser(await changeUser(ctx, actorId, id, patch))
+}
+
+/**
+ * An operator's role change (`npm run cli -- set-role`): the admin API's rules and audit record,
+ * with no acting admin (null): whoever runs the CLI already holds the database's credentials.
+ */
+export async function setRoleByOperator(
+  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher'>,
+  username: string,
+  role: Role,
+): Promise<{ user: AdminUser; previousRole: Role }> {
+  const found = await users.findUserByUsername(ctx.sql, ctx.cipher, username)
+  if (!found) throw notFound()
+  const after = await changeUser(ctx, null, found.id, { role })
+  return { user: toAdminUser(after), previousRole: found.role }
+}
+
+async function changeUser(
+  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher'>,
+  actorId: string | null,
+  id: string,
+  patch: AdminUserPatch,
+): Promise<users.UserRow> {
+  return ctx.sql.begin(async (tx) => {
     const admins = await users.lockEnabledAdmins(tx)
     // The actor's own row is among those locked: an admin demoted or disabled by a change that
     // committed first has lost the right to this one (OWASP ASVS 5.0 8.3.1, checked at the data layer).
-    if (!admins.includes(actorId)) throw forbidden()
+    if (actorId !== null && !admins.includes(actorId)) throw forbidden()
     const before = await users.lockUser(tx, ctx.cipher, id)
     if (!before) throw notFound()
     const next = { role: patch.role ?? before.role, disabled: patch.disabled ?? before.disabled }
@@ -68,7 +93,6 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
     }
     return after
   })
-  return toAdminUser(after)
 }
 
 export async function listAudit(ctx: AdminContext, actorId: string, q: AuditQuery) {

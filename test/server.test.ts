@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { Agent, get as httpGet } from 'node:http'
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -342,7 +342,7 @@ function runServer(t: Test, env: NodeJS.ProcessEnv, cwd = root, entry = ['server
 }
 
 t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with 0', async (t) => {
-  t.notOk(existsSync(join(root, '.env')), 'no .env in the repository root can change this run')
+  // NODE_ENV=test: a developer's .env in the repository root is not read (test/lib/dotenv.test.ts).
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'test',
@@ -384,6 +384,11 @@ t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with
   const run = await server.done
   t.equal(run.code, 0, 'exit code 0')
   t.equal(run.signal, null, 'exited by itself, not killed by the signal')
+  t.match(
+    server.events().filter((e) => /listening/i.test(String(e.msg))),
+    [{ event: 'server.started', url, msg: `Bulwark listening on ${url}` }],
+    "one listening line: ours, with its event (Fastify's own is replaced, not repeated)",
+  )
   t.match(
     server.events().filter((e) => e.event === 'server.shutdown'),
     [{ signal: 'SIGTERM' }],

@@ -85,13 +85,16 @@ t.test(
     const logger = createLogger({ LOG_LEVEL: 'info' }, log.stream)
     const startedEvents = () => log.lines.filter((l) => l.event === 'db.embedded.started')
     const passwordFile = join(dir, 'pg.password')
-    const first = track(await startEmbeddedPostgres({ dataDir, logger }))
+    const announced: string[] = []
+    const announce = (line: string) => announced.push(line)
+    const first = track(await startEmbeddedPostgres({ dataDir, logger, announce }))
     let password = ''
 
     await t.test('the first start initialises the cluster, with a private password beside it', async (t) => {
       t.equal(first.dataDir, dataDir)
       t.ok(existsSync(join(dataDir, 'PG_VERSION')), 'initdb created the cluster')
       t.match(startedEvents(), [{ dataDir, port: first.port, initialised: true }])
+      t.same(announced, [`initialising PostgreSQL in ${dataDir} (first run only)…`], 'said before initdb')
 
       t.ok(existsSync(passwordFile), 'the password is kept beside the data directory')
       t.equal(statSync(passwordFile).mode & 0o777, 0o600, 'password file is private')
@@ -125,7 +128,8 @@ t.test(
     })
 
     await t.test('a second start does not initdb, reuses the password and keeps the data', async (t) => {
-      const second = track(await startEmbeddedPostgres({ dataDir, logger }))
+      const second = track(await startEmbeddedPostgres({ dataDir, logger, announce }))
+      t.equal(announced.length, 1, 'nothing to announce: no initdb')
       t.equal(startedEvents().length, 2)
       t.match(
         startedEvents()[1],

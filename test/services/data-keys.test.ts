@@ -151,7 +151,7 @@ t.test(
     const early = loadConfig({ ...env, DATA_ENCRYPTION_KEYS: `k3:${key(6)}` })
     const fail = captureIo()
     t.equal(await runCli(['rotate-data-key'], early, fail.io, silent), 1)
-    t.match(fail.err[0], /^rotate-data-key: cannot decrypt users\.email [0-9a-f-]{36}; left as it is$/)
+    t.match(fail.err[1], /^rotate-data-key: cannot decrypt users\.email [0-9a-f-]{36}; left as it is$/)
     t.match(
       fail.err.at(-1),
       /^rotate-data-key: still not under k3: users\.email 2, .*mfa_totp\.secret 1/,

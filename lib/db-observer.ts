@@ -1,0 +1,76 @@
+import type { Sql } from 'postgres'
+
+/**
+ * One seam for watching postgres.js queries (metrics' durations, tracing's spans). postgres.js has
+ * no query hooks and no OpenTelemetry instrumentation, so this wraps the one method every query
+ * runs exactly once when it starts executing (`Query.prototype.handle`, reached by `await`, `.then`
+ * or `.forEach`), in the caller's async context. Nothing is patched while no observer is added.
+ */
+
+/** What an observer learns when a query settles. */
+export interface SettledQuery {
+  /** The statement text as sent (with `$n` placeholders, never the parameters). */
+  text: string
+  /** The command tag PostgreSQL answered (`SELECT`, `INSERT`…), when it succeeded. */
+  command: string | undefined
+  /** The error it failed with, if it did. */
+  error: unknown
+}
+
+/** Called as a query starts; the function it returns is called once as that query settles. */
+export type QueryObserver = () => (settled: SettledQuery) => void
+
+interface QueryInternals {
+  executed: boolean
+  string?: string
+  resolve: (value: unknown) => unknown
+  reject: (error: unknown) => unknown
+}
+
+interface QueryPrototype {
+  handle: (this: QueryInternals) => Promise<void>
+}
+
+const observers = new Set<QueryObserver>()
+let patched: { proto: QueryPrototype; original: QueryPrototype['handle'] } | undefined
+
+function observedHandle(this: QueryInternals): Promise<void> {
+  const original = patched?.original as QueryPrototype['handle']
+  if (this.executed || observers.size === 0) return original.call(this)
+  const ends = [...observers].map((observer) => observer())
+  const { resolve, reject } = this
+  const settle = (command: string | undefined, error: unknown) => {
+    const settled = { text: this.string ?? '', command, error }
+    for (const end of ends) end(settled)
+  }
+  this.resolve = (value: unknown) => {
+    settle((value as { command?: string } | null)?.command, undefined)
+    return resolve(value)
+  }
+  this.reject = (error: unknown) => {
+    settle(undefined, error)
+    return reject(error)
+  }
+  return original.call(this)
+}
+
+/**
+ * Watches every query of every postgres.js pool in the process (the class is shared) until the
+ * returned function is called. `sql` is only used to reach the query class: nothing is sent.
+ */
+export function addQueryObserver(sql: Sql, observer: QueryObserver): () => void {
+  if (!patched) {
+    // A tagged template builds a query without running it; its prototype is postgres.js's Query.
+    const proto = Object.getPrototypeOf(sql`select 1`) as QueryPrototype
+    patched = { proto, original: proto.handle }
+    proto.handle = observedHandle
+  }
+  observers.add(observer)
+  return function removeQueryObserver() {
+    observers.delete(observer)
+    if (observers.size === 0 && patched) {
+      patched.proto.handle = patched.original
+      patched = undefined
+    }
+  }
+}
