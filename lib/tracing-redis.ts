@@ -23,7 +23,7 @@ function startHandler(tracer: () => Tracer, parentContext: () => Context | undef
   return (message: RedisMessage) => {
     const parent = parentContext()
     if (!parent) return
-    // A transaction is one span (`MULTI/EXEC`) around the spans of its commands.
+    // A transaction is one span (`MULTI/EXEC`), beside the spans of the commands it sends.
     const operation = message.batchMode
       ? `${message.batchMode}/EXEC`
       : (message.command ?? 'redis').toUpperCase()
