@@ -19,11 +19,18 @@ interface RedisMessage {
   span?: Span
 }
 
+/**
+ * True while a transaction sends its commands (synchronously, inside the batch call): they belong
+ * to its span, not to spans of their own (a counter's MULTI, INCR, PEXPIRE, PTTL, EXEC: one span).
+ */
+let sendingBatch = false
+
 function startHandler(tracer: () => Tracer, parentContext: () => Context | undefined) {
   return (message: RedisMessage) => {
+    if (message.batchMode) sendingBatch = true
+    else if (sendingBatch) return
     const parent = parentContext()
     if (!parent) return
-    // A transaction is one span (`MULTI/EXEC`), beside the spans of the commands it sends.
     const operation = message.batchMode
       ? `${message.batchMode}/EXEC`
       : (message.command ?? 'redis').toUpperCase()
@@ -51,8 +58,10 @@ function finish(message: RedisMessage): void {
   if (!span) return
   message.span = undefined
   if (message.error) {
-    span.setAttribute('error.type', (message.error as Error).name ?? 'Error')
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (message.error as Error).message })
+    // Redis's own prefix (ERR, WRONGTYPE, NOSCRIPT) only: the rest of its message quotes arguments.
+    const type = /^[A-Z]+(?= )/.exec(String((message.error as Error).message))?.[0] ?? 'Error'
+    span.setAttribute('error.type', type)
+    span.setStatus({ code: SpanStatusCode.ERROR, message: type })
   }
   span.end()
 }
@@ -67,6 +76,7 @@ export function subscribeRedisTracing(
     // `end` comes as the call returns its promise; the span ends when that settles (asyncEnd), or
     // here when the call threw before making one.
     end: (message: RedisMessage) => {
+      if (message.batchMode) sendingBatch = false
       if (message.error) finish(message)
     },
     asyncStart: () => {},

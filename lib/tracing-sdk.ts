@@ -81,10 +81,12 @@ function queryObserver(sql: Sql) {
       }
       span.setAttribute('db.query.text', text)
       if (error) {
+        // The SQLSTATE, not the message: PostgreSQL quotes input values in some (invalid input syntax…).
         const code = (error as { code?: unknown }).code
+        const type = typeof code === 'string' ? code : (error as Error).name
         if (typeof code === 'string') span.setAttribute('db.response.status_code', code)
-        span.setAttribute('error.type', typeof code === 'string' ? code : (error as Error).name)
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message })
+        span.setAttribute('error.type', type)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: type })
       }
       span.end()
     }
@@ -118,6 +120,9 @@ export async function startSdk(protocol: OtlpProtocol): Promise<Tracing> {
     new FastifyOtelInstrumentation({
       registerOnInitialization: true,
       instrumentHooks: false,
+      // A thrown error's stack is in its log line, which carries the trace id; 401s and 404s are
+      // thrown too, and an exception event on each would cost more than it tells.
+      recordExceptions: false,
       ignorePaths: ({ url }) => UNTRACED_PATHS.test(url),
       requestHook: nameRequestSpan,
     }),

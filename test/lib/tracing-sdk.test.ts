@@ -130,8 +130,13 @@ t.test(
     t.equal(attribute(insert as OtlpSpan, 'db.operation.name'), 'INSERT')
 
     const redis = trace.filter((s) => attribute(s, 'db.system') === 'redis')
-    t.ok(redis.length >= 1, 'Redis calls are spans')
-    t.ok(redis.every(underRequest), 'each inside the request')
+    t.same(
+      redis.map((s) => s.name),
+      ['MULTI/EXEC'],
+      "the register limit's counter: one transaction, one span (not one per command)",
+    )
+    t.ok(redis.every(underRequest), 'inside the request')
+    t.equal(Number(attribute(redis[0] as OtlpSpan, 'db.operation.batch.size')), 3)
     t.notOk(JSON.stringify(redis).includes(env.RATE_LIMIT_KEY_PREFIX), 'no keys in Redis spans')
 
     const fetchSpan = trace.find((s) => s.kind === 3 && attribute(s, 'http.request.method') === 'GET')
@@ -166,6 +171,8 @@ t.test('a failed query, a probe and work outside requests', { skip: skipUnlessCI
   const span = trace.getTracer('test').startSpan('job')
   await context.with(trace.setSpan(context.active(), span), async () => {
     await t.rejects(app.sql`select * from no_such_table where id = ${1}`)
+    await app.redis?.ping()
+    await t.rejects(app.redis?.call('no_such_command', 'secret-argument') ?? Promise.reject())
   })
   span.end()
   await tracing.flush()
@@ -178,11 +185,18 @@ t.test('a failed query, a probe and work outside requests', { skip: skipUnlessCI
   t.equal(failed.length, 1, 'only the query inside a span is one')
   t.equal(failed[0]?.parentSpanId, span.spanContext().spanId)
   t.equal(failed[0]?.name, 'SELECT')
-  t.equal(failed[0]?.status?.code, 2, 'its status is error')
+  t.same(failed[0]?.status, { code: 2, message: '42P01' }, 'its status is error, with the SQLSTATE')
   t.equal(attribute(failed[0] as OtlpSpan, 'db.response.status_code'), '42P01')
   t.equal(attribute(failed[0] as OtlpSpan, 'db.query.text'), 'select * from no_such_table where id = $1')
-  t.notOk(
-    fresh.some((s) => attribute(s, 'db.system') === 'redis'),
-    'Redis calls outside a span make none',
+  const redis = fresh.filter((s) => attribute(s, 'db.system') === 'redis')
+  t.same(
+    redis.map((s) => [s.name, s.parentSpanId, s.status?.code ?? 0]),
+    [
+      ['PING', span.spanContext().spanId, 0],
+      ['NO_SUCH_COMMAND', span.spanContext().spanId, 2],
+    ],
+    'Redis calls outside a span make none; inside one, a span each, failures with an error status',
   )
+  t.notOk(JSON.stringify(redis).includes('secret-argument'), 'never the arguments, not even from its error')
+  t.equal(attribute(redis[1] as OtlpSpan, 'error.type'), 'ERR')
 })
