@@ -8,6 +8,7 @@ import { ConfigError, configOrExit, developmentDefaults } from './lib/config.js'
 import { tlsOverrides } from './lib/db-tls.js'
 import { type EmbeddedDatabase, resolveDatabase } from './lib/embedded-postgres.js'
 import { createLogger } from './lib/logger.js'
+import { startTracing } from './lib/tracing.js'
 
 /** The service's entry point: settings, the embedded database when needed, listen, graceful shutdown. */
 
@@ -110,7 +111,11 @@ export const startedLine = (url: string): string =>
 
 export async function main(): Promise<void> {
   const loaded = configOrExit()
+  // Before the logger and the app: log lines then carry trace ids, and requests are traced from their first hook.
+  const tracing = await startTracing(loaded)
   const logger = createLogger(loaded)
+  if (tracing)
+    logger.info({ event: 'tracing.enabled', protocol: tracing.protocol }, 'OpenTelemetry tracing on')
   const defaults = developmentDefaults(loaded)
   if (defaults.length > 0) {
     logger.warn(
@@ -160,7 +165,11 @@ export async function main(): Promise<void> {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       delayMs: config.SHUTDOWN_DELAY_MS,
       closeListenerFirst: config.SHUTDOWN_CLOSE_LISTENER_FIRST,
-      cleanup: async () => embedded?.stop(),
+      // Spans of the last requests are exported before the database stops.
+      cleanup: async () => {
+        await tracing?.shutdown()
+        await embedded?.stop()
+      },
       exit: (code) => process.exit(code),
     })
   } catch (err) {

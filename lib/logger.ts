@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
 import type { prettyFactory } from 'pino-pretty'
 import type { Config } from '../schemas/env.js'
+import { activeTracing } from './tracing.js'
 
 /** The process logger: pino JSON lines (pino-pretty's at a developer's terminal), with secrets redacted once for every line. */
 
@@ -115,7 +116,17 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>): LoggerOptions 
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }), log: (object) => scrubSecrets(object) },
     serializers: { err: (error: Error) => scrubSecrets(pino.stdSerializers.err(error)) },
+    ...traceMixin(),
   }
+}
+
+/**
+ * With tracing on (started before the logger), each line logged inside a span carries trace_id and
+ * span_id; with it off there is no mixin at all, so a line costs what it did.
+ */
+function traceMixin(): Pick<LoggerOptions, 'mixin'> {
+  const tracing = activeTracing()
+  return tracing ? { mixin: tracing.logFields } : {}
 }
 
 /** Lines waiting for a slow stdout, at most: past it new lines are dropped (and counted), not kept. */

@@ -21,6 +21,9 @@ const List = (maxLength: number) =>
     )
     .Encode((entries) => entries.join(','))
 
+/** The OTLP transports the service ships (gRPC is not one: its client is a large dependency). */
+const OtlpProtocol = Type.Union([Type.Literal('http/protobuf'), Type.Literal('http/json')])
+
 /**
  * Every setting the service reads. Values arrive as strings and are converted, defaulted and
  * validated once at boot; `Config` below is derived from this schema and never written by hand.
@@ -98,6 +101,14 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   REDIS_CA_FILE: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
   REDIS_TLS: Type.Optional(Type.Literal('disable')),
+  // OpenTelemetry tracing, off unless an OTLP endpoint is set: only the settings that decide whether it
+  // runs and which exporter loads are read here; the SDK reads its other OTEL_* variables itself.
+  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
+  OTEL_TRACES_EXPORTER: Type.Union([Type.Literal('otlp'), Type.Literal('none')], { default: 'otlp' }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048 })),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048 })),
+  OTEL_EXPORTER_OTLP_PROTOCOL: Type.Optional(OtlpProtocol),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(OtlpProtocol),
   DATA_ENCRYPTION_KEYS: Type.String({ minLength: 1, maxLength: 8192, default: DEV_DATA_ENCRYPTION_KEYS }),
   DATA_INDEX_KEY: Type.String({ minLength: 1, maxLength: 1024, default: DEV_DATA_INDEX_KEY }),
   RATE_LIMIT_KEY_PREFIX: Type.String({
