@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { QueryObserver } from './db-observer.js'
 import { type OutcomeCounters, observeSecurityEvent } from './metrics-events.js'
 

@@ -107,7 +107,10 @@ t.test('a scrape counts routes, outcomes, limits and queries by bounded labels',
     t.notOk(after.text.includes(raw), `no raw URL or id in any label (${raw.slice(0, 12)})`)
   }
   const routes = new Set(after.samples.filter((s) => s.name === DURATION).map((s) => s.labels.route))
-  t.ok([...routes].every((r) => r === 'unmatched' || r?.startsWith('/')), 'route templates only')
+  t.ok(
+    [...routes].every((r) => r === 'unmatched' || r?.startsWith('/')),
+    'route templates only',
+  )
 })
 
 t.test('failed and timed-out queries are labelled by their outcome', async (t) => {
@@ -172,7 +175,11 @@ t.test('the global and router limits, load shedding, and requests in flight', as
 
 t.test('load shedding is counted by the threshold passed', async (t) => {
   const app = await build(t, {
-    env: { METRICS_PORT: '0', UNDER_PRESSURE_MAX_HEAP_USED_BYTES: '1', UNDER_PRESSURE_SAMPLE_INTERVAL_MS: '10' },
+    env: {
+      METRICS_PORT: '0',
+      UNDER_PRESSURE_MAX_HEAP_USED_BYTES: '1',
+      UNDER_PRESSURE_SAMPLE_INTERVAL_MS: '10',
+    },
   })
   const url = (await app.metrics?.listen()) ?? ''
   let shed = await app.inject('/api/comments')
