@@ -1,6 +1,8 @@
+import { Gauge } from 'prom-client'
 import t from 'tap'
 import { MemoryCounterStore } from '../../lib/counter-store.js'
 import { createMetrics } from '../../lib/metrics.js'
+import { serveMetrics } from '../../lib/metrics-server.js'
 import { countedThrottle } from '../../plugins/app/metrics.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { parseMetrics } from '../helper.js'
@@ -78,4 +80,23 @@ t.test('the login throttle counts each refusal by the budget that refused it', a
     'login_device,/api/auth/login': 1,
     'login_code,/api/auth/login': 1,
   })
+})
+
+t.test('a scrape that fails answers 500 and reports the error, without its detail', async (t) => {
+  const metrics = createMetrics({ poolMax: 4 })
+  new Gauge({
+    name: 'broken',
+    help: 'throws when collected',
+    registers: [metrics.registry],
+    collect() {
+      throw new Error('collector broke: secret detail')
+    },
+  })
+  const errors: unknown[] = []
+  const server = await serveMetrics(metrics.registry, { host: '127.0.0.1', port: 0 }, (e) => errors.push(e))
+  t.teardown(() => server.close())
+  const res = await fetch(server.url)
+  t.equal(res.status, 500)
+  t.notMatch(await res.text(), /secret/)
+  t.match(errors, [{ message: /collector broke/ }])
 })
