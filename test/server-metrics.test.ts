@@ -43,7 +43,7 @@ t.test('server.ts serves /metrics on METRICS_PORT only, and SIGTERM closes it wi
     child.stdout.on('data', () =>
       setImmediate(() => {
         const api = events().find((e) => e.event === 'server.started')?.url
-        const metrics = events().find((e) => e.event === 'metrics.started')?.url
+        const metrics = events().find((e) => e.event === 'metrics.started')?.metricsUrl
         if (typeof api === 'string' && typeof metrics === 'string') resolve({ api, metrics })
       }),
     )
