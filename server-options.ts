@@ -144,6 +144,7 @@ export function serverOptions(config: Config): FastifyHttpOptions<Server> {
           detail = limited.message
         } else request.log.warn({ err: limited, event: 'ratelimit.failed' }, 'router refusal not counted')
       }
+      request.server.metrics?.routerRefused(status)
       const requestId = String(request.id)
       const instance = (request.url.split('?')[0] ?? '/').slice(0, 256)
       // The router answers before any hook, so the request log line is written here: a scanner's

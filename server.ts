@@ -159,6 +159,9 @@ export async function main(): Promise<void> {
       port: config.PORT,
       listenTextResolver: startedLine,
     })
+    // Metrics on a listener of their own, never the public port; closed with the app (README, Metrics).
+    const metricsUrl = await app.metrics?.listen()
+    if (metricsUrl) logger.info({ event: 'metrics.started', metricsUrl }, `metrics on ${metricsUrl}`)
     // Started: from here on a signal drains and closes (the start handler would exit at once).
     for (const s of startSignals) process.removeListener(s, stopWhileStarting)
     installGracefulShutdown(app, {

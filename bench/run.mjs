@@ -14,7 +14,14 @@ import { parseOptions } from './lib/options.mjs'
 import { ensurePeerDeps, PEERS_DIR } from './lib/peers.mjs'
 import { cpuMicros, machineInfo, peakRss, postgresCpu, postgresCpuDelta } from './lib/proc.mjs'
 import { startChild, stopChild } from './lib/processes.mjs'
-import { GENERATOR_CPU_WARN, markdown, ratios, summarize, writeResults } from './lib/report.mjs'
+import {
+  GENERATOR_CPU_WARN,
+  markdown,
+  ratios,
+  serviceEnvNote,
+  summarize,
+  writeResults,
+} from './lib/report.mjs'
 import { BCRYPT_CONNECTIONS } from './lib/scenarios.mjs'
 import { BCRYPT_COST, login, logins, PASSWORD, register, seedComments, serviceEnv } from './lib/service.mjs'
 
@@ -39,7 +46,8 @@ const targetsNeeded = new Set(scenarios.map((s) => s.target))
 if (targetsNeeded.has('twin')) targetsNeeded.add('service')
 console.log(
   `bench: ${scenarios.map((s) => s.id).join(', ')}; ${options.rounds} rounds × ${options.duration} s ` +
-    `(+${options.warmup} s warm-up), ${options.connections} connections`,
+    `(+${options.warmup} s warm-up), ${options.connections} connections` +
+    serviceEnvNote(options),
 )
 
 buildIfStale()
@@ -80,7 +88,8 @@ async function ensureDatabase(url, name) {
 }
 
 // --- Targets: one fresh process per kind per round.
-const env = serviceEnv(roles, { logLevel: options.logLevel })
+// --service-env last: it may override any of the bench's own settings (e.g. METRICS_PORT=0 to compare).
+const env = { ...serviceEnv(roles, { logLevel: options.logLevel }), ...options.serviceEnv }
 const betterAuthSecret = randomBytes(32).toString('base64')
 const production = { NODE_ENV: 'production' }
 const bench = {

@@ -139,6 +139,9 @@ export const EnvSchema = Type.Object({
   UNDER_PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
   UNDER_PRESSURE_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   MAX_PARAM_LENGTH: Type.Integer({ minimum: 36, maximum: 2048, default: 100 }),
+  // Prometheus metrics on a listener of their own; unset METRICS_PORT turns them off (README, Metrics).
+  METRICS_HOST: Type.String({ minLength: 1, maxLength: 255, default: '127.0.0.1' }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
 })
 

@@ -17,6 +17,9 @@ export type Audit = (
   tx?: Sql | TransactionSql,
 ) => Promise<void>
 
+/** Told of each event once it is recorded (metrics count outcomes here: plugins/app/metrics.ts). */
+export type AuditObserver = (event: string, detail: AuditDetail) => void
+
 export interface AuditContext {
   ip: string | null
   userAgent: string | null
@@ -27,9 +30,16 @@ export interface AuditContext {
  * Security events go to the audit_events table and to the log (OWASP ASVS 16.3). Callers pass only
  * identifiers and categories: never a password, token or cookie.
  */
-export function createAudit(sql: Sql, cipher: FieldCipher, log: FastifyBaseLogger, ctx: AuditContext): Audit {
+export function createAudit(
+  sql: Sql,
+  cipher: FieldCipher,
+  log: FastifyBaseLogger,
+  ctx: AuditContext,
+  observe?: AuditObserver,
+): Audit {
   return async (event, userId, detail = {}, tx = sql) => {
     await insertAuditEvent(tx, cipher, { event, userId, detail, ...ctx })
     log.info({ event, audit: true, userId, ip: ctx.ip, detail }, event)
+    observe?.(event, detail)
   }
 }

@@ -405,3 +405,46 @@ export function expectProblem(
   if (type !== undefined) t.equal(body.type, type, `${label}: type ${type}`)
   return body
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: scraping the metrics listener and reading the Prometheus text format.
+
+/** One sample of a Prometheus text exposition. */
+export interface MetricSample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+
+const SAMPLE_LINE = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/
+const LABEL_PAIR = /([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g
+
+/** Parses the Prometheus text format (version 0.0.4): every sample, comments left aside. */
+export function parseMetrics(text: string): MetricSample[] {
+  const samples: MetricSample[] = []
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const match = SAMPLE_LINE.exec(line)
+    if (!match) throw new Error(`not a Prometheus sample line: ${line}`)
+    const labels: Record<string, string> = {}
+    for (const [, key = '', raw = ''] of (match[2] ?? '').matchAll(LABEL_PAIR)) {
+      labels[key] = raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
+    }
+    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) })
+  }
+  return samples
+}
+
+/** GETs a metrics URL over HTTP: the raw text, its content type, and a lookup of one sample's value. */
+export async function scrapeMetrics(url: string) {
+  const res = await fetch(url)
+  if (res.status !== 200) throw new Error(`scrape ${url}: ${res.status}`)
+  const text = await res.text()
+  const samples = parseMetrics(text)
+  /** The value of the sample named `name` whose labels include `labels` (0 when there is none). */
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    samples
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((sum, s) => sum + s.value, 0)
+  return { text, contentType: res.headers.get('content-type'), samples, value }
+}

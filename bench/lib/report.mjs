@@ -100,7 +100,8 @@ export function markdown({
   lines.push(
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load average at start ${machine.loadAverage?.join(' ') ?? '?'}; ` +
       `${started}; ${options.rounds} rounds × ${options.duration} s (+${options.warmup} s warm-up), ` +
-      `${options.connections} connections (login and bcrypt ${8}); database: ${database}; run took ${Math.round(seconds)} s.`,
+      `${options.connections} connections (login and bcrypt ${8}); database: ${database}; run took ${Math.round(seconds)} s.` +
+      serviceEnvNote(options),
   )
   lines.push('')
   lines.push(
@@ -139,6 +140,12 @@ export function markdown({
   if (boot) lines.push('', `Peak RSS once ready, before any load (MiB, median): ${boot}.`)
   for (const w of warnings) lines.push(`\n> ${w}`)
   return `${lines.join('\n')}\n`
+}
+
+/** The extra service variables of --service-env, named in the report so a table is not misread. */
+export function serviceEnvNote(options) {
+  const pairs = Object.entries(options.serviceEnv ?? {}).map(([k, v]) => `${k}=${v}`)
+  return pairs.length > 0 ? `; service env: ${pairs.join(' ')}` : ''
 }
 
 export function writeResults(dir, json, md) {

@@ -29,7 +29,10 @@ async function globalRateLimitPlugin(app: FastifyInstance) {
   // builds that request from its bare class, whose `ip` ignores TRUST_PROXY: behind a gateway every
   // refusal would land in the gateway's bucket, so the forwarded address is read here as Fastify would.
   const addressOf = clientAddressOf(app.config.TRUST_PROXY)
-  const byAddress = app.rateLimit({ keyGenerator: (request) => addressKey(addressOf(request.raw)) })
+  const byAddress = app.rateLimit({
+    keyGenerator: (request) => addressKey(addressOf(request.raw)),
+    onExceeded: () => app.metrics?.rateLimited('router', undefined),
+  })
   app.decorate('countRouterRefusal', async (request: FastifyRequest, reply: FastifyReply) => {
     await byAddress.call(app, request, reply)
   })

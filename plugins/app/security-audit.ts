@@ -63,6 +63,7 @@ async function securityAuditPlugin(app: FastifyInstance) {
     if (count > AUDIT_REFUSALS_MAX) {
       const suppressed = { event: refusal.event, auditSuppressed: true, userId, detail: refusal.detail }
       request.log.warn(suppressed, refusal.event)
+      app.metrics?.securityEvent(refusal.event, refusal.detail) // recorded ones are counted by the audit
       return
     }
     await app.serviceContext(request).audit(refusal.event, userId, refusal.detail)
@@ -71,5 +72,5 @@ async function securityAuditPlugin(app: FastifyInstance) {
 
 export default fp(securityAuditPlugin, {
   name: 'security-audit',
-  dependencies: ['service-context', 'redis', 'authentication'],
+  dependencies: ['service-context', 'redis', 'authentication', 'metrics'],
 })

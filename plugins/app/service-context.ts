@@ -10,6 +10,7 @@ import type { ServiceContext } from '../../services/context.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { prepareDummyHash } from '../../services/passwords.js'
 import { deadlinePassed } from './db-deadline.js'
+import { countedThrottle } from './metrics.js'
 
 /** The service context: the one way a handler reaches a service, built from the request once per call. */
 
@@ -69,17 +70,19 @@ async function serviceContextPlugin(app: FastifyInstance) {
       cursors,
       sign,
       get audit() {
-        audit ??= createAudit(app.sql, app.cipher, request.log, {
-          ip: request.ip,
-          userAgent,
-          requestId: request.id,
-        })
+        audit ??= createAudit(
+          app.sql,
+          app.cipher,
+          request.log,
+          { ip: request.ip, userAgent, requestId: request.id },
+          app.metrics?.securityEvent,
+        )
         return audit
       },
       origin: { ip: request.ip, userAgent },
       get throttle() {
         throttle ??= {
-          limiter,
+          limiter: app.metrics ? countedThrottle(limiter, app.metrics, request.routeOptions.url) : limiter,
           client: clientKey(request.ip),
           deviceCookies: request.deviceCookies(),
           devices,
@@ -93,5 +96,5 @@ async function serviceContextPlugin(app: FastifyInstance) {
 
 export default fp(serviceContextPlugin, {
   name: 'service-context',
-  dependencies: ['config', 'db', 'redis', 'db-deadline', 'auth-cookies', '@fastify/jwt'],
+  dependencies: ['config', 'db', 'redis', 'db-deadline', 'auth-cookies', '@fastify/jwt', 'metrics'],
 })

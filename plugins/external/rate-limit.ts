@@ -27,6 +27,11 @@ export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
     const userId = app.peekUserId(request)
     return userId ? `user:${userId}` : addressKey(request.ip)
   },
+  // Counted per limiter when metrics are on: a route's own limit (register, refresh) or the global one.
+  onExceeded: function countRejection(request: FastifyRequest) {
+    const own = (request.routeOptions.config as { rateLimit?: unknown } | undefined)?.rateLimit
+    app.metrics?.rateLimited(typeof own === 'object' && own ? 'route' : 'global', request.routeOptions.url)
+  },
   // The plugin has set Retry-After and RateLimit-* already; the problem adds no headers of its own.
   errorResponseBuilder: () => rateLimited(),
 })

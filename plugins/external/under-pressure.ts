@@ -17,6 +17,7 @@ export const autoConfig = (app: FastifyInstance): FastifyUnderPressureOptions =>
   exposeStatusRoute: false,
   pressureHandler: async function overloaded(request, _reply, type) {
     request.log.warn({ event: 'server.under_pressure', type }, 'shedding load')
+    app.metrics?.shed(type)
     throw unavailable('overloaded', 'The service is overloaded. Try again later.', RETRY_AFTER_SECONDS)
   },
 })

@@ -134,6 +134,8 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     async function refresh(request, reply) {
       try {
         const tokens = await sessions.refresh(app.serviceContext(request), request.refreshCookie())
+        // Rotation is the one outcome not audited (grace and reuse are: lib/metrics-events.ts).
+        if (tokens.refreshToken) app.metrics?.refreshRotated()
         reply.setAuthCookies(tokens)
         return { accessToken: tokens.accessToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn }
       } catch (error) {
