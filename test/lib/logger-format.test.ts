@@ -61,8 +61,27 @@ Module._resolveFilename = function (request, ...rest) {
 }
 `,
   )
+  // The sources import each other as `.js` (NodeNext): map those to the `.ts` beside them.
+  const sources = join(dir, 'sources.mjs')
+  writeFileSync(
+    sources,
+    `import { existsSync } from 'node:fs'
+import { registerHooks } from 'node:module'
+import { fileURLToPath } from 'node:url'
+registerHooks({
+  resolve(specifier, context, next) {
+    if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
+      const source = new URL(specifier.slice(0, -3) + '.ts', context.parentURL)
+      if (existsSync(fileURLToPath(source))) return next(source.href, context)
+    }
+    return next(specifier, context)
+  },
+})
+`,
+  )
   // Node's own type stripping, not tsx: tsx resolves modules itself, past the blocker's hook.
-  const args = [...(block ? ['--require', blocker] : []), '--experimental-strip-types', '--no-warnings', file]
+  const preload = ['--import', sources, ...(block ? ['--require', blocker] : [])]
+  const args = [...preload, '--experimental-strip-types', '--no-warnings', file]
   const c = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
