@@ -35,6 +35,19 @@ t.test('audit events become sign-in and refresh outcomes; others are security ev
   })
 })
 
+t.test('request methods outside the usual seven share one label value', async (t) => {
+  const metrics = createMetrics({ poolMax: 4 })
+  for (const method of ['GET', 'DELETE', 'OPTIONS', 'PROPFIND', 'MKCOL', 'PURGE', 'M-SEARCH']) {
+    metrics.requestAnswered(method, undefined, 404, 1)
+  }
+  t.same(await values(metrics, 'bulwark_http_request_duration_seconds_count'), {
+    'GET,unmatched,4xx': 1,
+    'DELETE,unmatched,4xx': 1,
+    'OPTIONS,unmatched,4xx': 1,
+    'OTHER,unmatched,4xx': 4,
+  })
+})
+
 t.test('query labels come from a bounded set, never from statement text', async (t) => {
   const metrics = createMetrics({ poolMax: 4 })
   const settle = (command: string | undefined, text: string, error?: unknown) =>

@@ -167,6 +167,15 @@ t.test('the global and router limits, load shedding, and requests in flight', as
   t.equal(after.value(REJECTIONS, { limiter: 'router', route: 'unmatched' }), 1)
   t.equal(after.value('bulwark_http_router_refusals_total', { status: '429' }), 1)
 
+  // Node parses some 30 methods beyond the usual ones: a scanner's share one series.
+  for (const method of ['PROPFIND', 'MKCOL']) {
+    t.equal((await fetch(`${api}/api/comments`, { method })).status, 404, method)
+  }
+  const methods = await scrapeMetrics(url)
+  const unmatched = methods.samples.filter((s) => s.name === DURATION && s.labels.route === 'unmatched')
+  t.same([...new Set(unmatched.map((s) => s.labels.method))].sort(), ['GET', 'OTHER'])
+  t.equal(methods.value(DURATION, { method: 'OTHER', route: 'unmatched' }), 2)
+
   const notFound = await fetch(url.replace('/metrics', '/other'))
   t.equal(notFound.status, 404, 'the metrics listener serves /metrics only')
   t.equal((await fetch(url, { method: 'POST' })).status, 405)
