@@ -32,40 +32,37 @@ t.test('off (METRICS_PORT unset): nothing registered, no hook, no query observer
   expectProblem(t, await app.inject('/metrics'), 404, undefined, 'no /metrics on the public port')
 })
 
-t.test(
-  'the metrics plugin alone: off, it adds no hook and no request listener',
-  async (t) => {
-    /** The plugin on a bare Fastify with the real config, recording every hook and listener it adds. */
-    async function register(env: Record<string, string>) {
-      const app = Fastify()
-      const sql = postgres(await testDatabaseUrl(), { max: 1 }) // never connects: nothing is sent
-      t.teardown(async () => {
-        await app.close()
-        await sql.end()
-      })
-      const config = await testConfig(env)
-      app.register(fp(async (a) => void a.decorate('config', config), { name: 'config' }))
-      app.register(fp(async (a) => void a.decorate('sql', sql), { name: 'db' }))
-      const added: string[] = []
-      const addHook = app.addHook
-      app.addHook = function recordHook(this: FastifyInstance, ...args: Parameters<typeof addHook>) {
-        added.push(args[0])
-        return addHook.apply(this, args)
-      } as typeof addHook
-      const listeners = app.server.listenerCount('request')
-      app.register(metricsPlugin)
-      await app.ready()
-      return { app, added, listenersAdded: app.server.listenerCount('request') - listeners }
-    }
-    const off = await register({})
-    t.equal(off.app.metrics, null)
-    t.same(off.added, [], 'no hook')
-    t.equal(off.listenersAdded, 0, 'no request listener')
-    const on = await register({ METRICS_PORT: '0' })
-    t.same(on.added.sort(), ['onClose', 'onResponse'], 'on, the same harness sees its hooks')
-    t.equal(on.listenersAdded, 1)
-  },
-)
+t.test('the metrics plugin alone: off, it adds no hook and no request listener', async (t) => {
+  /** The plugin on a bare Fastify with the real config, recording every hook and listener it adds. */
+  async function register(env: Record<string, string>) {
+    const app = Fastify()
+    const sql = postgres(await testDatabaseUrl(), { max: 1 }) // never connects: nothing is sent
+    t.teardown(async () => {
+      await app.close()
+      await sql.end()
+    })
+    const config = await testConfig(env)
+    app.register(fp(async (a) => void a.decorate('config', config), { name: 'config' }))
+    app.register(fp(async (a) => void a.decorate('sql', sql), { name: 'db' }))
+    const added: string[] = []
+    const addHook = app.addHook
+    app.addHook = function recordHook(this: FastifyInstance, ...args: Parameters<typeof addHook>) {
+      added.push(args[0])
+      return addHook.apply(this, args)
+    } as typeof addHook
+    const listeners = app.server.listenerCount('request')
+    app.register(metricsPlugin)
+    await app.ready()
+    return { app, added, listenersAdded: app.server.listenerCount('request') - listeners }
+  }
+  const off = await register({})
+  t.equal(off.app.metrics, null)
+  t.same(off.added, [], 'no hook')
+  t.equal(off.listenersAdded, 0, 'no request listener')
+  const on = await register({ METRICS_PORT: '0' })
+  t.same(on.added.sort(), ['onClose', 'onResponse'], 'on, the same harness sees its hooks')
+  t.equal(on.listenersAdded, 1)
+})
 
 t.test('a scrape counts routes, outcomes, limits and queries by bounded labels', async (t) => {
   const app = await build(t, {
