@@ -34,14 +34,30 @@ interface QueryPrototype {
 const observers = new Set<QueryObserver>()
 let patched: { proto: QueryPrototype; original: QueryPrototype['handle'] } | undefined
 
+/**
+ * An observer's failure is reported and goes no further: thrown inside postgres.js's resolve, it
+ * would leave the query unsettled and end its connection, a metrics bug taking the database down.
+ */
+function isolated<R>(run: () => R): R | undefined {
+  try {
+    return run()
+  } catch (error) {
+    process.emitWarning(
+      `query observer failed: ${(error as Error)?.message ?? error}`,
+      'QueryObserverWarning',
+    )
+    return undefined
+  }
+}
+
 function observedHandle(this: QueryInternals): Promise<void> {
   const original = patched?.original as QueryPrototype['handle']
   if (this.executed || observers.size === 0) return original.call(this)
-  const ends = [...observers].map((observer) => observer())
+  const ends = [...observers].flatMap((observer) => isolated(observer) ?? [])
   const { resolve, reject } = this
   const settle = (command: string | undefined, error: unknown) => {
     const settled = { text: this.string ?? '', command, error }
-    for (const end of ends) end(settled)
+    for (const end of ends) isolated(() => end(settled))
   }
   this.resolve = (value: unknown) => {
     settle((value as { command?: string } | null)?.command, undefined)

@@ -8,6 +8,8 @@ import type { Registry } from 'prom-client'
  */
 
 export const METRICS_PATH = '/metrics'
+/** Connections the metrics listener holds at once; more are closed on arrival. */
+export const MAX_CONNECTIONS = 16
 
 export interface MetricsServer {
   /** `http://host:port/metrics`, with the port actually bound (METRICS_PORT=0 picks a free one). */
@@ -42,9 +44,16 @@ export async function serveMetrics(
       answer(res, 500, 'Internal Server Error\n')
     }
   }
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5000 }, (req, res) => {
-    void scrape(req, res)
-  })
+  // Node checks these timeouts only every connectionsCheckingInterval (30 s by default): checked each
+  // second, a slow client is cut off near them. Capped connections keep a flood from spending the
+  // process's file descriptors, which the public port needs (a scraper uses one or two).
+  const server = createServer(
+    { requestTimeout: 10_000, headersTimeout: 5000, connectionsCheckingInterval: 1000 },
+    (req, res) => {
+      void scrape(req, res)
+    },
+  )
+  server.maxConnections = MAX_CONNECTIONS
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(where.port, where.host, () => {

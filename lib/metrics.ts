@@ -21,6 +21,13 @@ export type Limiter =
   | 'login_device'
   | 'login_code'
 
+/**
+ * Methods with a series of their own. Node parses some 30 others (PROPFIND, MKCOL, PURGE…) that a
+ * scanner can send to any path: they share `OTHER` instead of adding a series each.
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+const methodOf = (method: string) => (METHODS.has(method) ? method : 'OTHER')
+
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
 const statusClass = (status: number) => STATUS_CLASSES[Math.floor(status / 100) - 1] ?? 'other'
 
@@ -151,7 +158,11 @@ export function createMetrics(options: MetricsOptions) {
       requestsInFlight--
     },
     requestAnswered(method: string, route: string | undefined, status: number, elapsedMs: number): void {
-      const labels = { method, route: route ?? UNMATCHED_ROUTE, status_class: statusClass(status) }
+      const labels = {
+        method: methodOf(method),
+        route: route ?? UNMATCHED_ROUTE,
+        status_class: statusClass(status),
+      }
       httpDuration.observe(labels, elapsedMs / 1000)
     },
     routerRefused(status: number): void {

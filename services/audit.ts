@@ -40,6 +40,11 @@ export function createAudit(
   return async (event, userId, detail = {}, tx = sql) => {
     await insertAuditEvent(tx, cipher, { event, userId, detail, ...ctx })
     log.info({ event, audit: true, userId, ip: ctx.ip, detail }, event)
-    observe?.(event, detail)
+    // The row is written: an observer's failure must not fail the call (and roll back its transaction).
+    try {
+      observe?.(event, detail)
+    } catch (err) {
+      log.warn({ err, event: 'audit.observer_failed', auditEvent: event }, 'audit observer failed')
+    }
   }
 }

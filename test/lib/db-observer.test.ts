@@ -79,3 +79,40 @@ t.test('removing the last observer restores postgres.js untouched', async (t) =>
   await sql`select 3`
   t.equal(second.seen.length, 2)
 })
+
+t.test('an observer that throws neither hangs nor fails the query, nor ends its connection', async (t) => {
+  const sql = await connect(t)
+  const warnings: string[] = []
+  const onWarning = (warning: Error) => warnings.push(warning.message)
+  process.on('warning', onWarning)
+  t.teardown(() => process.off('warning', onWarning))
+  const seen: SettledQuery[] = []
+  const removeBroken = addQueryObserver(sql, () => () => {
+    throw new Error('observer broke at the end')
+  })
+  const removeBrokenStart = addQueryObserver(sql, () => {
+    throw new Error('observer broke at the start')
+  })
+  const { remove } = record(t, sql)
+  const removeSeen = addQueryObserver(sql, () => (settled) => seen.push(settled))
+  t.teardown(() => {
+    removeBroken()
+    removeBrokenStart()
+    removeSeen()
+  })
+  const timeout = new Promise((resolve) => setTimeout(() => resolve('hung'), 5000))
+  t.same(await Promise.race([sql`select 1 as one`, timeout]), [{ one: 1 }], 'the query settles')
+  await t.rejects(sql`select * from no_such_table`, { code: '42P01' }, 'a failure keeps its own error')
+  t.same(await sql`select 2 as two`, [{ two: 2 }], 'the connection lives on')
+  t.ok(
+    seen.some((s) => s.text === 'select 2 as two'),
+    'the other observers still see every query',
+  )
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(
+    warnings.some((w) => /observer broke at the end/.test(w)),
+    'the failure is reported as a warning',
+  )
+  t.ok(warnings.some((w) => /observer broke at the start/.test(w)))
+  remove()
+})

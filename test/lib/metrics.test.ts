@@ -1,8 +1,9 @@
+import { connect } from 'node:net'
 import { Gauge } from 'prom-client'
 import t from 'tap'
 import { MemoryCounterStore } from '../../lib/counter-store.js'
 import { createMetrics } from '../../lib/metrics.js'
-import { serveMetrics } from '../../lib/metrics-server.js'
+import { MAX_CONNECTIONS, serveMetrics } from '../../lib/metrics-server.js'
 import { countedThrottle } from '../../plugins/app/metrics.js'
 import { createLoginThrottle } from '../../services/login-throttle.js'
 import { parseMetrics } from '../helper.js'
@@ -31,6 +32,19 @@ t.test('audit events become sign-in and refresh outcomes; others are security ev
     'auth.throttled': 2,
     'auth.refresh.reuse_detected': 1,
     'security.csrf_rejected': 1,
+  })
+})
+
+t.test('request methods outside the usual seven share one label value', async (t) => {
+  const metrics = createMetrics({ poolMax: 4 })
+  for (const method of ['GET', 'DELETE', 'OPTIONS', 'PROPFIND', 'MKCOL', 'PURGE', 'M-SEARCH']) {
+    metrics.requestAnswered(method, undefined, 404, 1)
+  }
+  t.same(await values(metrics, 'bulwark_http_request_duration_seconds_count'), {
+    'GET,unmatched,4xx': 1,
+    'DELETE,unmatched,4xx': 1,
+    'OPTIONS,unmatched,4xx': 1,
+    'OTHER,unmatched,4xx': 4,
   })
 })
 
@@ -99,4 +113,33 @@ t.test('a scrape that fails answers 500 and reports the error, without its detai
   t.equal(res.status, 500)
   t.notMatch(await res.text(), /secret/)
   t.match(errors, [{ message: /collector broke/ }])
+})
+
+t.test('the metrics listener cuts off a slow client and caps its connections', async (t) => {
+  const metrics = createMetrics({ poolMax: 4 })
+  const server = await serveMetrics(metrics.registry, { host: '127.0.0.1', port: 0 }, () => {})
+  t.teardown(() => server.close())
+  const { hostname, port } = new URL(server.url)
+  const open = (payload: string) => {
+    const socket = connect(Number(port), hostname)
+    socket.on('error', () => {})
+    socket.resume() // read what the server sends, so its end closes the socket here
+    socket.write(payload)
+    t.teardown(() => socket.destroy())
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
+    return { socket, closed }
+  }
+  const started = Date.now()
+  const slow = open('GET /metrics HTTP/1.1\r\nHost: x\r\n') // never finishes its headers
+  const cutOff = await Promise.race([slow.closed, new Promise<number>((r) => setTimeout(() => r(0), 9000))])
+  t.ok(cutOff > 0 && cutOff - started < 8000, `closed near headersTimeout (5 s): ${cutOff - started} ms`)
+
+  const held = Array.from({ length: MAX_CONNECTIONS }, () => open('GET /metrics HTTP/1.1\r\nHost: x\r\n'))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const extra = open('')
+  const refused = await Promise.race([extra.closed, new Promise<number>((r) => setTimeout(() => r(0), 2000))])
+  t.ok(refused > 0, 'a connection beyond the cap is closed on arrival')
+  for (const h of held) h.socket.destroy()
+  await Promise.all(held.map((h) => h.closed))
+  t.equal((await fetch(server.url)).status, 200, 'and scrapes are served again once they go')
 })

@@ -1,5 +1,6 @@
 import postgres from 'postgres'
 import t, { type Test } from 'tap'
+import { createAudit } from '../../services/audit.js'
 import { build, signUp, testDatabaseUrl } from '../helper.js'
 
 /** Makes every audit insert of `event` fail, as a full disk or a broken constraint would. */
@@ -67,3 +68,22 @@ t.test(
     )
   },
 )
+
+t.test('an audit observer that throws fails neither the audit nor its transaction', async (t) => {
+  const app = await build(t)
+  const logged: unknown[] = []
+  const log = Object.assign(Object.create(app.log), { warn: (entry: unknown) => logged.push(entry) })
+  const ctx = { ip: null, userAgent: null, requestId: 'observer-test' }
+  const audit = createAudit(app.sql, app.cipher, log, ctx, () => {
+    throw new Error('metrics broke')
+  })
+  const result = await app.sql.begin(async (tx) => {
+    await audit('test.observer_failed', null, {}, tx)
+    return 'committed'
+  })
+  t.equal(result, 'committed')
+  const [row] = await app.sql<{ n: number }[]>`
+    select count(*)::int as n from audit_events where event = 'test.observer_failed'`
+  t.equal(row?.n, 1, 'the row is written and kept')
+  t.match(logged, [{ event: 'audit.observer_failed', auditEvent: 'test.observer_failed' }])
+})

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import postgres from 'postgres'
 import t from 'tap'
 import { addQueryObserver } from '../../../lib/db-observer.js'
+import metricsPlugin from '../../../plugins/app/metrics.js'
 import {
   attemptLogin,
   build,
@@ -9,6 +13,8 @@ import {
   scrapeMetrics,
   signUp,
   TEST_PASSWORD,
+  testConfig,
+  testDatabaseUrl,
 } from '../../helper.js'
 
 /** Prometheus metrics: off by default at no cost, and on their own listener when METRICS_PORT is set. */
@@ -24,6 +30,38 @@ t.test('off (METRICS_PORT unset): nothing registered, no hook, no query observer
   const proto = Object.getPrototypeOf(app.sql`select 1`) as { handle: { name: string } }
   t.not(proto.handle.name, 'observedHandle', 'postgres.js is left untouched')
   expectProblem(t, await app.inject('/metrics'), 404, undefined, 'no /metrics on the public port')
+})
+
+t.test('the metrics plugin alone: off, it adds no hook and no request listener', async (t) => {
+  /** The plugin on a bare Fastify with the real config, recording every hook and listener it adds. */
+  async function register(env: Record<string, string>) {
+    const app = Fastify()
+    const sql = postgres(await testDatabaseUrl(), { max: 1 }) // never connects: nothing is sent
+    t.teardown(async () => {
+      await app.close()
+      await sql.end()
+    })
+    const config = await testConfig(env)
+    app.register(fp(async (a) => void a.decorate('config', config), { name: 'config' }))
+    app.register(fp(async (a) => void a.decorate('sql', sql), { name: 'db' }))
+    const added: string[] = []
+    const addHook = app.addHook
+    app.addHook = function recordHook(this: FastifyInstance, ...args: Parameters<typeof addHook>) {
+      added.push(args[0])
+      return addHook.apply(this, args)
+    } as typeof addHook
+    const listeners = app.server.listenerCount('request')
+    app.register(metricsPlugin)
+    await app.ready()
+    return { app, added, listenersAdded: app.server.listenerCount('request') - listeners }
+  }
+  const off = await register({})
+  t.equal(off.app.metrics, null)
+  t.same(off.added, [], 'no hook')
+  t.equal(off.listenersAdded, 0, 'no request listener')
+  const on = await register({ METRICS_PORT: '0' })
+  t.same(on.added.sort(), ['onClose', 'onResponse'], 'on, the same harness sees its hooks')
+  t.equal(on.listenersAdded, 1)
 })
 
 t.test('a scrape counts routes, outcomes, limits and queries by bounded labels', async (t) => {
@@ -166,6 +204,15 @@ t.test('the global and router limits, load shedding, and requests in flight', as
   t.equal(after.value(REJECTIONS, { limiter: 'global', route: 'unmatched' }), 1)
   t.equal(after.value(REJECTIONS, { limiter: 'router', route: 'unmatched' }), 1)
   t.equal(after.value('bulwark_http_router_refusals_total', { status: '429' }), 1)
+
+  // Node parses some 30 methods beyond the usual ones: a scanner's share one series.
+  for (const method of ['PROPFIND', 'MKCOL']) {
+    t.equal((await fetch(`${api}/api/comments`, { method })).status, 404, method)
+  }
+  const methods = await scrapeMetrics(url)
+  const unmatched = methods.samples.filter((s) => s.name === DURATION && s.labels.route === 'unmatched')
+  t.same([...new Set(unmatched.map((s) => s.labels.method))].sort(), ['GET', 'OTHER'])
+  t.equal(methods.value(DURATION, { method: 'OTHER', route: 'unmatched' }), 2)
 
   const notFound = await fetch(url.replace('/metrics', '/other'))
   t.equal(notFound.status, 404, 'the metrics listener serves /metrics only')
