@@ -37,21 +37,60 @@ let patched: { proto: QueryPrototype; original: QueryPrototype['handle'] } | und
 function observedHandle(this: QueryInternals): Promise<void> {
   const original = patched?.original as QueryPrototype['handle']
   if (this.executed || observers.size === 0) return original.call(this)
-  const ends = [...observers].map((observer) => observer())
-  const { resolve, reject } = this
+  const ends = [...observers].map(startObserving)
+  let settled = false
   const settle = (command: string | undefined, error: unknown) => {
-    const settled = { text: this.string ?? '', command, error }
-    for (const end of ends) end(settled)
+    // Once: a describe() resolves twice, and a query settles only once whatever postgres.js does.
+    if (settled) return
+    settled = true
+    const query = { text: this.string ?? '', command, error }
+    for (const end of ends) endObserving(end, query)
   }
-  this.resolve = (value: unknown) => {
+  let { resolve, reject } = this
+  const observedResolve = (value: unknown) => {
     settle((value as { command?: string } | null)?.command, undefined)
     return resolve(value)
   }
-  this.reject = (error: unknown) => {
+  const observedReject = (error: unknown) => {
     settle(undefined, error)
     return reject(error)
   }
+  // Accessors, not a one-time wrap: a cursor sets new resolve/reject for each batch it asks for,
+  // and the last of them is the one that ends the query.
+  Object.defineProperties(this, {
+    resolve: {
+      configurable: true,
+      get: () => observedResolve,
+      set: (fn: typeof resolve) => {
+        resolve = fn
+      },
+    },
+    reject: {
+      configurable: true,
+      get: () => observedReject,
+      set: (fn: typeof reject) => {
+        reject = fn
+      },
+    },
+  })
   return original.call(this)
+}
+
+/** An observer that throws is skipped for this query: watching must never break or hang a query. */
+function startObserving(observer: QueryObserver): ((settled: SettledQuery) => void) | undefined {
+  try {
+    return observer()
+  } catch {
+    return undefined
+  }
+}
+
+function endObserving(end: ((settled: SettledQuery) => void) | undefined, settled: SettledQuery): void {
+  try {
+    end?.(settled)
+  } catch {
+    // Thrown inside postgres.js's message handler, it would leave the query pending and the connection stuck.
+  }
 }
 
 /**
