@@ -34,6 +34,48 @@ interface QueryPrototype {
 const observers = new Set<QueryObserver>()
 let patched: { proto: QueryPrototype; original: QueryPrototype['handle'] } | undefined
 
+function observedHandle(this: QueryInternals): Promise<void> {
+  const original = patched?.original as QueryPrototype['handle']
+  if (this.executed || observers.size === 0) return original.call(this)
+  const ends = [...observers].map((observer) => isolated(observer))
+  let settled = false
+  const settle = (command: string | undefined, error: unknown) => {
+    // Once: a describe() resolves twice, and a query settles only once whatever postgres.js does.
+    if (settled) return
+    settled = true
+    const query = { text: this.string ?? '', command, error }
+    for (const end of ends) if (end) isolated(() => end(query))
+  }
+  let { resolve, reject } = this
+  const observedResolve = (value: unknown) => {
+    settle((value as { command?: string } | null)?.command, undefined)
+    return resolve(value)
+  }
+  const observedReject = (error: unknown) => {
+    settle(undefined, error)
+    return reject(error)
+  }
+  // Accessors, not a one-time wrap: a cursor sets new resolve/reject for each batch it asks for,
+  // and the last of them is the one that ends the query.
+  Object.defineProperties(this, {
+    resolve: {
+      configurable: true,
+      get: () => observedResolve,
+      set: (fn: typeof resolve) => {
+        resolve = fn
+      },
+    },
+    reject: {
+      configurable: true,
+      get: () => observedReject,
+      set: (fn: typeof reject) => {
+        reject = fn
+      },
+    },
+  })
+  return original.call(this)
+}
+
 /**
  * An observer's failure is reported and goes no further: thrown inside postgres.js's resolve, it
  * would leave the query unsettled and end its connection, a metrics bug taking the database down.
@@ -48,26 +90,6 @@ function isolated<R>(run: () => R): R | undefined {
     )
     return undefined
   }
-}
-
-function observedHandle(this: QueryInternals): Promise<void> {
-  const original = patched?.original as QueryPrototype['handle']
-  if (this.executed || observers.size === 0) return original.call(this)
-  const ends = [...observers].flatMap((observer) => isolated(observer) ?? [])
-  const { resolve, reject } = this
-  const settle = (command: string | undefined, error: unknown) => {
-    const settled = { text: this.string ?? '', command, error }
-    for (const end of ends) isolated(() => end(settled))
-  }
-  this.resolve = (value: unknown) => {
-    settle((value as { command?: string } | null)?.command, undefined)
-    return resolve(value)
-  }
-  this.reject = (error: unknown) => {
-    settle(undefined, error)
-    return reject(error)
-  }
-  return original.call(this)
 }
 
 /**

@@ -1,5 +1,13 @@
 import { FastifyOtelInstrumentation } from '@fastify/otel'
-import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import {
+  type Context,
+  context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  trace,
+} from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici'
 import {
@@ -93,6 +101,19 @@ function queryObserver(sql: Sql) {
   }
 }
 
+/**
+ * W3C trace context without the caller's tracestate: its vendor entries come from any client and
+ * would ride along to the breach-check API (a third party) and into every exported span.
+ */
+class TraceparentOnly extends W3CTraceContextPropagator {
+  override extract(context: Context, carrier: unknown, getter: TextMapGetter): Context {
+    return super.extract(context, carrier, {
+      keys: (c) => getter.keys(c),
+      get: (c, key) => (key === 'tracestate' ? undefined : getter.get(c, key)),
+    })
+  }
+}
+
 /** The ids of the active span as log fields, named as OpenTelemetry's log data model names them. */
 function logFields(): Record<string, string> {
   const span = trace.getSpan(context.active())
@@ -111,8 +132,8 @@ export async function startSdk(protocol: OtlpProtocol): Promise<Tracing> {
     resource,
     spanProcessors: [new BatchSpanProcessor(await otlpExporter(protocol))],
   })
-  // W3C trace context only: baggage from a client would otherwise be forwarded to every outgoing call.
-  provider.register({ propagator: new W3CTraceContextPropagator() })
+  // traceparent only: a client's baggage or tracestate would otherwise be forwarded to every outgoing call.
+  provider.register({ propagator: new TraceparentOnly() })
   const instrumentations = [
     // Registered as each Fastify instance is created, so its hooks run before every other one: the
     // request span covers rate limiting and authentication too. One span per request and one for

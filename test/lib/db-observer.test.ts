@@ -116,3 +116,74 @@ t.test('an observer that throws neither hangs nor fails the query, nor ends its 
   t.ok(warnings.some((w) => /observer broke at the start/.test(w)))
   remove()
 })
+
+/** Settles with the query's result, or 'hung' when it does not settle within a few seconds. */
+const settledWithin = <T>(query: Promise<T>) =>
+  Promise.race([
+    // Awaited from a callback, as a handler does: a throw from .then() becomes this rejection.
+    Promise.resolve()
+      .then(() => query)
+      .then(
+        (value) => value,
+        (error: Error) => `rejected: ${error.message}`,
+      ),
+    new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 3000).unref()),
+  ])
+
+t.test('bug: an observer that throws broke the query, or hung it and its connection', async (t) => {
+  const sql = await connect(t)
+  await sql`select 1` // the connection's type lookup first
+  const uncaught: unknown[] = []
+  const keep = (error: unknown) => uncaught.push(error)
+  process.on('uncaughtException', keep)
+  t.teardown(() => process.off('uncaughtException', keep))
+  const { seen } = record(t, sql)
+  const removeStart = addQueryObserver(sql, () => {
+    throw new Error('observer failed as the query started')
+  })
+  t.teardown(removeStart)
+  t.same(await settledWithin(sql`select 1 as one`), [{ one: 1 }], 'a start that throws')
+  removeStart()
+  const removeEnd = addQueryObserver(sql, () => () => {
+    throw new Error('observer failed as the query settled')
+  })
+  t.teardown(removeEnd)
+  t.same(await settledWithin(sql`select 2 as two`), [{ two: 2 }], 'an end that throws')
+  t.match(await settledWithin(sql`select * from no_such_table`), /^rejected: .*no_such_table/)
+  removeEnd()
+  t.same(await settledWithin(sql`select 3 as three`), [{ three: 3 }], 'the connection still answers')
+  t.same(uncaught, [], 'nothing thrown out of postgres.js')
+  t.same(
+    seen.map((s) => s.text),
+    ['select 1 as one', 'select 2 as two', 'select * from no_such_table', 'select 3 as three'],
+    'the other observers saw every query',
+  )
+})
+
+t.test('bug: a cursor never settled its observation, a describe settled twice', async (t) => {
+  const sql = await connect(t)
+  await sql`select 1`
+  const { seen } = record(t, sql)
+  const batches: unknown[] = []
+  for await (const rows of sql`select n from generate_series(1, 5) as n`.cursor(2)) batches.push(rows)
+  t.equal(batches.length, 3, 'three batches')
+  for await (const _ of sql`select n from generate_series(1, 5) as n where n > ${0}`.cursor(2)) break
+  const described = await sql`select ${1}::int as n`.describe()
+  t.ok(described.columns, 'describe answers the statement')
+  await sql`select 'after' as done`
+  const texts = seen.map((s) => s.text).filter((text) => !text.includes('pg_catalog'))
+  t.same(
+    texts,
+    [
+      'select n from generate_series(1, 5) as n',
+      'select n from generate_series(1, 5) as n where n > $1',
+      'select $1::int as n',
+      "select 'after' as done",
+    ],
+    'each once: a cursor read to its end, one left early, a describe',
+  )
+  t.ok(
+    seen.every((s) => s.error === undefined),
+    'none failed',
+  )
+})

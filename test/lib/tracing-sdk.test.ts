@@ -200,3 +200,32 @@ t.test('a failed query, a probe and work outside requests', { skip: skipUnlessCI
   t.notOk(JSON.stringify(redis).includes('secret-argument'), 'never the arguments, not even from its error')
   t.equal(attribute(redis[1] as OtlpSpan, 'error.type'), 'ERR')
 })
+
+t.test(
+  "bug: a client's tracestate was forwarded to the breach-check API and exported",
+  { skip: skipUnlessCI(noRedis) },
+  async (t) => {
+    const app = await build(t, { env })
+    const traceId = randomBytes(16).toString('hex')
+    const username = uniqueName('state')
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      headers: {
+        traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+        tracestate: 'client=forwarded-state',
+        baggage: 'userId=forwarded-baggage',
+      },
+      payload: { username, email: `${username}@example.com`, password: TEST_PASSWORD },
+    })
+    t.equal(res.statusCode, 201)
+    await tracing.flush()
+    const outgoing = rangeRequests.at(-1) ?? {}
+    t.match(outgoing.traceparent, new RegExp(`^00-${traceId}-`), 'the trace still continues into fetch')
+    t.equal(outgoing.tracestate, undefined, 'no tracestate sent on to a third party')
+    t.equal(outgoing.baggage, undefined, 'nor baggage')
+    const trace = spans.filter((s) => s.traceId === traceId)
+    t.ok(trace.length > 0, 'the request was traced')
+    t.notOk(JSON.stringify(trace).includes('forwarded-'), "the client's state is in no exported span")
+  },
+)
