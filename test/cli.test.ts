@@ -265,6 +265,32 @@ t.test('the database line: the URL without its password, or the embedded directo
   t.notMatch(migration, /S3cret|0wnerSecret/)
 })
 
+t.test('the database line shows no part of a password, whatever the URL looks like', async (t) => {
+  // Regression: sslpassword (the client key's passphrase) and ?PASSWORD= were printed as given, and
+  // a password with an unencoded # or ? after digits (or starting with /) ended the authority early,
+  // so WHATWG URL found no password and printed the whole string.
+  const cases: [url: string, shown: string | RegExp][] = [
+    [
+      'postgres://u@db/app?sslpassword=k3yPass&sslmode=require',
+      'postgres://u@db/app?sslpassword=***&sslmode=require',
+    ],
+    ['postgres://u@db/app?PASSWORD=S3cret', 'postgres://u@db/app?PASSWORD=***'],
+    ['postgres://u@db/app?options=-c%20password%3DS3cret', 'postgres://u@db/app?options=***'],
+    ['postgresql://u:S3cret@db/app#S3cret', 'postgresql://u:***@db/app'],
+    ['postgres://u:123#S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:123?S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:/S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:S3cret@h1:5432,h2:5432/app', '(an unparsable URL)'],
+  ]
+  for (const [url, shown] of cases) {
+    const line = databaseLine(loadConfig({ NODE_ENV: 'test', DATABASE_URL: url }), {})
+    t.notMatch(line, /S3cret|k3yPass|123/, url)
+    const shownUrl = line.replace(/^database: /, '')
+    if (typeof shown === 'string') t.equal(shownUrl, shown, url)
+    else t.match(shownUrl, shown, url)
+  }
+})
+
 t.test('set-role: promotes and demotes through the admin rules, audited, sessions ended', async (t) => {
   const app = await build(t)
   const config = await testConfig()
