@@ -154,8 +154,9 @@ export async function main(): Promise<void> {
       port: config.PORT,
       listenTextResolver: startedLine,
     })
-    // Started: from here on a signal drains and closes (the start handler would exit at once).
-    for (const s of startSignals) process.removeListener(s, stopWhileStarting)
+    // Started: from here on a signal drains and closes (the start handler would exit at once). The
+    // new handler goes on before the old comes off: with none left, Node closes its signal watcher
+    // and a signal already received but not yet dispatched is lost (test/server.test.ts).
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       delayMs: config.SHUTDOWN_DELAY_MS,
@@ -163,6 +164,7 @@ export async function main(): Promise<void> {
       cleanup: async () => embedded?.stop(),
       exit: (code) => process.exit(code),
     })
+    for (const s of startSignals) process.removeListener(s, stopWhileStarting)
   } catch (err) {
     // A setting found wrong only once connected (a superuser runtime role) reads like any other.
     if (err instanceof ConfigError) console.error(`bulwark: invalid configuration: ${err.message}`)
