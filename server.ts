@@ -104,9 +104,19 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
 /**
  * Fastify logs the resolver's result with `log.info(result)`, and pino takes an object's `msg` as
  * the message: an object here gives that line our event field (test/server.test.ts holds this).
+ * Fastify calls it once per address (every interface for 0.0.0.0, both loopbacks for localhost):
+ * the first is the one `server.started` line, the others say `server.listening`.
  */
-export const startedLine = (url: string): string =>
-  ({ event: 'server.started', url, msg: `Bulwark listening on ${url}` }) as unknown as string
+export function startedLines(): (url: string) => string {
+  let started = false
+  return (url) => {
+    const line = started
+      ? { event: 'server.listening', url, msg: `Bulwark also listening on ${url}` }
+      : { event: 'server.started', url, msg: `Bulwark listening on ${url}` }
+    started = true
+    return line as unknown as string
+  }
+}
 
 export async function main(): Promise<void> {
   const loaded = configOrExit()
@@ -152,7 +162,7 @@ export async function main(): Promise<void> {
     await app.listen({
       host: config.HOST,
       port: config.PORT,
-      listenTextResolver: startedLine,
+      listenTextResolver: startedLines(),
     })
     // Started: from here on a signal drains and closes (the start handler would exit at once). The
     // new handler goes on before the old comes off: with none left, Node closes its signal watcher

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import type { App } from '../app.js'
-import { installGracefulShutdown, type ShutdownOptions } from '../server.js'
+import { installGracefulShutdown, type ShutdownOptions, startedLines } from '../server.js'
 import { build, logCapture, testDatabaseUrl } from './helper.js'
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
@@ -405,6 +405,30 @@ t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with
     'shutdown is logged',
   )
   t.equal(run.stderr, '', 'nothing on stderr')
+})
+
+t.test('one server.started line on every host, whatever number of addresses it binds', async (t) => {
+  // Regression: on 0.0.0.0 Fastify calls the resolver once per interface (and twice for localhost):
+  // each line said server.started, so a log alert on starts counted one start as several.
+  for (const host of ['0.0.0.0', 'localhost', '127.0.0.1']) {
+    const log = logCapture()
+    const app = await build(t, { logStream: log.stream })
+    const address = await app.listen({ host, port: 0, listenTextResolver: startedLines() })
+    await app.close()
+    const listening = log.lines.filter((l) => /listening/i.test(String(l.msg)))
+    t.match(
+      listening[0],
+      { event: 'server.started', url: address, msg: `Bulwark listening on ${address}` },
+      host,
+    )
+    t.equal(listening.filter((l) => l.event === 'server.started').length, 1, `${host}: one start`)
+    t.ok(
+      listening
+        .slice(1)
+        .every((l) => l.event === 'server.listening' && /^Bulwark also listening on /.test(String(l.msg))),
+      `${host}: any other address on its own line, with its own event`,
+    )
+  }
 })
 
 t.test('server.ts: a SIGTERM received as starting hands over to shutdown is not lost', async (t) => {
