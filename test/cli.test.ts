@@ -224,6 +224,8 @@ t.test('arguments are checked before any database is started', async (t) => {
     [['set-role', '--username', 'a', '--role', 'admin'], /^set-role: username must be 3–32 characters/],
     [['migrate', 'now'], /^migrate: Unexpected argument 'now'/],
     [['create-roles', '--admin-url', 'postgres://x'], /^create-roles: expected --admin-url -$/],
+    // Regression: this setting was checked only after the embedded PostgreSQL had started.
+    [['create-roles'], /^create-roles: DATABASE_MIGRATION_URL and DATABASE_URL must both be set$/],
     [['create-user', '--username', 'someone', '--email', 'nope'], /^create-user: email /],
   ]
   for (const [argv, pattern] of cases) {
