@@ -338,3 +338,26 @@ t.test('set-role: promotes and demotes through the admin rules, audited, session
   t.same(missing.out, [])
   t.equal(missing.err[1], 'set-role: there is no user nobody_here')
 })
+
+t.test('set-role: two demotions of the last two admins at once leave one admin', async (t) => {
+  const app = await build(t)
+  const config = await testConfig()
+  const [carol, dave] = [await signUp(app, 'carol'), await signUp(app, 'dave')]
+  await app.sql`update users set role = 'user' where role = 'admin'`
+  await app.sql`update users set role = 'admin' where id in ${app.sql([carol.id, dave.id])}`
+  const run = async (username: string) => {
+    const { io, err } = captureIo()
+    return {
+      code: await runCli(['set-role', '--username', username, '--role', 'user'], config, io, silent),
+      err,
+    }
+  }
+  const results = await Promise.all([run(carol.username), run(dave.username)])
+  t.same(results.map((r) => r.code).sort(), [0, 1], 'one succeeds, one is refused')
+  t.match(results.find((r) => r.code === 1)?.err, [
+    /^database: /,
+    'set-role: This would leave no enabled admin.',
+  ])
+  const [admins] = await app.sql`select count(*)::int as n from users where role = 'admin' and not disabled`
+  t.equal(admins?.n, 1)
+})
