@@ -161,6 +161,11 @@ const commands: Record<string, Command<unknown>> = {
     async prepare(values, io, config) {
       const flag = values['admin-url']
       if (flag !== undefined && flag !== '-') return 'create-roles: expected --admin-url -'
+      const { DATABASE_MIGRATION_URL: migrationUrl, DATABASE_URL: runtimeUrl } = config
+      // A setting, but checked here: without both, nothing may start (not even the embedded database).
+      if (!migrationUrl || !runtimeUrl) {
+        return 'create-roles: DATABASE_MIGRATION_URL and DATABASE_URL must both be set'
+      }
       const adminUrl = flag ? firstLine(await io.stdin()).trim() : undefined
       if (adminUrl) {
         // The administrator's password crosses the same network: same transport rules (ASVS 5.0 12.3.1).
@@ -168,17 +173,13 @@ const commands: Record<string, Command<unknown>> = {
         const problem = transportProblem(checked, config.NODE_ENV === 'production')
         if (problem) return `create-roles: ${problem.replace(/^DATABASE_URL/, 'the administrator URL')}`
       }
-      return { adminUrl }
+      return { adminUrl, migrationUrl, runtimeUrl }
     },
     async run({ input, io, config }) {
-      if (!config.DATABASE_MIGRATION_URL || !config.DATABASE_URL) {
-        io.stderr('create-roles: DATABASE_MIGRATION_URL and DATABASE_URL must both be set')
-        return 1
-      }
-      const names = rolesFromUrls(config.DATABASE_MIGRATION_URL, config.DATABASE_URL)
+      const names = rolesFromUrls(input.migrationUrl, input.runtimeUrl)
       const admin = createSql({
         ...config,
-        DATABASE_URL: input.adminUrl || config.DATABASE_MIGRATION_URL,
+        DATABASE_URL: input.adminUrl || input.migrationUrl,
         DATABASE_POOL_MAX: 1,
       })
       try {

@@ -105,9 +105,19 @@ export function installGracefulShutdown(app: FastifyInstance, options: ShutdownO
 /**
  * Fastify logs the resolver's result with `log.info(result)`, and pino takes an object's `msg` as
  * the message: an object here gives that line our event field (test/server.test.ts holds this).
+ * Fastify calls it once per address (every interface for 0.0.0.0, both loopbacks for localhost):
+ * the first is the one `server.started` line, the others say `server.listening`.
  */
-export const startedLine = (url: string): string =>
-  ({ event: 'server.started', url, msg: `Bulwark listening on ${url}` }) as unknown as string
+export function startedLines(): (url: string) => string {
+  let started = false
+  return (url) => {
+    const line = started
+      ? { event: 'server.listening', url, msg: `Bulwark also listening on ${url}` }
+      : { event: 'server.started', url, msg: `Bulwark listening on ${url}` }
+    started = true
+    return line as unknown as string
+  }
+}
 
 export async function main(): Promise<void> {
   const loaded = configOrExit()
@@ -157,13 +167,14 @@ export async function main(): Promise<void> {
     await app.listen({
       host: config.HOST,
       port: config.PORT,
-      listenTextResolver: startedLine,
+      listenTextResolver: startedLines(),
     })
     // Metrics on a listener of their own, never the public port; closed with the app (README, Metrics).
     const metricsUrl = await app.metrics?.listen()
     if (metricsUrl) logger.info({ event: 'metrics.started', metricsUrl }, `metrics on ${metricsUrl}`)
-    // Started: from here on a signal drains and closes (the start handler would exit at once).
-    for (const s of startSignals) process.removeListener(s, stopWhileStarting)
+    // Started: from here on a signal drains and closes (the start handler would exit at once). The
+    // new handler goes on before the old comes off: with none left, Node closes its signal watcher
+    // and a signal already received but not yet dispatched is lost (test/server.test.ts).
     installGracefulShutdown(app, {
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       delayMs: config.SHUTDOWN_DELAY_MS,
@@ -175,6 +186,7 @@ export async function main(): Promise<void> {
       },
       exit: (code) => process.exit(code),
     })
+    for (const s of startSignals) process.removeListener(s, stopWhileStarting)
   } catch (err) {
     // A setting found wrong only once connected (a superuser runtime role) reads like any other.
     if (err instanceof ConfigError) console.error(`bulwark: invalid configuration: ${err.message}`)

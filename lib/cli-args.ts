@@ -62,14 +62,39 @@ export function optionLines(specs: OptionSpecs): string[] {
   return Object.values(specs).map((spec, i) => `  ${(left[i] ?? '').padEnd(width)}${spec.help}`)
 }
 
-/** A database URL fit to print: the password (in the authority or the query) replaced. */
+/** Query parameters shown as written: they say how to connect, never hold a secret. */
+const SHOWN_PARAMETERS = new Set([
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
+  'sslnegotiation',
+  'ssl',
+  'target_session_attrs',
+  'application_name',
+  'connect_timeout',
+])
+
+/**
+ * A database URL fit to print: the password replaced, and every query parameter but those known to
+ * hold no secret (sslpassword, options=-c password=…, any letter case); no fragment.
+ */
 export function redactUrl(url: string): string {
+  let parsed: URL
   try {
-    const parsed = new URL(url)
-    if (parsed.password) parsed.password = '***'
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***')
-    return parsed.href
+    parsed = new URL(url)
   } catch {
     return '(an unparsable URL)'
   }
+  // An unencoded / ? or # in a password ends the authority early and puts the rest of it, with the
+  // @, in the path, query or fragment: no part of such a URL is safe to show.
+  if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) {
+    return '(a URL that cannot be shown: is a character of its password not percent-encoded?)'
+  }
+  if (parsed.password) parsed.password = '***'
+  for (const name of new Set(parsed.searchParams.keys())) {
+    if (!SHOWN_PARAMETERS.has(name.toLowerCase())) parsed.searchParams.set(name, '***')
+  }
+  parsed.hash = ''
+  return parsed.href
 }

@@ -16,6 +16,8 @@
 // - Blocks should assert what they claim where it is cheap: `curl -f`, `| grep -x 204`, `| grep -F`.
 // - Relative links in README.md must name a file inside the repository; the walkthrough must leave
 //   no new untracked file in the repository.
+// - SIGINT/SIGTERM stop the blocks (their whole process group) and the service, and the database and
+//   the temporary directory are still removed; the exit code is 130/143.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -86,6 +88,18 @@ function freePort() {
   })
 }
 
+const readIfExists = (path) => (existsSync(path) ? readFileSync(path, 'utf8') : '')
+
+/** Whether the signal reached the process (0: whether it is alive). */
+function signalPid(pid, signal) {
+  try {
+    process.kill(pid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const untracked = () =>
   execFileSync('git', ['ls-files', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
     .split('\n')
@@ -96,7 +110,13 @@ async function freshDatabase(work) {
   const adminUrl = process.env.DATABASE_URL
   if (!adminUrl) {
     const env = { EMBEDDED_DB_DIR: join(work, 'postgres') }
-    return { env, label: `embedded PostgreSQL in ${env.EMBEDDED_DB_DIR}`, drop: async () => {} }
+    // A service that had to be killed leaves its postmaster running: stop it before its directory goes.
+    const drop = async () => {
+      const pid = Number.parseInt(readIfExists(join(env.EMBEDDED_DB_DIR, 'postmaster.pid')), 10)
+      if (!(pid > 0) || !signalPid(pid, 'SIGINT')) return
+      for (let i = 0; i < 100 && signalPid(pid, 0); i++) await sleep(100)
+    }
+    return { env, label: `embedded PostgreSQL in ${env.EMBEDDED_DB_DIR}`, drop }
   }
   const { default: postgres } = await import('postgres')
   const name = `bulwark_doctest_${process.pid}_${randomBytes(3).toString('hex')}`
@@ -114,7 +134,30 @@ async function freshDatabase(work) {
   }
 }
 
+/**
+ * SIGINT or SIGTERM (Ctrl-C, a CI timeout) stops the walkthrough and the service, and still drops
+ * the database and the temporary directory: a signal's default would leave all of them behind.
+ */
+const stop = { signal: null, children: new Set() }
+function onSignal(signal) {
+  stop.signal ??= signal
+  for (const kill of stop.children) kill('SIGTERM')
+}
+
+/** Signals a child, or the whole process group of a detached one (nothing it started lives on). */
+function signalChild(child, signal, group = false) {
+  try {
+    process.kill(group ? -child.pid : child.pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
+const running = (child) => child.exitCode === null && child.signalCode === null
+
 async function main() {
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   const text = readFileSync(README, 'utf8')
   const links = badLinks(text)
   if (links.length > 0) {
@@ -128,6 +171,11 @@ async function main() {
   // As root, PostgreSQL runs as the `postgres` user, which must reach the data directory inside.
   chmodSync(work, 0o755)
   const database = await freshDatabase(work)
+  if (stop.signal) {
+    await database.drop()
+    rmSync(work, { recursive: true, force: true })
+    return interrupted()
+  }
   const port = await freePort()
   const env = { ...process.env, NODE_ENV: 'test', ...database.env }
   for (const name of [
@@ -147,6 +195,7 @@ async function main() {
     env: { ...env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  stop.children.add((signal) => signalChild(service, signal))
   const keep = (chunk) => {
     serviceLog = (serviceLog + chunk).slice(-200_000)
   }
@@ -154,8 +203,10 @@ async function main() {
   service.stderr.on('data', keep)
   const base = `127.0.0.1:${port}`
   try {
-    console.log(`docs:test: ${blocks.length} blocks of README.md against ${base} (${database.label})`)
-    if (!(await ready(base, service))) {
+    console.log(
+      `docs:test: ${blocks.length} blocks of README.md against ${base} (${database.label}; work in ${work})`,
+    )
+    if (!(await ready(base, service)) && !stop.signal) {
       const why =
         service.exitCode === null
           ? `was not ready within ${START_TIMEOUT_MS / 1000} s`
@@ -166,7 +217,9 @@ async function main() {
     const nonce = randomBytes(6).toString('hex')
     const file = join(work, 'walkthrough.sh')
     writeFileSync(file, script(blocks, base, nonce))
+    if (stop.signal) return interrupted()
     const { code, output } = await runBash(file, env)
+    if (stop.signal) return interrupted()
     const sections = output.split(new RegExp(`\\n?@@doc-test ${nonce} (\\d+|end)@@\\n`))
     // split with a capture group: [preamble, id, text, id, text, ...]
     let last = null
@@ -194,17 +247,26 @@ async function main() {
     console.error(`--- the service's log: ${logFile} (kept)`)
     return 1
   } finally {
-    service.kill('SIGTERM')
-    await Promise.race([new Promise((done) => service.once('close', done)), sleep(15_000)])
-    if (service.exitCode === null) service.kill('SIGKILL')
+    // Already gone (a crash, a signal): 'close' will not come again, so do not wait for it.
+    if (running(service)) {
+      const closed = new Promise((done) => service.once('close', done))
+      service.kill('SIGTERM')
+      await Promise.race([closed, sleep(15_000)])
+      if (running(service)) service.kill('SIGKILL')
+    }
     await database.drop()
     rmSync(work, { recursive: true, force: true })
   }
 }
 
+function interrupted() {
+  console.error(`docs:test: ${stop.signal}: stopped; the service and the database are cleaned up`)
+  return 128 + (stop.signal === 'SIGINT' ? 2 : 15)
+}
+
 async function ready(base, service) {
   const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline && service.exitCode === null) {
+  while (Date.now() < deadline && service.exitCode === null && !stop.signal) {
     const status = await fetch(`http://${base}/health/ready`).then(
       (r) => r.status,
       () => 0,
@@ -217,11 +279,15 @@ async function ready(base, service) {
 
 function runBash(file, env) {
   return new Promise((done) => {
+    // Its own process group: a timeout or a signal ends what the blocks started (curl, the CLI), too.
     const bash = spawn('bash', ['--noprofile', '--norc', file], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     })
+    const kill = (signal) => signalChild(bash, signal, true)
+    stop.children.add(kill)
     let output = ''
     bash.stdout.on('data', (chunk) => {
       output += chunk
@@ -229,9 +295,10 @@ function runBash(file, env) {
     bash.stderr.on('data', (chunk) => {
       output += chunk
     })
-    const timer = setTimeout(() => bash.kill('SIGKILL'), BLOCKS_TIMEOUT_MS)
+    const timer = setTimeout(() => kill('SIGKILL'), BLOCKS_TIMEOUT_MS)
     bash.on('close', (code, signal) => {
       clearTimeout(timer)
+      stop.children.delete(kill)
       done({ code: code ?? signal, output })
     })
   })

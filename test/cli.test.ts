@@ -224,6 +224,8 @@ t.test('arguments are checked before any database is started', async (t) => {
     [['set-role', '--username', 'a', '--role', 'admin'], /^set-role: username must be 3–32 characters/],
     [['migrate', 'now'], /^migrate: Unexpected argument 'now'/],
     [['create-roles', '--admin-url', 'postgres://x'], /^create-roles: expected --admin-url -$/],
+    // Regression: this setting was checked only after the embedded PostgreSQL had started.
+    [['create-roles'], /^create-roles: DATABASE_MIGRATION_URL and DATABASE_URL must both be set$/],
     [['create-user', '--username', 'someone', '--email', 'nope'], /^create-user: email /],
   ]
   for (const [argv, pattern] of cases) {
@@ -263,6 +265,32 @@ t.test('the database line: the URL without its password, or the embedded directo
     / \(migrations through postgres:\/\/bulwark_owner@db\.internal\/bulwark\?password=\*\*\*\)$/,
   )
   t.notMatch(migration, /S3cret|0wnerSecret/)
+})
+
+t.test('the database line shows no part of a password, whatever the URL looks like', async (t) => {
+  // Regression: sslpassword (the client key's passphrase) and ?PASSWORD= were printed as given, and
+  // a password with an unencoded # or ? after digits (or starting with /) ended the authority early,
+  // so WHATWG URL found no password and printed the whole string.
+  const cases: [url: string, shown: string | RegExp][] = [
+    [
+      'postgres://u@db/app?sslpassword=k3yPass&sslmode=require',
+      'postgres://u@db/app?sslpassword=***&sslmode=require',
+    ],
+    ['postgres://u@db/app?PASSWORD=S3cret', 'postgres://u@db/app?PASSWORD=***'],
+    ['postgres://u@db/app?options=-c%20password%3DS3cret', 'postgres://u@db/app?options=***'],
+    ['postgresql://u:S3cret@db/app#S3cret', 'postgresql://u:***@db/app'],
+    ['postgres://u:123#S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:123?S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:/S3cret@db:5432/app', /^\(a URL that cannot be shown/],
+    ['postgres://u:S3cret@h1:5432,h2:5432/app', '(an unparsable URL)'],
+  ]
+  for (const [url, shown] of cases) {
+    const line = databaseLine(loadConfig({ NODE_ENV: 'test', DATABASE_URL: url }), {})
+    t.notMatch(line, /S3cret|k3yPass|123/, url)
+    const shownUrl = line.replace(/^database: /, '')
+    if (typeof shown === 'string') t.equal(shownUrl, shown, url)
+    else t.match(shownUrl, shown, url)
+  }
 })
 
 t.test('set-role: promotes and demotes through the admin rules, audited, sessions ended', async (t) => {
@@ -309,4 +337,27 @@ t.test('set-role: promotes and demotes through the admin rules, audited, session
   t.equal(missing.code, 1)
   t.same(missing.out, [])
   t.equal(missing.err[1], 'set-role: there is no user nobody_here')
+})
+
+t.test('set-role: two demotions of the last two admins at once leave one admin', async (t) => {
+  const app = await build(t)
+  const config = await testConfig()
+  const [carol, dave] = [await signUp(app, 'carol'), await signUp(app, 'dave')]
+  await app.sql`update users set role = 'user' where role = 'admin'`
+  await app.sql`update users set role = 'admin' where id in ${app.sql([carol.id, dave.id])}`
+  const run = async (username: string) => {
+    const { io, err } = captureIo()
+    return {
+      code: await runCli(['set-role', '--username', username, '--role', 'user'], config, io, silent),
+      err,
+    }
+  }
+  const results = await Promise.all([run(carol.username), run(dave.username)])
+  t.same(results.map((r) => r.code).sort(), [0, 1], 'one succeeds, one is refused')
+  t.match(results.find((r) => r.code === 1)?.err, [
+    /^database: /,
+    'set-role: This would leave no enabled admin.',
+  ])
+  const [admins] = await app.sql`select count(*)::int as n from users where role = 'admin' and not disabled`
+  t.equal(admins?.n, 1)
 })

@@ -1,6 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import postgres from 'postgres'
 import t from 'tap'
 // @ts-expect-error: a plain .mjs script without type declarations
 import { badLinks, extractBlocks } from '../scripts/doc-test.mjs'
@@ -69,3 +74,48 @@ t.test(
     )
   },
 )
+
+t.test('stopped by SIGTERM: the service, the database and the temporary directory go too', async (t) => {
+  // Regression: a CI timeout's SIGTERM ended the script at once; the service it started ran on
+  // (reparented to PID 1), its bulwark_doctest_* database and its temporary directory stayed.
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const adminUrl = process.env.DATABASE_URL
+  const child = spawn(process.execPath, [join(root, 'scripts/doc-test.mjs')], {
+    cwd: root,
+    env: { ...process.env, LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  let output = ''
+  child.stdout.on('data', (chunk) => {
+    output += chunk
+  })
+  child.stderr.on('data', (chunk) => {
+    output += chunk
+  })
+  const closed = once(child, 'close')
+  // The service is started once this line is out (after a build of dist/ when it is stale).
+  while (!/blocks of README\.md against/.test(output) && child.exitCode === null) await sleep(100)
+  const base = /against (127\.0\.0\.1:\d+)/.exec(output)?.[1]
+  t.ok(base, output)
+  // Signalled once the service answers, while the blocks run: the service must be gone afterwards.
+  const up = async () => (await fetch(`http://${base}/health/live`).catch(() => null))?.status === 200
+  while (!(await up()) && child.exitCode === null) await sleep(100)
+  child.kill('SIGTERM')
+  const [code] = await closed
+  t.equal(code, 143, output)
+  t.match(output, /docs:test: SIGTERM: stopped/)
+  t.notOk(await up(), 'the service is gone')
+  const work = / work in (\S+)\)$/m.exec(output)?.[1] ?? ''
+  t.match(work, /bulwark-doctest-/)
+  t.notOk(existsSync(work), 'the temporary directory is removed')
+  if (adminUrl) {
+    const sql = postgres(adminUrl, { max: 1, onnotice: () => {} })
+    t.teardown(() => sql.end({ timeout: 5 }))
+    const left =
+      await sql`select datname from pg_database where datname like ${`bulwark_doctest_${child.pid}_%`}`
+    t.same(left, [], 'its database is dropped')
+  }
+})

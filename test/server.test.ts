@@ -1,15 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, get as httpGet } from 'node:http'
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import type { App } from '../app.js'
-import { installGracefulShutdown, type ShutdownOptions } from '../server.js'
+import { installGracefulShutdown, type ShutdownOptions, startedLines } from '../server.js'
 import { build, logCapture, testDatabaseUrl } from './helper.js'
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
@@ -311,10 +311,20 @@ interface Run {
   stderr: string
 }
 
-/** Runs server.ts (or another entry point) in a real Node process with tap's TypeScript loader. */
-function runServer(t: Test, env: NodeJS.ProcessEnv, cwd = root, entry = ['server.ts']) {
+/**
+ * Runs server.ts (or another entry point) in a real Node process with tap's TypeScript loader;
+ * `node` replaces the command line before the entry point.
+ */
+function runServer(
+  t: Test,
+  env: NodeJS.ProcessEnv,
+  cwd = root,
+  entry = ['server.ts'],
+  node = [process.execPath, ...process.execArgv],
+) {
   const [script = 'server.ts', ...args] = entry
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, join(root, script), ...args], {
+  const [command = process.execPath, ...before] = node
+  const child: ChildProcess = spawn(command, [...before, join(root, script), ...args], {
     cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -395,6 +405,80 @@ t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with
     'shutdown is logged',
   )
   t.equal(run.stderr, '', 'nothing on stderr')
+})
+
+t.test('one server.started line on every host, whatever number of addresses it binds', async (t) => {
+  // Regression: on 0.0.0.0 Fastify calls the resolver once per interface (and twice for localhost):
+  // each line said server.started, so a log alert on starts counted one start as several.
+  for (const host of ['0.0.0.0', 'localhost', '127.0.0.1']) {
+    const log = logCapture()
+    const app = await build(t, { logStream: log.stream })
+    const address = await app.listen({ host, port: 0, listenTextResolver: startedLines() })
+    await app.close()
+    const listening = log.lines.filter((l) => /listening/i.test(String(l.msg)))
+    t.match(
+      listening[0],
+      { event: 'server.started', url: address, msg: `Bulwark listening on ${address}` },
+      host,
+    )
+    t.equal(listening.filter((l) => l.event === 'server.started').length, 1, `${host}: one start`)
+    t.ok(
+      listening
+        .slice(1)
+        .every((l) => l.event === 'server.listening' && /^Bulwark also listening on /.test(String(l.msg))),
+      `${host}: any other address on its own line, with its own event`,
+    )
+  }
+})
+
+t.test('server.ts: a SIGTERM received as starting hands over to shutdown is not lost', async (t) => {
+  // Regression: the start handler came off before the shutdown handler went on; with no listener
+  // left Node closes its signal watcher, and a SIGTERM received but not yet dispatched was dropped:
+  // the service ran on until SIGKILL. The preload sends one at that exact moment.
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-handover-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const preload = join(dir, 'signal-at-handover.mjs')
+  writeFileSync(
+    preload,
+    `const remove = process.removeListener
+let sent = false
+process.removeListener = process.off = function (name, listener) {
+  if (name === 'SIGTERM' && !sent && listener.name === 'stopWhileStarting') {
+    sent = true
+    process.stderr.write('signal sent at the handover\\n')
+    process.kill(process.pid, 'SIGTERM')
+  }
+  return remove.call(this, name, listener)
+}
+`,
+  )
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: await testDatabaseUrl(),
+  }
+  // NODE_OPTIONS set by env(1), past tap's process-info hook: that hook's signal-exit listener would
+  // keep Node's signal watcher open and hide the loss.
+  const execArgv = process.execArgv.filter((a) => !a.includes('@tapjs/processinfo'))
+  const server = runServer(
+    t,
+    env,
+    root,
+    ['server.ts'],
+    ['/usr/bin/env', `NODE_OPTIONS=--import=${pathToFileURL(preload).href}`, process.execPath, ...execArgv],
+  )
+  const run = await Promise.race([server.done, sleep(20_000).then(() => null)])
+  t.match(run?.stderr, /signal sent at the handover/, 'the preload did its part')
+  t.ok(run, 'the process ended by itself')
+  t.equal(run?.code, 0, 'a graceful shutdown: exit code 0')
+  t.match(
+    server.events().filter((e) => e.event === 'server.shutdown'),
+    [{ signal: 'SIGTERM' }],
+    'the signal was handled by the shutdown handler',
+  )
 })
 
 t.test('server.ts in production without JWT_SECRET exits 1 with one line', async (t) => {
