@@ -58,6 +58,22 @@ export function testDatabaseUrl(): Promise<string> {
 }
 
 /**
+ * The environment of a server.ts process a test starts: loopback on a free port, JSON logs, the
+ * file's database, and NODE_ENV=test, so a developer's .env in the repository root is not read.
+ */
+export async function serverProcessEnv(extra: Record<string, string> = {}): Promise<NodeJS.ProcessEnv> {
+  return {
+    ...process.env,
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: await testDatabaseUrl(),
+    ...extra,
+  }
+}
+
+/**
  * Every request from app.inject comes from 127.0.0.1, so the production limits would throttle
  * ordinary tests; tests of the limits set their own values.
  */

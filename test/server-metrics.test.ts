@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { expectProblem, scrapeMetrics, testDatabaseUrl } from './helper.js'
+import { expectProblem, scrapeMetrics, serverProcessEnv } from './helper.js'
 
 /** server.ts with METRICS_PORT: the scrape listener starts after the app and closes at shutdown. */
 
@@ -11,15 +11,7 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)))
 t.test('server.ts serves /metrics on METRICS_PORT only, and SIGTERM closes it with the app', async (t) => {
   const child = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
     cwd: root,
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      METRICS_PORT: '0',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: await testDatabaseUrl(),
-    },
+    env: await serverProcessEnv({ METRICS_PORT: '0' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => {

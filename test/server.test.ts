@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import type { App } from '../app.js'
 import { installGracefulShutdown, type ShutdownOptions, startedLines } from '../server.js'
-import { build, logCapture, testDatabaseUrl } from './helper.js'
+import { build, logCapture, serverProcessEnv, testDatabaseUrl } from './helper.js'
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
 const SIGNAL = 'SIGUSR2' // not one tap listens to
@@ -353,14 +353,7 @@ function runServer(
 
 t.test('server.ts as a process: starts, is ready, and SIGTERM shuts it down with 0', async (t) => {
   // NODE_ENV=test: a developer's .env in the repository root is not read (test/lib/dotenv.test.ts).
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    DATABASE_URL: await testDatabaseUrl(),
-  }
+  const env = await serverProcessEnv()
   const server = runServer(t, env)
   const started = await new Promise<Record<string, unknown>>((resolveStarted, reject) => {
     const look = () => {
@@ -452,14 +445,7 @@ process.removeListener = process.off = function (name, listener) {
 }
 `,
   )
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    DATABASE_URL: await testDatabaseUrl(),
-  }
+  const env = await serverProcessEnv()
   // NODE_OPTIONS set by env(1), past tap's process-info hook: that hook's signal-exit listener would
   // keep Node's signal watcher open and hide the loss.
   const execArgv = process.execArgv.filter((a) => !a.includes('@tapjs/processinfo'))

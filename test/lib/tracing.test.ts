@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { loggerOptions } from '../../lib/logger.js'
 import { activeTracing, startTracing, tracingProtocol } from '../../lib/tracing.js'
-import { build, testDatabaseUrl } from '../helper.js'
+import { build, serverProcessEnv } from '../helper.js'
 
 /** Tracing's switch, what "off" leaves untouched, and the real start path with it on (in a child process). */
 
@@ -88,17 +88,11 @@ t.test('server.ts with an OTLP endpoint: spans in protobuf reach it by the time 
   const sink = await receiver(t)
   const child: ChildProcess = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
     cwd: root,
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: await testDatabaseUrl(),
+    env: await serverProcessEnv({
       OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
       // Boot stalls the event loop on a busy machine: load shedding would answer the first request.
       UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => {
