@@ -9,6 +9,7 @@ import postgres from 'postgres'
 import t from 'tap'
 // @ts-expect-error: a plain .mjs script without type declarations
 import { badLinks, extractBlocks } from '../scripts/doc-test.mjs'
+import { WITHOUT_COVERAGE } from './helper.js'
 
 /** `npm run docs:test`'s reading of README.md: which blocks run, where they are, which links count. */
 
@@ -82,7 +83,7 @@ t.test('stopped by SIGTERM: the service, the database and the temporary director
   const adminUrl = process.env.DATABASE_URL
   const child = spawn(process.execPath, [join(root, 'scripts/doc-test.mjs')], {
     cwd: root,
-    env: { ...process.env, LOG_FORMAT: 'json' },
+    env: { ...process.env, LOG_FORMAT: 'json', ...WITHOUT_COVERAGE },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => {

@@ -58,6 +58,13 @@ export function testDatabaseUrl(): Promise<string> {
 }
 
 /**
+ * For a child process that loads our sources through another compiler (tsx, Node's type stripping)
+ * or from dist/: tap's coverage of it would be merged by byte offset into the coverage of the same
+ * files as tap compiles them, and scrambles it (a full run lost about a third of services/ that way).
+ */
+export const WITHOUT_COVERAGE = { _TAPJS_PROCESSINFO_COVERAGE_: '0' } as const
+
+/**
  * The environment of a server.ts process a test starts: loopback on a free port, JSON logs, the
  * file's database, and NODE_ENV=test, so a developer's .env in the repository root is not read.
  */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { WITHOUT_COVERAGE } from './helper.js'
 
 /** openapi.json, written by `npm run openapi`, is current; `npm run openapi:check` says when it is not. */
 
@@ -13,7 +14,10 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)))
 /** Runs scripts/openapi.mjs as `npm run openapi` does, without tap's loaders and coverage. */
 async function openapiScript(...args: string[]): Promise<{ code: number | null; out: string }> {
   const { NODE_OPTIONS: _, NODE_V8_COVERAGE: __, ...env } = process.env
-  const child = spawn(process.execPath, [join(root, 'scripts/openapi.mjs'), ...args], { cwd: root, env })
+  const child = spawn(process.execPath, [join(root, 'scripts/openapi.mjs'), ...args], {
+    cwd: root,
+    env: { ...env, ...WITHOUT_COVERAGE },
+  })
   let out = ''
   child.stdout.on('data', (c) => {
     out += c

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { WITHOUT_COVERAGE } from '../helper.js'
 
 /** The asynchronous stdout destination: every line out on each exit path, and a bounded buffer when stdout stalls. */
 
@@ -16,6 +17,7 @@ function child(body: string, nodeArgs: string[] = []) {
     `import { createLogger } from '${logger}'\nconst log = createLogger({ LOG_LEVEL: 'info' })\n${body}\n`,
   )
   return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
+    env: { ...process.env, ...WITHOUT_COVERAGE },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
 import { loadPrettyFactory, logFormat, loggerOptions, prettyStream } from '../../lib/logger.js'
+import { WITHOUT_COVERAGE } from '../helper.js'
 
 /** The output format: readable lines for a developer at a terminal, JSON everywhere else. */
 
@@ -83,7 +84,7 @@ registerHooks({
   const preload = ['--import', sources, ...(block ? ['--require', blocker] : [])]
   const args = [...preload, '--experimental-strip-types', '--no-warnings', file]
   const c = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...WITHOUT_COVERAGE },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
