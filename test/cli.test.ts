@@ -11,6 +11,9 @@ import { createLogger } from '../lib/logger.js'
 import { MIGRATIONS_DIR, readMigrations } from '../lib/migrator.js'
 import { build, createDatabase, databaseUrl, signUp, testConfig, testRoleUrls } from './helper.js'
 
+/** A URL as the CLI shows it: any password as *** (the embedded test database has one; CI's has none). */
+const shown = (url: string) => url.replace(/^(\w+:\/\/[^:@/]+):[^@/]*@/, '$1:***@')
+
 /** An io that records what a command prints; stdin is never read by these commands. */
 function captureIo() {
   const out: string[] = []
@@ -64,12 +67,12 @@ t.test('migrate applies the shipped migrations once, then reports the database u
   t.equal(await runCli(['migrate'], config, first.io, silent), 0)
   t.same(first.out, [`applied ${names.join(', ')}`], 'names every migration it applied')
   t.match(first.out[0], /^applied 0001_audit_events\.sql\b/)
-  t.same(first.err, [`database: ${url}`], 'stderr names the database, nothing else')
+  t.same(first.err, [`database: ${shown(url)}`], 'stderr names the database, nothing else')
 
   const second = captureIo()
   t.equal(await runCli(['migrate'], config, second.io, silent), 0)
   t.same(second.out, ['database is up to date'])
-  t.same(second.err, [`database: ${url}`])
+  t.same(second.err, [`database: ${shown(url)}`])
 
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   t.teardown(() => sql.end())
@@ -96,7 +99,7 @@ t.test('migrate against a database that does not exist fails with the reason on 
   t.equal(code, 1)
   t.same(out, [])
   t.same(err.length, 2)
-  t.equal(err[0], `database: ${missing}`)
+  t.equal(err[0], `database: ${shown(missing)}`)
   t.match(err[1], /^migrate: database "bulwark_missing_\d+" does not exist$/)
 })
 
@@ -132,7 +135,7 @@ t.test(
     )
     t.equal(again.code, 1, 'an existing user is exit 1')
     t.same(again.err, [
-      `database: ${url}`,
+      `database: ${shown(url)}`,
       'create-user: That username is taken. body.username is already in use',
     ])
 
