@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import type { Static } from '@sinclair/typebox'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import postgres from 'postgres'
@@ -63,6 +67,25 @@ export function testDatabaseUrl(): Promise<string> {
  * files as tap compiles them, and scrambles it (a full run lost about a third of services/ that way).
  */
 export const WITHOUT_COVERAGE = { _TAPJS_PROCESSINFO_COVERAGE_: '0' } as const
+
+/** Runs `scripts/<script>` with the test's Node; stdout and stderr together, and the exit code. */
+export async function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; out: string }> {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const child = spawn(process.execPath, [join(root, 'scripts', script), ...args], { cwd: root, env })
+  let out = ''
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
+  const [code] = await once(child, 'exit')
+  return { code, out }
+}
 
 /**
  * The environment of a server.ts process a test starts: loopback on a free port, JSON logs, the

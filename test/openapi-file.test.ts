@@ -1,32 +1,18 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { WITHOUT_COVERAGE } from './helper.js'
+import { runScript, WITHOUT_COVERAGE } from './helper.js'
 
 /** openapi.json, written by `npm run openapi`, is current; `npm run openapi:check` says when it is not. */
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
 
 /** Runs scripts/openapi.mjs as `npm run openapi` does, without tap's loaders and coverage. */
-async function openapiScript(...args: string[]): Promise<{ code: number | null; out: string }> {
+function openapiScript(...args: string[]) {
   const { NODE_OPTIONS: _, NODE_V8_COVERAGE: __, ...env } = process.env
-  const child = spawn(process.execPath, [join(root, 'scripts/openapi.mjs'), ...args], {
-    cwd: root,
-    env: { ...env, ...WITHOUT_COVERAGE },
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  const [code] = await once(child, 'exit')
-  return { code, out }
+  return runScript('openapi.mjs', args, { ...env, ...WITHOUT_COVERAGE })
 }
 
 t.test('the committed openapi.json is what the code produces; a stale copy fails the check', async (t) => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -7,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { runScript } from './helper.js'
 
 /**
  * Supply-chain checks CI runs: the lock-file policy (offline) and the audit of runtime
@@ -15,24 +15,6 @@ import t, { type Test } from 'tap'
  */
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
-
-interface Run {
-  code: number | null
-  out: string
-}
-
-async function runScript(script: string, args: string[], env = process.env): Promise<Run> {
-  const child = spawn(process.execPath, [join(root, 'scripts', script), ...args], { cwd: root, env })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  const [code] = await once(child, 'exit')
-  return { code, out }
-}
 
 type Lock = { packages: Record<string, Record<string, unknown>> }
 type Manifest = { dependencies: Record<string, string> }
