@@ -135,7 +135,10 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
       'DATA_ENCRYPTION_KEYS is invalid: the development keys are not allowed in production',
     )
   }
-  const problem = passwordProblem(config, production) ?? cookieProblem(config, production)
+  const problem =
+    passwordProblem(config, production) ??
+    cookieProblem(config, production) ??
+    mailProblem(config, production)
   if (problem) throw new ConfigError(problem)
   // RFC 8725 §3.5: an HMAC signing secret must not be guessable; the public development one never
   // signs in production, nor does a patterned one (32 times "a" passes the length rule).
@@ -175,6 +178,31 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
   const transport = transportProblem(config, production)
   if (transport) throw new ConfigError(transport)
   return Object.freeze(config)
+}
+
+/**
+ * Production sends real mail or says it sends none: a silent .eml directory would lose every reset
+ * link. Verified addresses cannot be required without mail to verify them.
+ */
+function mailProblem(config: Config, production: boolean): string | null {
+  if (config.REQUIRE_VERIFIED_EMAIL && config.MAIL_DISABLED) {
+    return 'REQUIRE_VERIFIED_EMAIL is invalid: true needs mail (MAIL_DISABLED=true turns it off)'
+  }
+  for (const name of ['SMTP_URL', 'PUBLIC_APP_URL'] as const) {
+    const url = config[name]
+    if (url !== undefined && !URL.canParse(url)) return `${name} is invalid: not a URL`
+  }
+  if (!production || config.MAIL_DISABLED) return null
+  if (!config.SMTP_URL) return 'SMTP_URL is required when NODE_ENV=production (or set MAIL_DISABLED=true)'
+  if (!config.PUBLIC_APP_URL) {
+    return 'PUBLIC_APP_URL is required when NODE_ENV=production (the base of the links in mails)'
+  }
+  // Links carry tokens: a plain-http link to a remote host would expose them in transit (ASVS 5.0 12.2.1).
+  const app = new URL(config.PUBLIC_APP_URL)
+  if (app.protocol === 'http:' && !isLocalHost(app.hostname)) {
+    return 'PUBLIC_APP_URL is invalid: a non-loopback host needs https:// when NODE_ENV=production'
+  }
+  return null
 }
 
 /** Cookies without Secure in production only by an explicit override (a TLS-terminating gateway on plain http). */

@@ -42,6 +42,9 @@ export type ProblemType =
   | 'overloaded'
   | 'not-ready'
   | 'service-unavailable'
+  | 'mail-disabled'
+  | 'email-not-verified'
+  | 'invalid-email-token'
 
 export class AppError extends Error {
   override name = 'AppError'

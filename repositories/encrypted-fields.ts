@@ -12,6 +12,9 @@ export const ENCRYPTED_COLUMNS = [
   { table: 'audit_events', column: 'ip' },
   { table: 'audit_events', column: 'user_agent' },
   { table: 'mfa_totp', column: 'secret' },
+  { table: 'email_tokens', column: 'email' },
+  { table: 'outbox', column: 'recipient' },
+  { table: 'outbox', column: 'payload' },
 ] as const
 
 export type EncryptedColumn = (typeof ENCRYPTED_COLUMNS)[number]

@@ -179,6 +179,7 @@ export interface Principal {
    */
   sealedEmail: string
   userCreatedAt: Date
+  emailVerifiedAt: Date | null
 }
 
 /**
@@ -192,7 +193,7 @@ export async function findPrincipal(
 ): Promise<Principal | undefined> {
   const [row] = await db<Principal[]>`
     select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr,
-      u.email as sealed_email, u.created_at as user_created_at
+      u.email as sealed_email, u.created_at as user_created_at, u.email_verified_at
     from sessions s join users u on u.id = s.user_id
     where s.id = ${sessionId} and s.user_id = ${userId}
       and s.revoked_at is null and s.expires_at > now() and s.idle_expires_at > now()

@@ -16,6 +16,8 @@ export interface UserRow {
   role: Role
   disabled: boolean
   createdAt: Date
+  /** When the current address was proved (a verification link followed); null: not yet. */
+  emailVerifiedAt: Date | null
 }
 
 export interface UserWithHash extends UserRow {
@@ -40,6 +42,7 @@ export function userOfPrincipal(cipher: FieldCipher, principal: Principal): User
     role: principal.role,
     disabled: false, // the principal check admits enabled users only
     createdAt: principal.userCreatedAt,
+    emailVerifiedAt: principal.emailVerifiedAt,
   })
 }
 
@@ -55,7 +58,7 @@ export async function insertUser(
       ${user.id}, ${user.username}, ${cipher.encrypt(email, emailAt(user.id))}, ${cipher.blindIndex(email)},
       ${user.passwordHash}, ${user.role}
     )
-    returning id, username, email, role, disabled, created_at
+    returning id, username, email, role, disabled, created_at, email_verified_at
   `
   return decrypted(cipher, row as UserRow)
 }
@@ -70,7 +73,7 @@ export async function findUserByLogin(
   login: string,
 ): Promise<UserWithHash | undefined> {
   const [row] = await db<UserWithHash[]>`
-    select id, username, email, role, disabled, created_at, password_hash
+    select id, username, email, role, disabled, created_at, email_verified_at, password_hash
     from users
     where lower(username collate "C") = lower(${login}::text collate "C") or email_index = ${cipher.blindIndex(normalizeEmail(login))}
     limit 1
@@ -84,7 +87,7 @@ export async function findUserById(
   id: string,
 ): Promise<UserWithHash | undefined> {
   const [row] = await db<UserWithHash[]>`
-    select id, username, email, role, disabled, created_at, password_hash
+    select id, username, email, role, disabled, created_at, email_verified_at, password_hash
     from users where id = ${id}
   `
   return decrypted(cipher, row)
@@ -130,7 +133,7 @@ export async function findUserByUsername(
   username: string,
 ): Promise<UserRow | undefined> {
   const [row] = await db<UserRow[]>`
-    select id, username, email, role, disabled, created_at from users
+    select id, username, email, role, disabled, created_at, email_verified_at from users
     where lower(username collate "C") = lower(${username}::text collate "C")
   `
   return decrypted(cipher, row)
@@ -152,7 +155,7 @@ export async function listUsers(
   },
 ): Promise<(UserRow & { cursorAt: string })[]> {
   const rows = await db<(UserRow & { cursorAt: string })[]>`
-    select id, username, email, role, disabled, created_at, created_at::text as cursor_at
+    select id, username, email, role, disabled, created_at, email_verified_at, created_at::text as cursor_at
     from users
     where true
       ${q.role !== undefined ? db`and role = ${q.role}` : db``}
@@ -186,7 +189,7 @@ export async function lockUser(
   id: string,
 ): Promise<UserRow | undefined> {
   const [row] = await tx<UserRow[]>`
-    select id, username, email, role, disabled, created_at from users where id = ${id} for no key update
+    select id, username, email, role, disabled, created_at, email_verified_at from users where id = ${id} for no key update
   `
   return decrypted(cipher, row)
 }
@@ -198,7 +201,7 @@ export async function shareLockUser(
   id: string,
 ): Promise<UserWithHash | undefined> {
   const [row] = await tx<UserWithHash[]>`
-    select id, username, email, role, disabled, created_at, password_hash from users where id = ${id} for share
+    select id, username, email, role, disabled, created_at, email_verified_at, password_hash from users where id = ${id} for share
   `
   return decrypted(cipher, row)
 }
@@ -212,7 +215,7 @@ export async function updateRoleAndStatus(
   const [row] = await tx<UserRow[]>`
     update users set role = ${change.role}, disabled = ${change.disabled}, updated_at = now()
     where id = ${id}
-    returning id, username, email, role, disabled, created_at
+    returning id, username, email, role, disabled, created_at, email_verified_at
   `
   return decrypted(cipher, row as UserRow)
 }

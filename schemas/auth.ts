@@ -55,6 +55,7 @@ export const EXAMPLE_USER = {
   username: 'alice',
   email: 'alice@example.com',
   role: 'user',
+  emailVerified: true,
   createdAt: '2025-01-31T09:30:00.000Z',
 }
 
@@ -65,6 +66,9 @@ export const PublicUser = Type.Object(
     username: Type.String(),
     email: Type.String(),
     role: Role,
+    emailVerified: Type.Boolean({
+      description: 'Whether the address was confirmed through a link sent to it.',
+    }),
     createdAt: Type.String({ format: 'date-time' }),
   },
   { $id: 'User', additionalProperties: false, examples: [EXAMPLE_USER] },

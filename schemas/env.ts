@@ -143,6 +143,28 @@ export const EnvSchema = Type.Object({
   METRICS_HOST: Type.String({ minLength: 1, maxLength: 255, default: '127.0.0.1' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   PUBLIC_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$', maxLength: 2048 })),
+  // Mail (README, Mail): SMTP when SMTP_URL is set, else .eml files in MAIL_DIR outside production.
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^\\s]+$', maxLength: 2048 })),
+  MAIL_FROM: Type.String({
+    minLength: 3,
+    maxLength: 320,
+    pattern: '@',
+    default: 'Bulwark <bulwark@localhost>',
+  }),
+  /** The base of the links in mails (the app that reads the token from the link's fragment). */
+  PUBLIC_APP_URL: Type.Optional(Type.String({ pattern: '^https?://[^?#\\s]+$', maxLength: 2048 })),
+  MAIL_DISABLED: Type.Boolean({ default: false }),
+  MAIL_DIR: Type.String({ minLength: 1, maxLength: 1024, default: '.data/mail' }),
+  MAIL_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  MAIL_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
+  MAIL_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 30_000 }),
+  MAIL_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000, default: 5 }),
+  MAIL_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 3_600_000 }),
+  TOKEN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+  TOKEN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
+  EMAIL_VERIFICATION_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 604_800, default: 86_400 }),
+  PASSWORD_RESET_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 86_400, default: 1800 }),
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
 })
 
 export type Config = StaticDecode<typeof EnvSchema>
@@ -168,4 +190,5 @@ export const SECRET_SETTINGS = [
   'DATA_ENCRYPTION_KEYS',
   'DATA_INDEX_KEY',
   'PASSWORD_PEPPER',
+  'SMTP_URL',
 ] as const

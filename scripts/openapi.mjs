@@ -30,6 +30,8 @@ const FIXED_ENV = {
   DATA_ENCRYPTION_KEYS: `openapi:${secret()}`,
   DATA_INDEX_KEY: secret(),
   PASSWORD_PEPPER: secret(),
+  SMTP_URL: 'smtp://127.0.0.1:9',
+  PUBLIC_APP_URL: 'https://app.example.com',
 }
 
 /** The top level in the order the specification lists it; any other key after them. */

@@ -17,6 +17,7 @@ const toAdminUser = (u: users.UserRow): AdminUser => ({
   username: u.username,
   email: u.email,
   role: u.role,
+  emailVerified: u.emailVerifiedAt !== null,
   disabled: u.disabled,
   createdAt: u.createdAt.toISOString(),
 })

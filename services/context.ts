@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres'
+import type { CounterStore } from '../lib/counter-store.js'
 import type { CursorCodec } from '../lib/cursor.js'
 import type { DeviceCookieCodec } from '../lib/device-cookie.js'
 import type { FieldCipher, Origin } from '../lib/field-crypto.js'
@@ -27,4 +28,6 @@ export interface ServiceContext {
   throttle?: ThrottleContext
   /** Issues and reads device cookies (OWASP device cookies). */
   devices: DeviceCookieCodec
+  /** Fixed-window counters shared by the replicas (per-account mail and token limits). */
+  counters: CounterStore
 }

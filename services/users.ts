@@ -21,6 +21,7 @@ export function toPublicUser(u: users.UserRow): PublicUser {
     username: u.username,
     email: u.email,
     role: u.role,
+    emailVerified: u.emailVerifiedAt !== null,
     createdAt: u.createdAt.toISOString(),
   }
 }
@@ -108,6 +109,9 @@ export async function getProfile(
     role: row.role,
     createdAt: row.createdAt.toISOString(),
   }
-  if (viewer.userId === row.id || viewer.role === 'admin') profile.email = row.email
+  if (viewer.userId === row.id || viewer.role === 'admin') {
+    profile.email = row.email
+    profile.emailVerified = row.emailVerifiedAt !== null
+  }
   return profile
 }

@@ -3,9 +3,9 @@
 -- INSERT and SELECT only, never UPDATE, DELETE or TRUNCATE.
 grant usage on schema public to :"runtime_role";
 grant select, insert, update, delete on users, sessions, refresh_tokens, comments,
-  mfa_totp, mfa_recovery_codes, mfa_challenges to :"runtime_role";
+  mfa_totp, mfa_recovery_codes, mfa_challenges, email_tokens, outbox to :"runtime_role";
 revoke truncate, references, trigger on users, sessions, refresh_tokens, comments,
-  mfa_totp, mfa_recovery_codes, mfa_challenges from :"runtime_role";
+  mfa_totp, mfa_recovery_codes, mfa_challenges, email_tokens, outbox from :"runtime_role";
 -- created_at is never written by the service: the database stamps it, so no row is back-dated.
 revoke insert, update, delete, truncate, references, trigger on audit_events from :"runtime_role";
 grant select on audit_events to :"runtime_role";

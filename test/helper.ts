@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -116,7 +117,17 @@ const GENEROUS_LIMITS = {
   // Load shedding measures this process's event loop, which test files share with a busy machine
   // (boot-time schema compiles stall it past 1 s under CI load): off, except in its own tests.
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
+  MAIL_RATE_LIMIT_MAX: '10000',
+  TOKEN_RATE_LIMIT_MAX: '10000',
+  // Without SMTP_URL mails become .eml files: in a directory of this process, not the checkout's .data/.
+  MAIL_DIR: join(tmpdir(), `bulwark-test-mail-${process.pid}`),
 }
+
+/**
+ * Production refuses to start without mail settings: production-mode tests get an SMTP server that
+ * never answers (nothing listens on port 9), so mail waits in the outbox, unless a test says otherwise.
+ */
+export const PRODUCTION_MAIL = { SMTP_URL: 'smtp://127.0.0.1:9', PUBLIC_APP_URL: 'https://app.example.test' }
 
 /**
  * Data keys and the password pepper for tests: not the public development values, so production-mode
@@ -155,6 +166,7 @@ export async function testConfig(env: Record<string, string> = {}): Promise<Conf
     ...database,
     ...TEST_DATA_KEYS,
     ...GENEROUS_LIMITS,
+    ...(env.NODE_ENV === 'production' ? PRODUCTION_MAIL : {}),
     ...env,
   })
 }
@@ -493,4 +505,107 @@ export async function scrapeMetrics(url: string) {
       .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
       .reduce((sum, s) => sum + s.value, 0)
   return { text, contentType: res.headers.get('content-type'), samples, value }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mail: a real SMTP server in the test process, and the mails it received.
+
+export interface ReceivedMail {
+  to: string[]
+  subject: string
+  text: string
+  html: string
+  messageId: string
+  raw: string
+}
+
+export interface TestSmtpServer {
+  /** The settings that point an app at this server, with a fast outbox poll. */
+  env: { SMTP_URL: string; MAIL_POLL_INTERVAL_MS: string }
+  mails: ReceivedMail[]
+  /** The first mail (received or still to come) to `to` whose subject matches, or a failed test after `timeoutMs`. */
+  waitForMail(to: string, subject?: RegExp, timeoutMs?: number): Promise<ReceivedMail>
+  /** Refuse RCPT TO with this SMTP status (e.g. 450 for a retry, 550 for a permanent refusal); null accepts. */
+  rejectRecipients(status: number | null): void
+}
+
+/** Starts an SMTP server (the smtp-server package) on 127.0.0.1, closed when the test ends. */
+export async function startSmtpServer(test: Test): Promise<TestSmtpServer> {
+  const { SMTPServer } = await import('smtp-server')
+  const { simpleParser } = await import('mailparser')
+  const mails: ReceivedMail[] = []
+  const waiters = new Set<() => void>()
+  let rejectStatus: number | null = null
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onRcptTo(_address, _session, callback) {
+      if (rejectStatus === null) return callback()
+      const error = Object.assign(new Error('refused by the test'), { responseCode: rejectStatus })
+      return callback(error)
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8')
+        simpleParser(raw).then(
+          (parsed) => {
+            mails.push({
+              to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+              subject: parsed.subject ?? '',
+              text: parsed.text ?? '',
+              html: typeof parsed.html === 'string' ? parsed.html : '',
+              messageId: parsed.messageId ?? '',
+              raw,
+            })
+            for (const wake of waiters) wake()
+            callback()
+          },
+          (error: Error) => callback(error),
+        )
+      })
+    },
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  test.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const { port } = server.server.address() as { port: number }
+  const find = (to: string, subject?: RegExp) =>
+    mails.find((m) => m.to.includes(to.toLowerCase()) && (!subject || subject.test(m.subject)))
+  return {
+    env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_POLL_INTERVAL_MS: '50' },
+    mails,
+    rejectRecipients(status) {
+      rejectStatus = status
+    },
+    waitForMail(to, subject, timeoutMs = 10_000) {
+      const found = find(to, subject)
+      if (found) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const wake = () => {
+          const mail = find(to, subject)
+          if (!mail) return
+          cleanup()
+          resolve(mail)
+        }
+        const timer = setTimeout(() => {
+          cleanup()
+          reject(new Error(`no mail to ${to}${subject ? ` matching ${subject}` : ''} within ${timeoutMs} ms`))
+        }, timeoutMs)
+        const cleanup = () => {
+          clearTimeout(timer)
+          waiters.delete(wake)
+        }
+        waiters.add(wake)
+      })
+    },
+  }
+}
+
+/** The token in a mail's link: after `#token=` (never in a query string). */
+export function linkToken(mail: Pick<ReceivedMail, 'text'>): string {
+  const match = /https?:\/\/\S+#token=([A-Za-z0-9_-]+)/.exec(mail.text)
+  if (!match?.[1]) throw new Error(`no link with a token in: ${mail.text}`)
+  return match[1]
 }

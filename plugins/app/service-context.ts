@@ -90,6 +90,7 @@ async function serviceContextPlugin(app: FastifyInstance) {
         return throttle
       },
       devices,
+      counters: app.counters,
     }
   })
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { DEV_JWT_SECRET, SECRET_SETTINGS } from '../../schemas/env.js'
-import { TEST_JWT_SECRET } from '../helper.js'
+import { PRODUCTION_MAIL, TEST_JWT_SECRET } from '../helper.js'
 
 /** Secrets from files: NAME_FILE names a file holding NAME's value (Docker and Kubernetes secrets). */
 
@@ -28,6 +28,7 @@ const PROD = {
   DATA_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`,
   DATA_INDEX_KEY: Buffer.alloc(32, 2).toString('base64'),
   PASSWORD_PEPPER: Buffer.alloc(32, 3).toString('base64'),
+  ...PRODUCTION_MAIL,
 }
 
 /** loadConfig's ConfigError message, or a failure if it did not throw one. */
@@ -72,6 +73,7 @@ t.test('the list of secret settings is the one the issue names', async (t) => {
     'JWT_SECRET',
     'PASSWORD_PEPPER',
     'REDIS_URL',
+    'SMTP_URL',
   ])
 })
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
 import { tlsOverrides } from '../../lib/db-tls.js'
-import { TEST_JWT_SECRET } from '../helper.js'
+import { PRODUCTION_MAIL, TEST_JWT_SECRET } from '../helper.js'
 import { makeCertificates } from './db-tls-certs.js'
 
 /**
@@ -22,6 +22,7 @@ const PROD = {
   DATA_INDEX_KEY: key(),
   PASSWORD_PEPPER: key(),
   DATABASE_URL: 'postgres://app:s3cret@db.internal:5432/app?sslmode=verify-full',
+  ...PRODUCTION_MAIL,
 }
 const DB_REFUSED =
   /^DATABASE_URL is invalid: a non-loopback host needs sslmode=require, verify-ca or verify-full when NODE_ENV=production \(or set DATABASE_TLS=disable\)$/

@@ -6,7 +6,7 @@ import {
   DEV_JWT_SECRET,
   DEV_PASSWORD_PEPPER,
 } from '../../schemas/env.js'
-import { TEST_DATA_KEYS, TEST_JWT_SECRET } from '../helper.js'
+import { PRODUCTION_MAIL, TEST_DATA_KEYS, TEST_JWT_SECRET } from '../helper.js'
 
 const SECRET = TEST_JWT_SECRET
 const PROD = {
@@ -14,6 +14,7 @@ const PROD = {
   DATABASE_URL: 'postgres://u@db:5432/app?sslmode=verify-full',
   JWT_SECRET: SECRET,
   ...TEST_DATA_KEYS,
+  ...PRODUCTION_MAIL,
 }
 
 const fails = (env: Record<string, string>, message: RegExp) => async (t: Test) => {

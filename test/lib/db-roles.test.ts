@@ -6,7 +6,7 @@ import { type CliIo, runCli } from '../../cli.js'
 import { loadConfig } from '../../lib/config.js'
 import { createRoles } from '../../lib/db-roles.js'
 import { createLogger } from '../../lib/logger.js'
-import { build, createDatabase, signUp, TEST_DATA_KEYS, TEST_JWT_SECRET, testRoleUrls } from '../helper.js'
+import { build, createDatabase, PRODUCTION_MAIL, signUp, TEST_DATA_KEYS, TEST_JWT_SECRET, testRoleUrls } from '../helper.js'
 
 const silent = createLogger({ LOG_LEVEL: 'silent' })
 const connect = (url: string) => postgres(url, { max: 1, onnotice: () => {} })
@@ -205,6 +205,7 @@ t.test(
       NODE_ENV: 'production',
       JWT_SECRET: TEST_JWT_SECRET,
       ...TEST_DATA_KEYS,
+      ...PRODUCTION_MAIL,
       DATABASE_URL: 'postgres://bulwark_app:pw@127.0.0.1:5432/bulwark',
       DATABASE_MIGRATION_URL: 'postgres://bulwark_owner:pw@127.0.0.1:5432/bulwark',
     })

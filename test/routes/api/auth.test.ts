@@ -36,7 +36,7 @@ t.test('register → login → me → refresh → logout, with cookies', async (
     t.equal(registered.statusCode, 201)
     t.same(
       Object.keys(user).sort(),
-      ['createdAt', 'email', 'id', 'role', 'username'],
+      ['createdAt', 'email', 'emailVerified', 'id', 'role', 'username'],
       'nothing but the public fields',
     )
     t.equal(user.email, `${username}@example.com`, 'email stored lower-case')
