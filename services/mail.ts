@@ -48,20 +48,32 @@ export function assertMailEnabled(config: ServiceContext['config']): void {
   }
 }
 
+/** The two per-account budgets: mails sent (MAIL_RATE_LIMIT_*) and mailed tokens used (TOKEN_RATE_LIMIT_*). */
+const BUDGETS = {
+  mail: ['MAIL_RATE_LIMIT_MAX', 'MAIL_RATE_LIMIT_WINDOW_MS', 'Too many mails for this account.'],
+  token: [
+    'TOKEN_RATE_LIMIT_MAX',
+    'TOKEN_RATE_LIMIT_WINDOW_MS',
+    'Too many uses of mailed links for this account.',
+  ],
+} as const
+
 /**
- * Per-account (or per-address) budget of mails and token uses, MAIL_RATE_LIMIT_MAX per window, shared
- * by the replicas: a mailbox cannot be flooded through any endpoint, whatever addresses the requests
- * come from. `silent` answers false instead of 429 where the answer must not differ (a forgotten
- * password for an address that may or may not have an account).
+ * Spends one unit of a per-account (or per-address) budget shared by the replicas, whatever client
+ * addresses the requests come from: a mailbox cannot be flooded, nor an account's links hammered.
+ * `silent` answers false instead of 429 where the answer must not differ (a forgotten password for
+ * an address that may or may not have an account, OWASP ASVS 5.0 6.3.8).
  */
-export async function spendMailBudget(
+export async function spendAccountBudget(
   ctx: Pick<ServiceContext, 'counters' | 'config'>,
+  budget: keyof typeof BUDGETS,
   key: string,
   silent = false,
 ): Promise<boolean> {
-  const { MAIL_RATE_LIMIT_MAX: max, MAIL_RATE_LIMIT_WINDOW_MS: windowMs } = ctx.config
-  const used = await ctx.counters.increment(`mail:${key}`, windowMs)
+  const [maxSetting, windowSetting, detail] = BUDGETS[budget]
+  const max = ctx.config[maxSetting]
+  const used = await ctx.counters.increment(`${budget}:${key}`, ctx.config[windowSetting])
   if (used.count <= max) return true
   if (silent) return false
-  throw rateLimited('Too many mails for this account. Try again later.', { max, resetMs: used.ttlMs })
+  throw rateLimited(`${detail} Try again later.`, { max, resetMs: used.ttlMs })
 }

@@ -6,7 +6,15 @@ import { type CliIo, runCli } from '../../cli.js'
 import { loadConfig } from '../../lib/config.js'
 import { createRoles } from '../../lib/db-roles.js'
 import { createLogger } from '../../lib/logger.js'
-import { build, createDatabase, PRODUCTION_MAIL, signUp, TEST_DATA_KEYS, TEST_JWT_SECRET, testRoleUrls } from '../helper.js'
+import {
+  build,
+  createDatabase,
+  PRODUCTION_MAIL,
+  signUp,
+  TEST_DATA_KEYS,
+  TEST_JWT_SECRET,
+  testRoleUrls,
+} from '../helper.js'
 
 const silent = createLogger({ LOG_LEVEL: 'silent' })
 const connect = (url: string) => postgres(url, { max: 1, onnotice: () => {} })

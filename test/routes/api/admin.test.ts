@@ -78,7 +78,15 @@ t.test('GET /api/admin/users lists with filters and keyset pagination', async (t
     t.equal(all.statusCode, 200)
     const users = all.json<UserPage>().items
     t.equal(users.length, 5)
-    t.same(Object.keys(users[0] ?? {}).sort(), ['createdAt', 'disabled', 'email', 'emailVerified', 'id', 'role', 'username'])
+    t.same(Object.keys(users[0] ?? {}).sort(), [
+      'createdAt',
+      'disabled',
+      'email',
+      'emailVerified',
+      'id',
+      'role',
+      'username',
+    ])
     t.equal((await items(`q=${prefix.toUpperCase()}`)).length, 5, 'prefix match ignores case')
     t.equal((await items(`q=${prefix}&disabled=true`)).length, 1)
     t.equal((await items(`q=${prefix}&disabled=false`)).length, 4)
