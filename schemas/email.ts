@@ -27,3 +27,14 @@ export const EmailChangeBody = Type.Object(
   { additionalProperties: false, examples: [{ email: 'alice.new@example.com' }] },
 )
 export type EmailChangeBody = Static<typeof EmailChangeBody>
+
+/** The answer when a link is (or, to the requester, may be) on its way: 202. */
+export const LinkMailed = Type.Object(
+  {
+    expiresIn: Type.Integer({
+      description: 'Seconds the mailed link works (EMAIL_VERIFICATION_TTL_SECONDS); it works once.',
+    }),
+  },
+  { $id: 'LinkMailed', examples: [{ expiresIn: 86_400 }] },
+)
+export type LinkMailed = Static<typeof LinkMailed>

@@ -5,6 +5,7 @@ import { normalizeEmail } from '../lib/field-crypto.js'
 import { deleteTokens, insertToken, spendToken } from '../repositories/email-tokens.js'
 import type { Principal } from '../repositories/sessions.js'
 import { findUserByEmail, setVerifiedEmail, type UserRow, userOfPrincipal } from '../repositories/users.js'
+import type { LinkMailed } from '../schemas/email.js'
 import type { ServiceContext } from './context.js'
 import { assertMailEnabled, queueMail, spendAccountBudget } from './mail.js'
 import { newOpaqueToken } from './opaque-tokens.js'
@@ -32,7 +33,7 @@ export async function requestEmailChange(
   ctx: EmailChangeContext,
   principal: Principal,
   email: string,
-): Promise<void> {
+): Promise<LinkMailed> {
   assertMailEnabled(ctx.config)
   assertRecentAuthentication(principal, ctx.config.REAUTH_MAX_AGE_SECONDS)
   const me = userOfPrincipal(ctx.cipher, principal)
@@ -73,6 +74,7 @@ export async function requestEmailChange(
     })
     await ctx.audit('auth.email.change_requested', me.id, { addressInUse: false }, tx)
   })
+  return { expiresIn: ctx.config.EMAIL_VERIFICATION_TTL_SECONDS }
 }
 
 /**

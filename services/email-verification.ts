@@ -4,6 +4,7 @@ import { conflict, invalidEmailToken } from '../lib/errors.js'
 import { insertToken, lockLiveToken, spendToken } from '../repositories/email-tokens.js'
 import type { Principal } from '../repositories/sessions.js'
 import { lockUser, markEmailVerified, type UserRow } from '../repositories/users.js'
+import type { LinkMailed } from '../schemas/email.js'
 import type { ServiceContext } from './context.js'
 import { applyEmailChange } from './email-change.js'
 import { assertMailEnabled, queueMail, spendAccountBudget } from './mail.js'
@@ -96,7 +97,10 @@ export async function verifyEmail(ctx: VerificationContext, token: string): Prom
  * Mails the signed-in user a new link (earlier ones die). 409 when the address is already verified;
  * spends the account's mail budget (429 when it is spent).
  */
-export async function resendVerification(ctx: VerificationContext, principal: Principal): Promise<void> {
+export async function resendVerification(
+  ctx: VerificationContext,
+  principal: Principal,
+): Promise<LinkMailed> {
   assertMailEnabled(ctx.config)
   const alreadyVerified = () => conflict('This email address is already verified.')
   if (principal.emailVerifiedAt) throw alreadyVerified()
@@ -110,4 +114,5 @@ export async function resendVerification(ctx: VerificationContext, principal: Pr
     return true
   })
   if (!sent) throw alreadyVerified()
+  return { expiresIn: ctx.config.EMAIL_VERIFICATION_TTL_SECONDS }
 }

@@ -41,6 +41,7 @@ t.test('register → the mailed link → verified; the link works once, an old o
   // A new link kills the old one: only the newest mail works.
   const resent = await user.inject({ method: 'POST', url: '/api/auth/verify-email/resend' })
   t.equal(resent.statusCode, 202)
+  t.same(resent.json(), { expiresIn: 86_400 })
   const mails = await waitForMails(smtp, emailOf(user.username), CONFIRM, 2)
   const [first, second] = mails.map((m) => linkToken(m))
   t.not(first, second)

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { clientKey } from '../../../../lib/client-key.js'
-import { NoContent, Problem, SIGNED_IN } from '../../../../schemas/common.js'
-import { verifyEmailBody } from '../../../../schemas/email.js'
+import { NoContent, Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
+import { LinkMailed, verifyEmailBody } from '../../../../schemas/email.js'
 import { resendVerification, verifyEmail } from '../../../../services/email-verification.js'
 import { OPAQUE_TOKEN_PATTERN } from '../../../../services/opaque-tokens.js'
 
@@ -71,7 +71,7 @@ const verification: FastifyPluginAsyncTypebox = async (app) => {
           `account's mail budget (MAIL_RATE_LIMIT_MAX per MAIL_RATE_LIMIT_WINDOW_MS) is spent. ${mailOff}`,
         security: SIGNED_IN,
         response: {
-          202: NoContent('A new link is on its way'),
+          202: ref(LinkMailed, { description: 'A new link is on its way' }),
           401: Problem,
           409: Problem,
           429: Problem,
@@ -80,8 +80,8 @@ const verification: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function resend(request, reply) {
-      await resendVerification(app.serviceContext(request), request.requirePrincipal())
-      return reply.code(202).send()
+      const sent = await resendVerification(app.serviceContext(request), request.requirePrincipal())
+      return reply.code(202).send(sent)
     },
   )
 }

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { clientKey } from '../../../../lib/client-key.js'
-import { NoContent, Problem, SIGNED_IN } from '../../../../schemas/common.js'
-import { EmailChangeBody } from '../../../../schemas/email.js'
+import { Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
+import { EmailChangeBody, LinkMailed } from '../../../../schemas/email.js'
 import { requestEmailChange } from '../../../../services/email-change.js'
 
 /** Your own account's email address (the prefix is /api/users/me). */
@@ -36,7 +36,7 @@ const me: FastifyPluginAsyncTypebox = async (app) => {
         security: SIGNED_IN,
         body: EmailChangeBody,
         response: {
-          202: NoContent('A confirmation link is on its way to the new address'),
+          202: ref(LinkMailed, { description: 'A confirmation link is on its way to the new address' }),
           400: Problem,
           401: Problem,
           429: Problem,
@@ -45,8 +45,10 @@ const me: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function changeEmail(request, reply) {
-      await requestEmailChange(app.serviceContext(request), request.requirePrincipal(), request.body.email)
-      return reply.code(202).send()
+      const ctx = app.serviceContext(request)
+      return reply
+        .code(202)
+        .send(await requestEmailChange(ctx, request.requirePrincipal(), request.body.email))
     },
   )
 }
