@@ -73,8 +73,9 @@ t.test('a registered email is answered exactly like a new one, and its owner is 
 
   const [mf, me] = [median(times.fresh), median(times.existing)]
   t.comment(`median ms: new ${mf.toFixed(1)}, registered ${me.toFixed(1)}`)
+  // Generous, as shared machines are noisy: a skipped hash (tens of milliseconds here) still fails it.
   const ratio = me / mf
-  t.ok(ratio > 0.5 && ratio < 2, `timing within noise (ratio ${ratio.toFixed(2)})`)
+  t.ok((ratio > 0.5 && ratio < 2) || Math.abs(me - mf) < 5, `timing within noise (ratio ${ratio.toFixed(2)})`)
 
   // The owner hears of it, once per attempt; no second account exists, nor a link for one.
   const told = await waitForMails(smtp, ownerEmail, /Someone tried to register/, 15)
