@@ -56,10 +56,12 @@ type Failure = { userId: string | null; reason: string }
 export async function verifyEmail(ctx: VerificationContext, token: string): Promise<void> {
   assertMailEnabled(ctx.config)
   let failure: Failure | undefined
+  let userId: string | null = null
   try {
     failure = await ctx.sql.begin(async (tx): Promise<Failure | undefined> => {
       const found = await lockLiveToken(tx, ctx.cipher, hashOpaqueToken(token))
       if (!found) return { userId: null, reason: 'unknown_or_expired' }
+      userId = found.userId
       if (found.purpose === 'password_reset') return { userId: found.userId, reason: 'wrong_purpose' }
       // Uses of mailed links per account, whatever addresses they come from (OWASP ASVS 5.0 6.3.1).
       await spendAccountBudget(ctx, 'token', found.userId)
@@ -82,6 +84,7 @@ export async function verifyEmail(ctx: VerificationContext, token: string): Prom
   } catch (error) {
     const e = error as { code?: string; constraint_name?: string }
     if (e.code !== UNIQUE_VIOLATION || e.constraint_name !== 'users_email_key') throw error
+    await ctx.audit('auth.email.verify_failed', userId, { reason: 'address_taken' })
     // Told only to whoever holds the link, that is who reads the new address's mail.
     throw conflict('That email address now belongs to another account.', 'conflict')
   }

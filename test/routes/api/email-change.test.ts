@@ -148,6 +148,9 @@ t.test('refusals: stale session, own address, signed out, a taken address at con
   const [mail] = await waitForMails(smtp, next, /Confirm your new email address/, 1)
   await register(app, uniqueName('first'), undefined, { email: next })
   expectProblem(t, await verify(app, linkToken(mail ?? { text: '' })), 409, `${P}conflict`)
+  const [failed] = await app.sql`select detail->>'reason' as reason from audit_events
+    where event = 'auth.email.verify_failed' and user_id = ${user.id}`
+  t.equal(failed?.reason, 'address_taken', 'audited on the account')
   t.equal((await user.inject('/api/users/me')).json().user.email, emailOf(user.username), 'unchanged')
 })
 
