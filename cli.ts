@@ -13,6 +13,7 @@ import {
   UsageError,
 } from './lib/cli-args.js'
 import { configOrExit } from './lib/config.js'
+import { MemoryCounterStore } from './lib/counter-store.js'
 import { createRoles, rolesFromUrls } from './lib/db-roles.js'
 import { transportProblem } from './lib/db-tls.js'
 import { displayPath, resolveDatabase } from './lib/embedded-postgres.js'
@@ -113,7 +114,9 @@ const commands: Record<string, Command<unknown>> = {
       return check('create-user', { ...values, password, role: values.role ?? 'user' })
     },
     async run({ sql, input, io, config }) {
-      const user = await createUser({ sql, config, ...operatorAudit(sql, config) }, input)
+      // Mail budgets count in this process only; the operator may be told that an email is taken.
+      const ctx = { sql, config, counters: new MemoryCounterStore(), ...operatorAudit(sql, config) }
+      const user = await createUser(ctx, input, { revealTakenEmail: true })
       io.stdout(`created ${user.role} ${user.username} (${user.id})`)
       return 0
     },

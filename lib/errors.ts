@@ -129,6 +129,15 @@ export const invalidMfaToken = () =>
 export const invalidMfaCode = (detail = 'The two-factor code is wrong or was already used.') =>
   new AppError(401, detail, { type: 'invalid-mfa-code' })
 
+/** An unknown, expired, used or wrong-purpose mailed token: all look the same (OWASP ASVS 5.0 6.3.8). */
+export const invalidEmailToken = () =>
+  new AppError(400, 'The link is invalid, expired or already used: ask for a new one.', {
+    type: 'invalid-email-token',
+  })
+
+/** REQUIRE_VERIFIED_EMAIL=true and the account's address is not confirmed yet; told only after a correct password. */
+export const emailNotVerified = (detail: string) => new AppError(403, detail, { type: 'email-not-verified' })
+
 /** Any refresh failure looks the same to the client. */
 export const invalidRefreshToken = () =>
   new AppError(401, 'The refresh token is invalid, expired or revoked.', { type: 'invalid-refresh-token' })

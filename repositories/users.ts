@@ -46,11 +46,9 @@ export function userOfPrincipal(cipher: FieldCipher, principal: Principal): User
   })
 }
 
-export async function insertUser(
-  db: Db,
-  cipher: FieldCipher,
-  user: { id: string; username: string; email: string; passwordHash: string; role: Role },
-): Promise<UserRow> {
+type NewUser = { id: string; username: string; email: string; passwordHash: string; role: Role }
+
+async function insertRow(db: Db, cipher: FieldCipher, user: NewUser, ifFree: boolean) {
   const email = normalizeEmail(user.email)
   const [row] = await db<UserRow[]>`
     insert into users (id, username, email, email_index, password_hash, role)
@@ -58,9 +56,73 @@ export async function insertUser(
       ${user.id}, ${user.username}, ${cipher.encrypt(email, emailAt(user.id))}, ${cipher.blindIndex(email)},
       ${user.passwordHash}, ${user.role}
     )
+    ${ifFree ? db`on conflict do nothing` : db``}
     returning id, username, email, role, disabled, created_at, email_verified_at
   `
-  return decrypted(cipher, row as UserRow)
+  return decrypted(cipher, row)
+}
+
+export async function insertUser(db: Db, cipher: FieldCipher, user: NewUser): Promise<UserRow> {
+  return (await insertRow(db, cipher, user, false)) as UserRow
+}
+
+/**
+ * Inserts the user unless the username or the email is taken: undefined then, with no error and no
+ * aborted transaction. The unique indexes decide, also between concurrent registrations.
+ */
+export function insertUserIfFree(db: Db, cipher: FieldCipher, user: NewUser): Promise<UserRow | undefined> {
+  return insertRow(db, cipher, user, true)
+}
+
+/** The accounts a registration collided with: the one holding the username (`sameUsername`) and/or the email. */
+export async function findRegistrationHolders(
+  db: Db,
+  cipher: FieldCipher,
+  wanted: { username: string; email: string },
+): Promise<(UserRow & { sameUsername: boolean })[]> {
+  const rows = await db<(UserRow & { sameUsername: boolean })[]>`
+    select id, username, email, role, disabled, created_at, email_verified_at,
+      lower(username collate "C") = lower(${wanted.username}::text collate "C") as same_username
+    from users
+    where lower(username collate "C") = lower(${wanted.username}::text collate "C")
+      or email_index = ${cipher.blindIndex(normalizeEmail(wanted.email))}
+  `
+  return rows.map((row) => decrypted(cipher, row))
+}
+
+export async function findUserByEmail(
+  db: Db,
+  cipher: FieldCipher,
+  email: string,
+): Promise<UserRow | undefined> {
+  const [row] = await db<UserRow[]>`
+    select id, username, email, role, disabled, created_at, email_verified_at from users
+    where email_index = ${cipher.blindIndex(normalizeEmail(email))}
+  `
+  return decrypted(cipher, row)
+}
+
+/** Marks the current address proved; an earlier proof keeps its time. */
+export async function markEmailVerified(db: Db, id: string): Promise<void> {
+  await db`
+    update users set email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+    where id = ${id}
+  `
+}
+
+/** Replaces the address (encrypted, with its blind index) with one just proved. Unique violation when taken. */
+export async function setVerifiedEmail(
+  db: Db,
+  cipher: FieldCipher,
+  id: string,
+  email: string,
+): Promise<void> {
+  const normalized = normalizeEmail(email)
+  await db`
+    update users set email = ${cipher.encrypt(normalized, emailAt(id))},
+      email_index = ${cipher.blindIndex(normalized)}, email_verified_at = now(), updated_at = now()
+    where id = ${id}
+  `
 }
 
 /**

@@ -10,6 +10,7 @@ import {
 } from './auth.js'
 import { Comment, CommentInput, CommentPage } from './comments.js'
 import { ProblemSchema, StatusOkSchema } from './common.js'
+import { LinkMailed } from './email.js'
 import { MfaStatus, RecoveryCodes, TotpEnrolment } from './mfa.js'
 import { Profile } from './users.js'
 
@@ -31,6 +32,7 @@ export const SHARED_SCHEMAS = [
   MfaStatus,
   TotpEnrolment,
   RecoveryCodes,
+  LinkMailed,
   Comment,
   CommentInput,
   CommentPage,

@@ -1,5 +1,11 @@
 import type { TransactionSql } from 'postgres'
-import { forbidden, invalidCredentials, invalidMfaCode, invalidMfaToken } from '../lib/errors.js'
+import {
+  emailNotVerified,
+  forbidden,
+  invalidCredentials,
+  invalidMfaCode,
+  invalidMfaToken,
+} from '../lib/errors.js'
 import * as mfa from '../repositories/mfa.js'
 import * as repo from '../repositories/sessions.js'
 import {
@@ -12,7 +18,9 @@ import {
 import type { AuthMethod, LoginBody, PublicUser } from '../schemas/auth.js'
 import type { MfaVerifyBody } from '../schemas/mfa.js'
 import type { ServiceContext } from './context.js'
+import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
+import { spendAccountBudget } from './mail.js'
 import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
@@ -23,7 +31,7 @@ import { toPublicUser } from './users.js'
 
 type SignInContext = Pick<
   ServiceContext,
-  'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher' | 'devices'
+  'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher' | 'devices' | 'counters'
 >
 
 /** A sign-in's second step lives 5 minutes and dies after 5 wrong codes (NIST SP 800-63B-4 §3.2.2). */
@@ -83,6 +91,22 @@ async function startSession(
 }
 
 /**
+ * REQUIRE_VERIFIED_EMAIL=true: an unverified account is refused only after its correct password, so
+ * the answer is no oracle (OWASP ASVS 5.0 6.3.8), and mailed a fresh link (within its mail budget),
+ * so a user whose link expired is not stuck.
+ */
+async function refuseUnverified(ctx: SignInContext, user: UserRow): Promise<never> {
+  const mail = await spendAccountBudget(ctx, 'mail', `verify:${user.id}`, true)
+  await ctx.sql.begin(async (tx) => {
+    if (mail) await sendVerification(ctx, tx, user)
+    await ctx.audit('auth.login.failure', user.id, { reason: 'email_not_verified' }, tx)
+  })
+  throw emailNotVerified(
+    'Confirm your email address first: a new confirmation link was sent to it. Follow it, then sign in again.',
+  )
+}
+
+/**
  * The password step. One answer for unknown users and wrong passwords, with a dummy hash compare
  * for the former (OWASP ASVS 6.3.8); a disabled account is told so only after a correct password.
  * An account with a second factor gets a single-use mfaToken instead of a session.
@@ -107,6 +131,7 @@ export async function login(ctx: SignInContext, body: LoginBody): Promise<Signed
     await ctx.audit('auth.login.failure', user.id, { reason: 'disabled' })
     throw forbidden('This account is disabled.', 'account-disabled')
   }
+  if (ctx.config.REQUIRE_VERIFIED_EMAIL && user.emailVerifiedAt === null) await refuseUnverified(ctx, user)
   // A legacy plain-bcrypt hash or another cost: rehashed now, while the password is at hand.
   let currentHash = user.passwordHash
   if (needsRehash(user.passwordHash, ctx.config.BCRYPT_COST)) {

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
+import { normalizeEmail } from '../lib/field-crypto.js'
 import { deleteChallenges } from '../repositories/mfa.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
+import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
+import { queueMail, spendAccountBudget } from './mail.js'
 import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 
@@ -26,33 +29,62 @@ export function toPublicUser(u: users.UserRow): PublicUser {
   }
 }
 
-const UNIQUE_VIOLATION = '23505'
+type RegisterContext = UsersContext & Pick<ServiceContext, 'counters'>
 
-/** The unique indexes decide between concurrent registrations: one 201, one 409. */
+export interface CreateUserOptions {
+  /**
+   * Answer 409 for an email that already has an account. Only for the operator's CLI, whose user
+   * may know; over HTTP that answer would tell anyone which addresses are registered.
+   */
+  revealTakenEmail?: boolean
+}
+
+/**
+ * Registers an account and mails its verification link. An email that already has an account is
+ * answered like a fresh registration, with a made-up user of the same shape, and its owner is told
+ * instead (OWASP ASVS 5.0 6.3.8); both paths write and read alike, so timing does not tell either.
+ * Usernames are public: a taken one is 409. The unique indexes decide between concurrent registrations.
+ */
 export async function createUser(
-  ctx: UsersContext,
+  ctx: RegisterContext,
   input: RegisterBody & { role?: Role },
+  options: CreateUserOptions = {},
 ): Promise<PublicUser> {
   await assertAcceptablePassword(ctx, input.password, input, 'body.password')
   const passwordHash = await hashPassword(input.password, ctx.config)
-  try {
-    const row = await ctx.sql.begin(async (tx) => {
-      const user = { id: randomUUID(), ...input, passwordHash, role: input.role ?? 'user' }
-      const inserted = await users.insertUser(tx, ctx.cipher, user)
+  const email = normalizeEmail(input.email)
+  const user = { id: randomUUID(), username: input.username, email, passwordHash, role: input.role ?? 'user' }
+  const outcome = await ctx.sql.begin(async (tx) => {
+    const inserted = await users.insertUserIfFree(tx, ctx.cipher, user)
+    if (inserted) {
+      // The first link counts against the account's verification mails, as a resend does.
+      if (await spendAccountBudget(ctx, 'mail', `verify:${inserted.id}`, true)) {
+        await sendVerification(ctx, tx, inserted)
+      }
       await ctx.audit('auth.register', inserted.id, { role: inserted.role }, tx)
       return inserted
-    })
-    return toPublicUser(row)
-  } catch (error) {
-    const e = error as { code?: string; constraint_name?: string }
-    if (e.code !== UNIQUE_VIOLATION) throw error
-    const field = e.constraint_name === 'users_email_key' ? 'email' : 'username'
+    }
+    const holders = await users.findRegistrationHolders(tx, ctx.cipher, user)
+    if (holders.some((h) => h.sameUsername)) return 'username' as const
+    if (options.revealTakenEmail) return 'email' as const
+    const owner = holders[0]
+    if (owner && (await spendAccountBudget(ctx, 'mail', `register:${owner.id}`, true))) {
+      const data = { username: owner.username }
+      await queueMail(ctx, tx, { template: 'registration-attempt', userId: owner.id, to: owner.email, data })
+    }
+    await ctx.audit('auth.register.existing_email', owner?.id ?? null, {}, tx)
+    return null
+  })
+  if (outcome === 'username' || outcome === 'email') {
     throw conflict(
-      field === 'email' ? 'That email is already registered.' : 'That username is taken.',
+      outcome === 'email' ? 'That email is already registered.' : 'That username is taken.',
       'conflict',
-      [{ path: `body.${field}`, message: 'is already in use' }],
+      [{ path: `body.${outcome}`, message: 'is already in use' }],
     )
   }
+  if (outcome) return toPublicUser(outcome)
+  const { id, username, role } = user
+  return { id, username, email, role, emailVerified: false, createdAt: new Date().toISOString() }
 }
 
 /** The signed-in user's account, from the row the principal check read with the session: no query. */

@@ -139,6 +139,15 @@ t.test(
       'create-user: That username is taken. body.username is already in use',
     ])
 
+    // The operator is told plainly; registration over HTTP answers 201 (test/routes/api/register-enumeration.test.ts).
+    const sameEmail = await run(
+      ['--username', 'root_two', '--email', 'ROOT@example.com'],
+      'Sturdy-Admin-Keeper-91\n',
+    )
+    t.equal(sameEmail.code, 1, 'an existing email is exit 1')
+    t.equal(sameEmail.err[1], 'create-user: That email is already registered. body.email is already in use')
+    t.equal((await sql`select count(*)::int as n from users`)[0]?.n, 1, 'and no second user')
+
     const weak = await run(['--username', 'second', '--email', 'second@example.com'], 'weak\n')
     t.equal(weak.code, 1)
     t.match(weak.err[1], /password must be at least 15 characters/)

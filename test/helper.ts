@@ -609,3 +609,20 @@ export function linkToken(mail: Pick<ReceivedMail, 'text'>): string {
   if (!match?.[1]) throw new Error(`no link with a token in: ${mail.text}`)
   return match[1]
 }
+
+/** Every mail to `to` whose subject matches, once there are at least `count` (the newest last). */
+export async function waitForMails(
+  smtp: Pick<TestSmtpServer, 'mails'>,
+  to: string,
+  subject: RegExp,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<ReceivedMail[]> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const found = smtp.mails.filter((m) => m.to.includes(to.toLowerCase()) && subject.test(m.subject))
+    if (found.length >= count) return found
+    if (Date.now() > until) throw new Error(`${found.length} of ${count} mails to ${to} matching ${subject}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

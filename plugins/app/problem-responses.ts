@@ -12,6 +12,7 @@ const MEANING: Record<string, string> = {
   404: 'No such resource',
   409: 'In conflict with the current state (a taken name, an enrolment already done)',
   429: 'Too many requests: wait for Retry-After',
+  501: 'This flow is off on this service: mail is disabled (MAIL_DISABLED=true, problem mail-disabled)',
   503: 'Temporarily unavailable (the database, load shedding, shutting down): retry after Retry-After',
   '4xx': 'A client error of another kind (413 body too large, 415 not JSON, 429 rate limited, ...)',
   '5xx': 'A server error (500) or temporary unavailability (503): retry after Retry-After',

@@ -96,7 +96,17 @@ t.test(
       url: '/api/auth/register',
       payload: { username: 'newuser', email: 'OLDUSER@example.com', password: TEST_PASSWORD },
     })
-    t.equal(reg.statusCode, 409, 'the migrated email is still unique through its blind index')
+    // Answered like a new address (issue 15: no enumeration); the blind index found the owner.
+    t.equal(reg.statusCode, 201)
+    const [owner] = await sql`
+      select a.user_id, (select count(*)::int from users where username = 'newuser') as created
+      from audit_events a where a.event = 'auth.register.existing_email'
+    `
+    t.same(
+      owner,
+      { user_id: user?.id, created: 0 },
+      'the migrated email is still unique through its blind index: its owner was found, no row made',
+    )
     // A TOTP secret is personal data like the rest: rotated with it, and still good afterwards.
     const mfaUser = await signUp(app, 'totprot')
     const { secret } = await enrolTotp(app, mfaUser)
@@ -130,7 +140,7 @@ t.test(
       url: '/api/auth/login',
       payload: { username: 'newuser@example.com', password: TEST_PASSWORD },
     })
-    t.equal(login.statusCode, 401, 'no such login (the 409 above created nothing)')
+    t.equal(login.statusCode, 401, 'no such login (the registration above created nothing)')
     const step = await rotated.inject({
       method: 'POST',
       url: '/api/auth/login',

@@ -50,7 +50,11 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'register',
         summary: 'Create an account',
         security: [],
-        description: 'The password rules are in the schema of `password`.',
+        description:
+          'The password rules are in the schema of `password`. A link to confirm the address is mailed ' +
+          'to it (POST /api/auth/verify-email). An address that already has an account gets the same ' +
+          '201, with a user of the same shape that was not created, and its owner a notice instead: the ' +
+          'answer never tells whether an address is registered. A taken username is 409 (usernames are public).',
         body: registerBody(app.config.PASSWORD_MIN_LENGTH),
         response: { 201: ref(UserEnvelope, { description: 'The account was created' }), ...problems },
       },
@@ -69,6 +73,10 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         operationId: 'login',
         summary: 'Sign in: access token in the body and cookies',
+        description:
+          'A wrong password and an unknown user get the same 401. With REQUIRE_VERIFIED_EMAIL=true, an ' +
+          'account whose address is not verified gets 403 `email-not-verified` after a correct password, ' +
+          'and a new confirmation link is mailed to it.',
         security: [],
         body: LoginBody,
         response: { 200: LoginResponse, ...problems },
