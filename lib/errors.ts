@@ -129,6 +129,10 @@ export const invalidMfaToken = () =>
 export const invalidMfaCode = (detail = 'The two-factor code is wrong or was already used.') =>
   new AppError(401, detail, { type: 'invalid-mfa-code' })
 
+/** A mailed link that is unknown, expired, already used or meant for another flow: all look the same. */
+export const invalidEmailToken = () =>
+  new AppError(400, 'The link is invalid, expired or already used.', { type: 'invalid-email-token' })
+
 /** Any refresh failure looks the same to the client. */
 export const invalidRefreshToken = () =>
   new AppError(401, 'The refresh token is invalid, expired or revoked.', { type: 'invalid-refresh-token' })

@@ -609,3 +609,57 @@ export function linkToken(mail: Pick<ReceivedMail, 'text'>): string {
   if (!match?.[1]) throw new Error(`no link with a token in: ${mail.text}`)
   return match[1]
 }
+
+// ---------------------------------------------------------------------------------------------
+// Password reset by mail.
+
+/** The subject of the mail that carries a reset link. */
+export const RESET_MAIL = /Reset your password/
+
+/** POST /api/auth/password/forgot for an address, whatever the answer. */
+export function forgotPassword(
+  app: App,
+  email: string,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<InjectResponse> {
+  return app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email }, ...options })
+}
+
+/** POST /api/auth/password/reset, whatever the answer. */
+export function resetPassword(
+  app: App,
+  body: { token: string; newPassword: string; code?: string },
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<InjectResponse> {
+  return app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: body, ...options })
+}
+
+/** The mail number `index` (0-based) to `to` whose subject matches, waiting up to `timeoutMs` for it. */
+export async function nthMail(
+  smtp: TestSmtpServer,
+  to: string,
+  subject: RegExp,
+  index: number,
+  timeoutMs = 10_000,
+): Promise<ReceivedMail> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const mail = smtp.mails.filter((m) => m.to.includes(to.toLowerCase()) && subject.test(m.subject))[index]
+    if (mail) return mail
+    if (Date.now() > until) throw new Error(`no mail #${index + 1} to ${to} matching ${subject}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Asks for a reset link for `email` (202 expected) and returns the token of the new mail. */
+export async function resetLinkToken(
+  app: App,
+  smtp: TestSmtpServer,
+  email: string,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<string> {
+  const before = smtp.mails.filter((m) => m.to.includes(email.toLowerCase()) && RESET_MAIL.test(m.subject))
+  const res = await forgotPassword(app, email, options)
+  if (res.statusCode !== 202) throw new Error(`forgot ${email}: ${res.statusCode} ${res.body}`)
+  return linkToken(await nthMail(smtp, email, RESET_MAIL, before.length))
+}
