@@ -365,18 +365,18 @@ export async function signUp(app: App, prefix = 'user', options: SignUpOptions =
   }
 }
 
-/** Resolves once some connection of the app's database waits on a row lock (a request parked mid-transaction). */
-export async function waitForLockWaiter(app: App, timeoutMs = 5000): Promise<void> {
+/** Resolves once `count` connections of the app's database wait on a row lock (requests parked mid-transaction). */
+export async function waitForLockWaiter(app: App, timeoutMs = 5000, count = 1): Promise<void> {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {
     const [row] = await app.sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity
       where datname = current_database() and wait_event_type = 'Lock'
     `
-    if ((row?.n ?? 0) > 0) return
+    if ((row?.n ?? 0) >= count) return
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-  throw new Error('no request came to wait on the lock')
+  throw new Error(`fewer than ${count} requests came to wait on the lock`)
 }
 
 // ---------------------------------------------------------------------------------------------

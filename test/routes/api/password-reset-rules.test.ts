@@ -7,6 +7,7 @@ import {
   enrolTotp,
   expectProblem,
   forgetUsedTotpSteps,
+  type InjectResponse,
   OTHER_PASSWORD,
   resetLinkToken,
   resetPassword,
@@ -15,6 +16,7 @@ import {
   TEST_PASSWORD,
   totpCode,
   verifyMfa,
+  waitForLockWaiter,
 } from '../../helper.js'
 
 /** The rules a reset link obeys: second factor, password policy, purpose, single use under a race. */
@@ -185,9 +187,14 @@ t.test('one link used twice at once: exactly one reset', async (t) => {
   const user = await signUp(app, 'race')
   const token = await resetLinkToken(app, smtp, emailOf(user))
   const passwords = [OTHER_PASSWORD, 'Amber-Falcon-Ridge-73']
-  const answers = await Promise.all(
-    passwords.map((newPassword) => resetPassword(app, { token, newPassword })),
-  )
+  let pending: Promise<InjectResponse[]> | undefined
+  // The test holds the user's row until both requests wait on it, so they truly overlap.
+  await app.sql.begin(async (tx) => {
+    await tx`select 1 from users where id = ${user.id} for update`
+    pending = Promise.all(passwords.map((newPassword) => resetPassword(app, { token, newPassword })))
+    await waitForLockWaiter(app, 5000, 2)
+  })
+  const answers = await (pending as Promise<InjectResponse[]>)
   t.same(answers.map((a) => a.statusCode).sort(), [204, 400], 'one 204, one 400')
   const winner = passwords[answers.findIndex((a) => a.statusCode === 204)] ?? ''
   const loser = passwords.find((p) => p !== winner) ?? ''
