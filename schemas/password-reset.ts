@@ -10,6 +10,19 @@ export const ForgotPasswordBody = Type.Object(
 )
 export type ForgotPasswordBody = Static<typeof ForgotPasswordBody>
 
+/** The one answer to every request for a link, whatever the address (OWASP ASVS 5.0 6.3.8). */
+export const RESET_REQUESTED = {
+  message: 'If an account has this address, a mail with a reset link is on its way to it.',
+} as const
+export const ResetRequested = Type.Object(
+  { message: Type.String() },
+  {
+    additionalProperties: false,
+    description: 'Accepted: the same answer whether or not an account has the address',
+    examples: [RESET_REQUESTED],
+  },
+)
+
 /** The token of a mailed link (after `#token=`): 32 bytes, base64url. */
 const MailedToken = Type.String({
   pattern: '^[A-Za-z0-9_-]{43}$',

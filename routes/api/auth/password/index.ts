@@ -2,7 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { clientKey } from '../../../../lib/client-key.js'
 import { NoContent, Problem } from '../../../../schemas/common.js'
-import { ForgotPasswordBody, resetPasswordBody } from '../../../../schemas/password-reset.js'
+import {
+  ForgotPasswordBody,
+  RESET_REQUESTED,
+  ResetRequested,
+  resetPasswordBody,
+} from '../../../../schemas/password-reset.js'
 import { assertMailEnabled } from '../../../../services/mail.js'
 import { requestPasswordReset, resetPassword } from '../../../../services/password-reset.js'
 
@@ -38,14 +43,14 @@ const password: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'forgotPassword',
         summary: 'Ask for a password-reset link by mail',
         description:
-          'Always 202 with an empty body, at once, whether or not the address has an account: the ' +
+          'Always 202 with the same small body, at once, whether or not the address has an account: the ' +
           'answer tells nothing about it. An enabled account with this address gets a mail with a ' +
           'single-use link (`#token=…`) valid for PASSWORD_RESET_TTL_SECONDS; asking again kills the ' +
           `earlier link. Limited per client address and, silently, per account. ${mailOff}`,
         security: [],
         body: ForgotPasswordBody,
         response: {
-          202: NoContent('Accepted: a mail goes out if the address belongs to an enabled account'),
+          202: ResetRequested,
           400: Problem,
           403: Problem,
           429: Problem,
@@ -60,7 +65,7 @@ const password: FastifyPluginAsyncTypebox = async (app) => {
       const ctx = { ...app.serviceContext(request), sql: app.sql }
       const { email } = request.body
       app.backgroundTasks.run('auth.password.reset_request', () => requestPasswordReset(ctx, email))
-      return reply.code(202).send()
+      return reply.code(202).send(RESET_REQUESTED)
     },
   )
 
