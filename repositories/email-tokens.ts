@@ -79,3 +79,19 @@ export async function failToken(tx: Db, id: string): Promise<number> {
 export async function deleteTokens(tx: Db, userId: string, purposes: TokenPurpose[]): Promise<void> {
   await tx`delete from email_tokens where user_id = ${userId} and purpose in ${tx(purposes)} and used_at is null`
 }
+
+/**
+ * The live token with this hash, read without a lock: who it belongs to, so a transaction can lock
+ * that user's row before the token (the house order: user, then what hangs off it).
+ */
+export async function findLiveToken(
+  db: Db,
+  hash: Buffer,
+  maxFailures = 5,
+): Promise<Pick<EmailToken, 'id' | 'userId' | 'purpose'> | undefined> {
+  const [row] = await db<Pick<EmailToken, 'id' | 'userId' | 'purpose'>[]>`
+    select id, user_id, purpose from email_tokens
+    where token_hash = ${hash} and used_at is null and expires_at > now() and failures < ${maxFailures}
+  `
+  return row
+}

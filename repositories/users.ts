@@ -160,6 +160,18 @@ export async function updatePasswordHash(db: Db, id: string, passwordHash: strin
 }
 
 /**
+ * Sets the password chosen through a reset link mailed to the account's address; following that
+ * link proved the mailbox as well, so an address not yet verified is verified now.
+ */
+export async function resetPasswordHash(db: Db, id: string, passwordHash: string): Promise<void> {
+  await db`
+    update users
+    set password_hash = ${passwordHash}, email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+    where id = ${id}
+  `
+}
+
+/**
  * Replaces the hash only while it is still the one that was verified: a password change that commits
  * first wins, and a sign-in's rehash of the old password can never undo it. True when replaced.
  */

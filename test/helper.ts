@@ -365,18 +365,18 @@ export async function signUp(app: App, prefix = 'user', options: SignUpOptions =
   }
 }
 
-/** Resolves once some connection of the app's database waits on a row lock (a request parked mid-transaction). */
-export async function waitForLockWaiter(app: App, timeoutMs = 5000): Promise<void> {
+/** Resolves once `count` connections of the app's database wait on a row lock (requests parked mid-transaction). */
+export async function waitForLockWaiter(app: App, timeoutMs = 5000, count = 1): Promise<void> {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {
     const [row] = await app.sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity
       where datname = current_database() and wait_event_type = 'Lock'
     `
-    if ((row?.n ?? 0) > 0) return
+    if ((row?.n ?? 0) >= count) return
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-  throw new Error('no request came to wait on the lock')
+  throw new Error(`fewer than ${count} requests came to wait on the lock`)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,4 +625,52 @@ export async function waitForMails(
     if (Date.now() > until) throw new Error(`${found.length} of ${count} mails to ${to} matching ${subject}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Password reset by mail.
+
+/** The subject of the mail that carries a reset link. */
+export const RESET_MAIL = /Reset your password/
+
+/** POST /api/auth/password/forgot for an address, whatever the answer. */
+export function forgotPassword(
+  app: App,
+  email: string,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<InjectResponse> {
+  return app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email }, ...options })
+}
+
+/** POST /api/auth/password/reset, whatever the answer. */
+export function resetPassword(
+  app: App,
+  body: { token: string; newPassword: string; code?: string },
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<InjectResponse> {
+  return app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: body, ...options })
+}
+
+/** The mail number `index` (0-based) to `to` whose subject matches, waiting up to `timeoutMs` for it. */
+export async function nthMail(
+  smtp: TestSmtpServer,
+  to: string,
+  subject: RegExp,
+  index: number,
+  timeoutMs = 10_000,
+): Promise<ReceivedMail> {
+  return (await waitForMails(smtp, to, subject, index + 1, timeoutMs))[index] as ReceivedMail
+}
+
+/** Asks for a reset link for `email` (202 expected) and returns the token of the new mail. */
+export async function resetLinkToken(
+  app: App,
+  smtp: TestSmtpServer,
+  email: string,
+  options: Pick<AuthRequestOptions, 'remoteAddress'> = {},
+): Promise<string> {
+  const before = smtp.mails.filter((m) => m.to.includes(email.toLowerCase()) && RESET_MAIL.test(m.subject))
+  const res = await forgotPassword(app, email, options)
+  if (res.statusCode !== 202) throw new Error(`forgot ${email}: ${res.statusCode} ${res.body}`)
+  return linkToken(await nthMail(smtp, email, RESET_MAIL, before.length))
 }
