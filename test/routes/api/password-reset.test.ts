@@ -238,7 +238,7 @@ t.test(
     expectProblem(t, await resetPassword(app, garbage, from), 429, `${P}rate-limited`)
     // The requests ran concurrently after their answers: the live link is not always the last mail.
     const live = await app.sql<{ tokenHash: Buffer }[]>`
-      select token_hash from email_tokens where user_id = ${user.id} and used_at is null
+      select token_hash from email_tokens where user_id = ${user.id} and purpose = 'password_reset' and used_at is null
     `
     t.equal(live.length, 1, 'one live link')
     const token = mails
