@@ -13,6 +13,7 @@ import type { AuthMethod, LoginBody, PublicUser } from '../schemas/auth.js'
 import type { MfaVerifyBody } from '../schemas/mfa.js'
 import type { ServiceContext } from './context.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
+import { noticeNewDevice } from './notices.js'
 import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
@@ -72,6 +73,7 @@ async function startSession(
     ...ctx.origin,
   })
   await ctx.audit('auth.login.success', user.id, { sessionId: session.id, amr: amr.join(' ') }, tx)
+  await noticeNewDevice(ctx, tx, user, session, how.deviceId)
   const principal = { userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
   return {
     ...accessFor(ctx, principal),

@@ -7,6 +7,7 @@ import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../sche
 import type { Profile } from '../schemas/users.js'
 import type { ServiceContext } from './context.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
+import { notify } from './notices.js'
 import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 
@@ -92,6 +93,8 @@ export async function changePassword(
       'password_changed',
     )
     await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length }, tx)
+    // The owner hears of it at their address, in case it was not them (OWASP ASVS 5.0 6.3.7).
+    await notify(ctx, tx, user, 'password-changed')
   })
 }
 
