@@ -12,6 +12,7 @@ import {
   TEST_PASSWORD,
   totpCode,
   verifyMfa,
+  waitUntil,
 } from '../../helper.js'
 
 /**
@@ -109,22 +110,13 @@ t.test('a recovery code used at sign-in or step-up mails the count left; a wrong
     payload: { password: TEST_PASSWORD, code: recoveryCodes[1] },
   })
   t.equal(stepUp.statusCode, 200)
-  await t.resolves(
-    () => waitFor(() => smtp.mails.filter((m) => /8 code\(s\) are left\./.test(m.text)).length === 1),
-    'the step-up tells the count left too',
+  await smtp.waitForMail(emailOf(user.username), /recovery code was used/)
+  await waitUntil('the step-up notice arrives', () =>
+    smtp.mails.some((m) => /8 code\(s\) are left\./.test(m.text)),
   )
   const notices = (await queued(app, user.id)).filter((tpl) => tpl === 'recovery-code-used')
   t.equal(notices.length, 2, 'one notice per code used')
 })
-
-/** Resolves once `check()` holds (polling), or rejects after 10 s. */
-async function waitFor(check: () => boolean | Promise<boolean>): Promise<void> {
-  const until = Date.now() + 10_000
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 t.test(
   'a sign-in from a new device mails time, address and user agent (escaped in HTML); not the first sign-in, not with the device cookie',
