@@ -563,6 +563,7 @@ export async function startSmtpServer(test: Test, options: SmtpServerOptions = {
   let held: Promise<void> = Promise.resolve()
   const server = new SMTPServer({
     authOptional: true,
+    disableReverseLookup: true,
     ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : { disabledCommands: ['STARTTLS'] }),
     logger: false,
     onRcptTo(_address, _session, callback) {

@@ -51,7 +51,13 @@ t.test(
     const token = 'tOkEn_that_must_never_be_stored_in_clear_0123456789'
     await app.sql.begin(async (tx) => {
       const payload = { username: 'resetter', token, expiresInSeconds: 1800 }
-      await insertMail(tx, app.cipher, { id, template: 'password-reset', userId: null, recipient: to, payload })
+      await insertMail(tx, app.cipher, {
+        id,
+        template: 'password-reset',
+        userId: null,
+        recipient: to,
+        payload,
+      })
       // Read in the queuing transaction, before any worker can see the row.
       const [row] = await tx<{ recipient: string; payload: string }[]>`
         select recipient, payload from outbox where id = ${id}
@@ -130,7 +136,10 @@ t.test(
     t.ok(delays.length >= 2, 'each failed attempt scheduled a retry')
     delays.forEach(({ delayMs }, i) => {
       const nominal = 40 * 2 ** i
-      t.ok(delayMs >= nominal * 0.8 && delayMs <= nominal * 1.2, `retry ${i + 1}: ${delayMs} ms ≈ ${nominal} ms`)
+      t.ok(
+        delayMs >= nominal * 0.8 && delayMs <= nominal * 1.2,
+        `retry ${i + 1}: ${delayMs} ms ≈ ${nominal} ms`,
+      )
     })
     const scraped = await scrapeMetrics(metrics)
     t.equal(scraped.value('bulwark_mail_deliveries_total', { outcome: 'sent' }), 1)
@@ -178,7 +187,13 @@ t.test('an expired lease is claimed again; a live lease is left to its holder', 
       [held, 'held@example.com'],
     ] as const) {
       const payload = { username: 'leased' }
-      await insertMail(tx, app.cipher, { id, template: 'password-changed', userId: null, recipient: to, payload })
+      await insertMail(tx, app.cipher, {
+        id,
+        template: 'password-changed',
+        userId: null,
+        recipient: to,
+        payload,
+      })
     }
     // One worker died mid-send a while ago; another is sending right now.
     await tx`update outbox set attempts = 1, claim_id = ${randomUUID()}, claimed_until = now() - interval '1 second' where id = ${expired}`
@@ -189,7 +204,10 @@ t.test('an expired lease is claimed again; a live lease is left to its holder', 
   await waitUntil('the expired row is settled', async () => Boolean((await outboxRow(app, expired))?.sentAt))
   t.equal((await outboxRow(app, expired))?.attempts, 2)
   await new Promise((resolve) => setTimeout(resolve, 300))
-  t.notOk(smtp.mails.some((m) => m.to.includes('held@example.com')), 'the live lease is not taken')
+  t.notOk(
+    smtp.mails.some((m) => m.to.includes('held@example.com')),
+    'the live lease is not taken',
+  )
   t.match(await outboxRow(app, held), { attempts: 1, sentAt: null })
 })
 
@@ -231,8 +249,16 @@ t.test('retryDelayMs doubles from the base, caps at an hour, and jitters within 
     [1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, mid)),
     [1000, 2000, 4000, 8000],
   )
-  t.equal(retryDelayMs(1, 1000, () => 0), 800, 'lowest jitter')
-  t.equal(retryDelayMs(1, 1000, () => 0.999_999), 1200, 'highest jitter')
+  t.equal(
+    retryDelayMs(1, 1000, () => 0),
+    800,
+    'lowest jitter',
+  )
+  t.equal(
+    retryDelayMs(1, 1000, () => 0.999_999),
+    1200,
+    'highest jitter',
+  )
   t.equal(retryDelayMs(30, 30_000, mid), 3_600_000, 'capped at an hour')
   const top = retryDelayMs(50, 30_000, () => 0.999_999)
   t.ok(top > 4_319_000 && top <= 4_320_000, `the cap jitters too, at most 1.2 h: ${top}`)
