@@ -566,9 +566,11 @@ export async function startSmtpServer(test: Test, options: SmtpServerOptions = {
     disableReverseLookup: true,
     ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : { disabledCommands: ['STARTTLS'] }),
     logger: false,
-    onRcptTo(_address, _session, callback) {
+    onRcptTo(address, _session, callback) {
       if (rejectStatus === null) return callback()
-      const error = Object.assign(new Error('refused by the test'), { responseCode: rejectStatus })
+      // Quoting the address, as real servers do (`<x@y>: Recipient address rejected`).
+      const message = `<${address.address}>: refused by the test`
+      const error = Object.assign(new Error(message), { responseCode: rejectStatus })
       return callback(error)
     },
     onData(stream, session, callback) {

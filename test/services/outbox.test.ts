@@ -114,6 +114,7 @@ t.test(
     await waitUntil('one more attempt failed', async () => ((await outboxRow(app, id))?.attempts ?? 0) > seen)
     const third = await outboxRow(app, id)
     t.equal(second?.lastError, 'EENVELOPE 450', 'the error code and SMTP status only')
+    t.notMatch(JSON.stringify(second), /later@example/, 'not the server’s message, which quotes the address')
     t.ok(
       (third?.nextAttemptAt.getTime() ?? 0) > (second?.nextAttemptAt.getTime() ?? 0),
       'the next attempt moves later',
