@@ -455,9 +455,10 @@ random 32 base64 >"$SECRETS/service/data_index_key"
 echo "$APP_URL" >"$SECRETS/service/database_url"
 echo "$REDIS_URL" >"$SECRETS/service/redis_url"
 random 32 base64 >"$SECRETS/service/password_pepper"
-# On this host, so plain smtp:// is allowed in production (no STARTTLS needed over loopback).
-echo "smtp://127.0.0.1:$SMTP_PORT" >"$SECRETS/service/smtp_url"
 cp "$SECRETS/service/"* "$SECRETS/job/"
+# The service's only: the jobs send no mail (MAIL_DISABLED=true), as in compose.yaml. On this host,
+# so plain smtp:// is allowed in production (STARTTLS is required only to a remote relay).
+echo "smtp://127.0.0.1:$SMTP_PORT" >"$SECRETS/service/smtp_url"
 echo "$OWNER_URL" >"$SECRETS/job/database_migration_url"
 chmod 0500 "$SECRETS/service" "$SECRETS/job"
 chmod 0400 "$SECRETS"/*/*
@@ -466,15 +467,13 @@ umask 022
 
 secret_env=(-e JWT_SECRET_FILE=/run/secrets/jwt_secret -e DATA_ENCRYPTION_KEYS_FILE=/run/secrets/data_encryption_keys
   -e DATA_INDEX_KEY_FILE=/run/secrets/data_index_key -e DATABASE_URL_FILE=/run/secrets/database_url
-  -e REDIS_URL_FILE=/run/secrets/redis_url -e PASSWORD_PEPPER_FILE=/run/secrets/password_pepper
-  -e SMTP_URL_FILE=/run/secrets/smtp_url -e PUBLIC_APP_URL=https://app.example.test
-  -e 'MAIL_FROM=Bulwark check <bulwark@example.test>')
+  -e REDIS_URL_FILE=/run/secrets/redis_url -e PASSWORD_PEPPER_FILE=/run/secrets/password_pepper)
 # As an orchestrator would run it: read-only root, only /tmp writable, uid 1000, no capabilities.
 # shellcheck disable=SC2054 # the commas are tmpfs mount options
 hardened=(--network host --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,nosuid,nodev,size=16m
   --user 1000:1000 --ipc=none --cap-drop=all --security-opt=no-new-privileges -e NODE_ENV=production)
 job=("${hardened[@]}" "${secret_env[@]}" -v "$SECRETS/job:/run/secrets:ro" --no-healthcheck
-  -e DATABASE_MIGRATION_URL_FILE=/run/secrets/database_migration_url)
+  -e DATABASE_MIGRATION_URL_FILE=/run/secrets/database_migration_url -e MAIL_DISABLED=true)
 
 # README "Database security": the CLI runs sql/roles.sql with an administrator URL read from stdin.
 ROLES_CREATED=true
@@ -496,7 +495,8 @@ PORT=$(node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.
 BASE_URL="http://127.0.0.1:$PORT"
 service=("${hardened[@]}" "${secret_env[@]}" -v "$SECRETS/service:/run/secrets:ro"
   -e HOST=127.0.0.1 -e "PORT=$PORT" -e MIGRATE_ON_START=false -e "RATE_LIMIT_KEY_PREFIX=$KEY_PREFIX"
-  --health-interval=disable)
+  -e SMTP_URL_FILE=/run/secrets/smtp_url -e PUBLIC_APP_URL=https://app.example.test
+  -e 'MAIL_FROM=Bulwark check <bulwark@example.test>' --health-interval=disable)
 # --health-interval=disable: no timer (podman would ask systemd); the check runs the image's HEALTHCHECK below.
 T_START=$(now_us)
 no_systemd podman run -d --name "$NAME" "${service[@]}" "$IMAGE" >/dev/null
