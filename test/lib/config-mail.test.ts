@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { loadConfig } from '../../lib/config.js'
 import { PRODUCTION_MAIL, TEST_DATA_KEYS, TEST_JWT_SECRET } from '../helper.js'
 
@@ -13,11 +13,12 @@ const PROD = {
   JWT_SECRET: TEST_JWT_SECRET,
   ...TEST_DATA_KEYS,
 }
-const refused = (env: Record<string, string>, message: RegExp) =>
+const refused = (t: Test, env: Record<string, string>, message: RegExp) =>
   t.throws(() => loadConfig(env), { name: 'ConfigError', message })
 
 t.test('production without SMTP_URL is a boot error, unless mail is disabled', async (t) => {
   refused(
+    t,
     { ...PROD, PUBLIC_APP_URL: 'https://app.example.com' },
     /^SMTP_URL is required when NODE_ENV=production \(or set MAIL_DISABLED=true\)$/,
   )
@@ -30,8 +31,9 @@ t.test('production without SMTP_URL is a boot error, unless mail is disabled', a
 
 t.test('production needs PUBLIC_APP_URL, over https unless it is this host', async (t) => {
   const smtp = { SMTP_URL: 'smtps://relay.example.com:465' }
-  refused({ ...PROD, ...smtp }, /^PUBLIC_APP_URL is required when NODE_ENV=production/)
+  refused(t, { ...PROD, ...smtp }, /^PUBLIC_APP_URL is required when NODE_ENV=production/)
   refused(
+    t,
     { ...PROD, ...smtp, PUBLIC_APP_URL: 'http://app.example.com' },
     /^PUBLIC_APP_URL is invalid: a non-loopback host needs https:\/\/ when NODE_ENV=production$/,
   )
@@ -47,14 +49,14 @@ t.test('production needs PUBLIC_APP_URL, over https unless it is this host', asy
 })
 
 t.test('links never carry a query or a fragment of their own; SMTP_URL is smtp or smtps', async (t) => {
-  refused({ PUBLIC_APP_URL: 'https://app.example.com/?next=x' }, /PUBLIC_APP_URL/)
-  refused({ PUBLIC_APP_URL: 'https://app.example.com/#x' }, /PUBLIC_APP_URL/)
-  refused({ SMTP_URL: 'http://relay.example.com' }, /SMTP_URL/)
-  refused({ SMTP_URL: 'smtp://' }, /SMTP_URL/)
+  refused(t, { PUBLIC_APP_URL: 'https://app.example.com/?next=x' }, /PUBLIC_APP_URL/)
+  refused(t, { PUBLIC_APP_URL: 'https://app.example.com/#x' }, /PUBLIC_APP_URL/)
+  refused(t, { SMTP_URL: 'http://relay.example.com' }, /SMTP_URL/)
+  refused(t, { SMTP_URL: 'smtp://' }, /SMTP_URL/)
 })
 
 t.test('REQUIRE_VERIFIED_EMAIL with MAIL_DISABLED is refused: nothing could verify an address', async (t) => {
-  refused({ REQUIRE_VERIFIED_EMAIL: 'true', MAIL_DISABLED: 'true' }, /^REQUIRE_VERIFIED_EMAIL is invalid/)
+  refused(t, { REQUIRE_VERIFIED_EMAIL: 'true', MAIL_DISABLED: 'true' }, /^REQUIRE_VERIFIED_EMAIL is invalid/)
   t.equal(loadConfig({ REQUIRE_VERIFIED_EMAIL: 'true' }).REQUIRE_VERIFIED_EMAIL, true)
 })
 
@@ -66,5 +68,5 @@ t.test('SMTP_URL (with its credentials) may come from SMTP_URL_FILE', async (t) 
   writeFileSync(file, `${url}\n`, { mode: 0o600 })
   const config = loadConfig({ ...PROD, SMTP_URL_FILE: file, PUBLIC_APP_URL: 'https://app.example.com' })
   t.equal(config.SMTP_URL, url)
-  refused({ SMTP_URL_FILE: file, SMTP_URL: url }, /SMTP_URL/)
+  refused(t, { SMTP_URL_FILE: file, SMTP_URL: url }, /SMTP_URL/)
 })
