@@ -108,11 +108,17 @@ t.test(
     const metrics = (await app.metrics?.listen()) ?? ''
     smtp.rejectRecipients(450)
     const id = await queue(app, 'later@example.com')
-    await waitUntil('two attempts failed', async () => ((await outboxRow(app, id))?.attempts ?? 0) >= 2)
-    const second = await outboxRow(app, id)
-    const seen = second?.attempts ?? 2
-    await waitUntil('one more attempt failed', async () => ((await outboxRow(app, id))?.attempts ?? 0) > seen)
-    const third = await outboxRow(app, id)
+    // A row is read between attempts only: a claim counts its attempt before the retry is scheduled.
+    const settledAfter = async (attempts: number) => {
+      let row: OutboxRow | undefined
+      await waitUntil(`attempt ${attempts} is settled`, async () => {
+        row = await outboxRow(app, id)
+        return (row?.attempts ?? 0) >= attempts && row?.claimedUntil === null
+      })
+      return row
+    }
+    const second = await settledAfter(2)
+    const third = await settledAfter((second?.attempts ?? 2) + 1)
     t.equal(second?.lastError, 'EENVELOPE 450', 'the error code and SMTP status only')
     t.notMatch(JSON.stringify(second), /later@example/, 'not the server’s message, which quotes the address')
     t.ok(
@@ -142,6 +148,10 @@ t.test(
         `retry ${i + 1}: ${delayMs} ms ≈ ${nominal} ms`,
       )
     })
+    // Counted as its audit record is written, just after the row is marked.
+    const sentCount = async () =>
+      (await scrapeMetrics(metrics)).value('bulwark_mail_deliveries_total', { outcome: 'sent' })
+    await waitUntil('the send is counted', async () => (await sentCount()) > 0)
     const scraped = await scrapeMetrics(metrics)
     t.equal(scraped.value('bulwark_mail_deliveries_total', { outcome: 'sent' }), 1)
     t.equal(scraped.value('bulwark_mail_deliveries_total', { outcome: 'retry' }), delays.length)
@@ -159,6 +169,9 @@ t.test('a permanent refusal (550) is given up after one attempt, and counted', a
   const row = await outboxRow(app, id)
   t.match(row, { attempts: 1, lastError: 'EENVELOPE 550', sentAt: null, recipient: null, payload: null })
   t.equal(smtp.mails.length, 0)
+  const failedCount = async () =>
+    (await scrapeMetrics(metrics)).value('bulwark_mail_deliveries_total', { outcome: 'failed' })
+  await waitUntil('the failure is counted', async () => (await failedCount()) > 0)
   const scraped = await scrapeMetrics(metrics)
   t.equal(scraped.value('bulwark_mail_deliveries_total', { outcome: 'failed' }), 1)
   t.equal(scraped.value('bulwark_mail_deliveries_total', { outcome: 'retry' }), 0)
@@ -235,7 +248,8 @@ t.test('a row locked by another claim is skipped, not waited for', async (t) => 
   t.teardown(release)
   await held
   const app = await build(t, { env: { ...smtp.env, DATABASE_LOCK_TIMEOUT_MS: '60000' } })
-  await smtp.waitForMail('free@example.com', undefined, 5000)
+  // Well within the minute a claim waiting for the lock would take.
+  await smtp.waitForMail('free@example.com', undefined, 15_000)
   t.equal((await outboxRow(app, locked))?.attempts, 0, 'the locked row was not taken')
   release()
   await holder
