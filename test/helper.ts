@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +14,7 @@ import { loadConfig } from '../lib/config.js'
 import { splitRoles } from '../lib/embedded-postgres.js'
 import { createLogger } from '../lib/logger.js'
 import { totpCode } from '../lib/totp.js'
+import { insertMail } from '../repositories/outbox.js'
 import type { PublicUser, SignedIn, UserEnvelope } from '../schemas/auth.js'
 import type { Problem } from '../schemas/common.js'
 import type { Config } from '../schemas/env.js'
@@ -639,6 +640,40 @@ export async function startSmtpServer(test: Test, options: SmtpServerOptions = {
       })
     },
   }
+}
+
+/** An outbox row as the worker leaves it (the address and payload encrypted, or NULL once settled). */
+export interface OutboxRow {
+  recipient: string | null
+  payload: string | null
+  attempts: number
+  nextAttemptAt: Date
+  claimedUntil: Date | null
+  lastError: string | null
+  sentAt: Date | null
+  failedAt: Date | null
+}
+
+export async function outboxRow(app: App, id: string): Promise<OutboxRow | undefined> {
+  const [row] = await app.sql<OutboxRow[]>`
+    select recipient, payload, attempts, next_attempt_at, claimed_until, last_error, sent_at, failed_at
+    from outbox where id = ${id}
+  `
+  return row
+}
+
+/** Queues a password-changed notice to `to` outside any request (as a change's transaction would); its outbox id. */
+export async function queueTestMail(app: App, to: string): Promise<string> {
+  const id = randomUUID()
+  const payload = { username: 'someone' }
+  await insertMail(app.sql, app.cipher, {
+    id,
+    template: 'password-changed',
+    userId: null,
+    recipient: to,
+    payload,
+  })
+  return id
 }
 
 /** The token in a mail's link: after `#token=` (never in a query string). */
