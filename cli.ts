@@ -131,7 +131,7 @@ const commands: Record<string, Command<unknown>> = {
       validator<SetRoleInput>(SetRoleInput)('set-role', values as Partial<SetRoleInput>),
     async run({ sql, input, io, config }) {
       const done = await setRoleByOperator(
-        { sql, ...operatorAudit(sql, config) },
+        { sql, config, ...operatorAudit(sql, config) },
         input.username,
         input.role,
       ).catch((error: unknown) => {

@@ -33,11 +33,13 @@ function fromDomain(from: string): string {
 
 /**
  * An SMTP answer that no retry will change: the server refused the envelope (sender or recipient)
- * with a 5xx. Connection, authentication and 4xx failures are retried.
+ * or the message itself with a 5xx (RFC 5321 §4.2.1). Connection, authentication and 4xx failures
+ * are retried.
  */
 export function isPermanentFailure(error: unknown): boolean {
   const e = error as { code?: string; responseCode?: number }
-  return e.code === 'EENVELOPE' && typeof e.responseCode === 'number' && e.responseCode >= 500
+  const refused = e.code === 'EENVELOPE' || e.code === 'EMESSAGE'
+  return refused && typeof e.responseCode === 'number' && e.responseCode >= 500
 }
 
 function message(config: Pick<Config, 'MAIL_FROM'>, mail: OutgoingMail) {

@@ -10,12 +10,13 @@ export interface OutcomeCounters {
   securityEvents: Counter<'event'>
   signIns: Counter<'outcome'>
   refreshes: Counter<'outcome'>
+  mailDeliveries: Counter<'outcome'>
 }
 
 /** Where a sign-in's password or code is checked: a throttled request there is a throttled sign-in. */
 const SIGN_IN_ROUTES = new Set(['/api/auth/login', '/api/auth/mfa/verify'])
 
-type Outcome = readonly [counter: 'signIns' | 'refreshes', outcome: string]
+type Outcome = readonly [counter: 'signIns' | 'refreshes' | 'mailDeliveries', outcome: string]
 
 /** The outcome an event stands for, if any. */
 function outcomeOf(event: string, detail: Readonly<Record<string, unknown>>): Outcome | null {
@@ -34,12 +35,19 @@ function outcomeOf(event: string, detail: Readonly<Record<string, unknown>>): Ou
       return ['refreshes', 'grace']
     case 'auth.refresh.reuse_detected':
       return ['refreshes', 'reuse_detected']
+    // The outbox worker's settlements (services/outbox.ts).
+    case 'mail.sent':
+      return ['mailDeliveries', 'sent']
+    case 'mail.retry_scheduled':
+      return ['mailDeliveries', 'retry']
+    case 'mail.failed':
+      return ['mailDeliveries', 'failed']
     default:
       return null
   }
 }
 
-/** Counts a security event, and the sign-in or refresh outcome it stands for. */
+/** Counts a security event, and the sign-in, refresh or mail outcome it stands for. */
 export function observeSecurityEvent(
   counters: OutcomeCounters,
   event: string,

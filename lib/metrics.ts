@@ -136,6 +136,12 @@ export function createMetrics(options: MetricsOptions) {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    mailDeliveries: new Counter({
+      name: 'bulwark_mail_deliveries_total',
+      help: 'Outbox send attempts by outcome: sent, retry (a temporary failure), failed (given up).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
   }
 
   const queryObserver: QueryObserver = () => {

@@ -100,6 +100,16 @@ export async function markFailed(
   `
 }
 
+/** Gives back the rows of a claim that were not tried (a worker stopping): due again at once. */
+export async function releaseClaim(db: Db, claimId: string): Promise<number> {
+  const rows = await db`
+    update outbox set claimed_until = null, attempts = attempts - 1
+    where claim_id = ${claimId} and claimed_until is not null and sent_at is null and failed_at is null
+    returning id
+  `
+  return rows.length
+}
+
 /** Settled rows older than the retention go. */
 export async function pruneSettled(db: Db, retentionDays: number): Promise<number> {
   const rows = await db`

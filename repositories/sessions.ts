@@ -146,6 +146,14 @@ export async function revokeSessions(
   return ids
 }
 
+/** Whether the user has a session besides `sessionId`, live or not: they have signed in before. */
+export async function hasOtherSession(db: Db, userId: string, sessionId: string): Promise<boolean> {
+  const [row] = await db<{ found: boolean }[]>`
+    select exists (select 1 from sessions where user_id = ${userId} and id <> ${sessionId}) as found
+  `
+  return row?.found === true
+}
+
 export interface SessionRow {
   id: string
   createdAt: Date

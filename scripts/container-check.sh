@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # npm run container:check — build the Dockerfile unchanged with podman and run the image the way
 # production does: least-privileged database roles, a one-shot migration job, the service with a
-# read-only root filesystem as uid 1000, secrets from files, Redis-shared rate limits; then drive
-# register → login → refresh → comment through it and stop it with SIGTERM.
+# read-only root filesystem as uid 1000, secrets from files, Redis-shared rate limits, mail through
+# an SMTP server named by SMTP_URL_FILE (a sink on this host); then drive register → login → refresh
+# → comment through it, see a sign-in from a new device mailed, and stop it with SIGTERM.
 #
 # No image registry is needed: when the pinned base image (the Dockerfile's FROM line) is not in
 # podman's storage, it is loaded from a cache archive or assembled as a local stand-in (Debian by
@@ -46,6 +47,7 @@ WORK=""
 DB_CREATED=false
 ROLES_CREATED=false
 REDIS_USED=false
+SMTP_PID=""
 BASE_HOW="-" SIZE_MB="-" BUILD_S="-" START_S="-" EXIT_CODE="-" STOP_S="-"
 PASSED=false
 
@@ -82,6 +84,7 @@ cleanup() {
   trap - EXIT INT TERM ERR
   step "cleanup"
   local c
+  if [ -n "$SMTP_PID" ]; then kill "$SMTP_PID" 2>/dev/null && note "stopped the SMTP sink"; fi
   for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep -E "^$NAME(-|$)"); do
     podman rm -f -t 0 "$c" >/dev/null 2>&1 && note "removed container $c"
   done
@@ -416,6 +419,29 @@ ADMIN_DB_URL=$(url_for "" "" "$DB")
 OWNER_URL=$(url_for "$OWNER_ROLE" "$(random 24 hex)" "$DB")
 APP_URL=$(url_for "$APP_ROLE" "$(random 24 hex)" "$DB")
 
+# Production sends mail (SMTP_URL or MAIL_DISABLED=true): to a sink on this host, an SMTP server
+# (smtp-server, a devDependency) that writes each message it accepts into $MAIL_DIR.
+MAIL_DIR="$WORK/mail"
+mkdir -p "$MAIL_DIR"
+node --input-type=module -e "
+  import { writeFileSync } from 'node:fs'
+  import { SMTPServer } from 'smtp-server'
+  let n = 0
+  const server = new SMTPServer({
+    authOptional: true, disableReverseLookup: true, disabledCommands: ['STARTTLS'], logger: false,
+    onData(stream, _session, done) {
+      const chunks = []
+      stream.on('data', (c) => chunks.push(c))
+      stream.on('end', () => { writeFileSync(process.argv[1] + '/' + ++n + '.eml', Buffer.concat(chunks)); done() })
+    },
+  })
+  server.listen(0, '127.0.0.1', () => console.log(server.server.address().port))" "$MAIL_DIR" >"$WORK/smtp-port" 2>"$WORK/smtp.log" &
+SMTP_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/smtp-port" ] && break; sleep 0.05; done
+SMTP_PORT=$(head -n 1 "$WORK/smtp-port")
+[ -n "$SMTP_PORT" ] || cannot "the SMTP sink did not start (npm ci first?): $(head -c 300 "$WORK/smtp.log")"
+note "SMTP sink on 127.0.0.1:$SMTP_PORT"
+
 # Secrets as files (NAME_FILE), mounted read-only; the service gets no migration (owner) URL.
 SECRETS="$WORK/secrets"
 # Only root may pass through the parent: the files inside belong to uid 1000 (the image's user), which
@@ -430,6 +456,9 @@ echo "$APP_URL" >"$SECRETS/service/database_url"
 echo "$REDIS_URL" >"$SECRETS/service/redis_url"
 random 32 base64 >"$SECRETS/service/password_pepper"
 cp "$SECRETS/service/"* "$SECRETS/job/"
+# The service's only: the jobs send no mail (MAIL_DISABLED=true), as in compose.yaml. On this host,
+# so plain smtp:// is allowed in production (STARTTLS is required only to a remote relay).
+echo "smtp://127.0.0.1:$SMTP_PORT" >"$SECRETS/service/smtp_url"
 echo "$OWNER_URL" >"$SECRETS/job/database_migration_url"
 chmod 0500 "$SECRETS/service" "$SECRETS/job"
 chmod 0400 "$SECRETS"/*/*
@@ -444,7 +473,7 @@ secret_env=(-e JWT_SECRET_FILE=/run/secrets/jwt_secret -e DATA_ENCRYPTION_KEYS_F
 hardened=(--network host --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,nosuid,nodev,size=16m
   --user 1000:1000 --ipc=none --cap-drop=all --security-opt=no-new-privileges -e NODE_ENV=production)
 job=("${hardened[@]}" "${secret_env[@]}" -v "$SECRETS/job:/run/secrets:ro" --no-healthcheck
-  -e DATABASE_MIGRATION_URL_FILE=/run/secrets/database_migration_url)
+  -e DATABASE_MIGRATION_URL_FILE=/run/secrets/database_migration_url -e MAIL_DISABLED=true)
 
 # README "Database security": the CLI runs sql/roles.sql with an administrator URL read from stdin.
 ROLES_CREATED=true
@@ -466,7 +495,8 @@ PORT=$(node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.
 BASE_URL="http://127.0.0.1:$PORT"
 service=("${hardened[@]}" "${secret_env[@]}" -v "$SECRETS/service:/run/secrets:ro"
   -e HOST=127.0.0.1 -e "PORT=$PORT" -e MIGRATE_ON_START=false -e "RATE_LIMIT_KEY_PREFIX=$KEY_PREFIX"
-  --health-interval=disable)
+  -e SMTP_URL_FILE=/run/secrets/smtp_url -e PUBLIC_APP_URL=https://app.example.test
+  -e 'MAIL_FROM=Bulwark check <bulwark@example.test>' --health-interval=disable)
 # --health-interval=disable: no timer (podman would ask systemd); the check runs the image's HEALTHCHECK below.
 T_START=$(now_us)
 no_systemd podman run -d --name "$NAME" "${service[@]}" "$IMAGE" >/dev/null
@@ -581,6 +611,19 @@ COMMENT_ID=$(jq -r .id "$WORK/body")
 status=$(call GET /api/comments "")
 [[ $COMMENT_ID =~ ^[0-9a-f-]{36}$ ]] || fail "comment id is not a UUID: $COMMENT_ID"
 expect "$status" 200 "[.items[].id] | index(\"$COMMENT_ID\") != null" "GET /api/comments"
+
+# curl keeps no cookie between calls, so this sign-in comes from a device the account has not seen.
+status=$(call POST /api/auth/login "{\"username\":\"$USER_NAME\",\"password\":\"$PASSWORD\"}")
+expect "$status" 200 '.tokenType == "Bearer"' "POST /api/auth/login again, without the device cookie"
+mailed=""
+for _ in $(seq 1 150); do
+  mailed=$(grep -l -i "^To: $USER_NAME@example.com" "$MAIL_DIR"/*.eml 2>/dev/null | xargs -r grep -l '^Subject: .*New sign-in' || true)
+  [ -n "$mailed" ] && break
+  sleep 0.1
+done
+[ -n "$mailed" ] || fail "no new-sign-in notice reached the SMTP sink within 15 s ($(ls "$MAIL_DIR" | wc -l) mails there)"
+grep -q '^Message-ID: <[0-9a-f-]\{36\}@example.test>' "$mailed" || fail "the notice's Message-ID is not its outbox id"
+note "mail: new-sign-in notice delivered through SMTP_URL_FILE ($(basename "$mailed"))"
 
 # Rate-limit counters live in Redis under this run's prefix (shared by replicas).
 keys=$(podman run --rm --network host --read-only --no-healthcheck --user node "$IMAGE" node --input-type=module -e "

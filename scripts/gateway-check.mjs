@@ -6,7 +6,9 @@
 //   b. refresh tokens rotate across replicas, and reuse of a consumed one revokes the session on both;
 //   c. the login and global rate limits are shared (Redis) and count the real client, not the gateway;
 //   d. the gateway's request id reaches the response and the log of the replica that served it;
-//   e. a rolling restart (SIGTERM, drain, restart, one replica at a time) under load loses no request.
+//   e. a rolling restart (SIGTERM, drain, restart, one replica at a time) under load loses no request;
+//   f. every mail the drill caused (new-sign-in notices) is sent once, by either replica's outbox
+//      worker, to an SMTP server this check runs (compose.yaml's smtp_url secret points there).
 // Clients, nginx and the replicas use distinct loopback addresses (nginx reaches the replicas from
 // 127.0.0.3 with `proxy_bind`; TRUST_PROXY=127.0.0.3/32), so "the real client" is observable.
 // Everything it starts or creates (processes, nginx, database, Redis keys) is removed at the end, also
@@ -126,8 +128,18 @@ const durationMs = (text) => {
   return ms
 }
 
+// The settings compose.yaml asks the operator for (it refuses to start without them).
+const COMPOSE_ENV = {
+  ...process.env,
+  PUBLIC_APP_URL: 'https://app.example.test',
+  MAIL_FROM: 'Bulwark gateway check <bulwark@example.test>',
+}
+
 function loadCompose() {
-  const validated = spawnSync('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], { encoding: 'utf8' })
+  const validated = spawnSync('docker-compose', ['-f', 'compose.yaml', 'config', '-q'], {
+    encoding: 'utf8',
+    env: COMPOSE_ENV,
+  })
   const version = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' }).stdout.trim()
   check(
     `compose: docker-compose ${version} accepts compose.yaml (config -q)`,
@@ -136,7 +148,10 @@ function loadCompose() {
   )
   if (validated.status !== 0) throw new CannotRun('compose.yaml is invalid')
   // The model as Compose resolves it (anchors and merges applied), read with the YAML parser Compose uses.
-  const resolved = execFileSync('docker-compose', ['-f', 'compose.yaml', 'config'], { encoding: 'utf8' })
+  const resolved = execFileSync('docker-compose', ['-f', 'compose.yaml', 'config'], {
+    encoding: 'utf8',
+    env: COMPOSE_ENV,
+  })
   const json = execFileSync(
     'python3',
     ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'],
@@ -490,6 +505,7 @@ async function startNginx(listenPort, upstreamPorts) {
 let adminSql = null
 let database = null
 let redis = null
+let smtpSink = null
 let cleaned = false
 
 async function cleanup() {
@@ -498,6 +514,7 @@ async function cleanup() {
   // Throwaway secrets, but secrets: never left behind, even when the logs are kept.
   rmSync(join(work, 'secrets'), { recursive: true, force: true })
   for (const child of [...children]) await endChild(child, 'SIGTERM', 15_000).catch(() => {})
+  if (smtpSink) await new Promise((resolve) => smtpSink.close(resolve))
   if (database && adminSql) {
     await adminSql
       .unsafe(`drop database if exists ${database} with (force)`)
@@ -593,6 +610,27 @@ async function main() {
     throw new CannotRun(`Redis at ${REDIS_URL} is not reachable: ${(redisError ?? e).message}`)
   }
 
+  // Mail: an SMTP server on this machine (smtp-server, a devDependency) that keeps what it is sent.
+  const { SMTPServer } = await import('smtp-server')
+  const received = []
+  smtpSink = new SMTPServer({
+    authOptional: true,
+    disableReverseLookup: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, done) {
+      let raw = ''
+      stream.on('data', (chunk) => {
+        raw += chunk
+      })
+      stream.on('end', () => {
+        received.push(raw)
+        done()
+      })
+    },
+  })
+  await new Promise((resolve) => smtpSink.listen(0, '127.0.0.1', resolve))
+
   // The secrets as files, read through the *_FILE variables compose.yaml sets.
   const secretsDir = join(work, 'secrets')
   execFileSync('mkdir', ['-m', '700', '-p', secretsDir])
@@ -605,6 +643,8 @@ async function main() {
     data_encryption_keys: `g1:${randomBytes(32).toString('base64')}`,
     data_index_key: randomBytes(32).toString('base64'),
     password_pepper: randomBytes(32).toString('base64'),
+    // On this host: plain smtp:// is allowed in production over loopback.
+    smtp_url: `smtp://127.0.0.1:${smtpSink.server.address().port}`,
   }
   for (const [name, value] of Object.entries(secrets))
     writeFileSync(join(secretsDir, name), `${value}\n`, { mode: 0o600 })
@@ -1010,6 +1050,29 @@ async function main() {
     notes.push(`gateway retries (upstream tried → status): ${sample.join('; ')}`)
   }
   for (const r of replicas) if (r.unexpected) check(r.unexpected, false)
+
+  // --- f. mail: what the drill queued, each row sent once by one of the two workers --------------
+  const appSql = postgres(roles.DATABASE_URL, { max: 1, onnotice: () => {} })
+  try {
+    const unsent = async () =>
+      (await appSql`select count(*)::int as n from outbox where sent_at is null and failed_at is null`)[0].n
+    await until('the outbox is empty', 30_000, async () => (await unsent()) === 0)
+    const rows = await appSql`select id::text, template, sent_at is not null as sent from outbox`
+    const messageIds = received.map((raw) => /^Message-ID: <([0-9a-f-]{36})@/im.exec(raw)?.[1])
+    const sentIds = rows.filter((r) => r.sent).map((r) => r.id)
+    const templates = [...new Set(rows.map((r) => r.template))].join(', ')
+    check(
+      `f. mail: each of the ${rows.length} mails the drill queued (${templates}) was sent once, by either replica, across the rolling restart`,
+      rows.length > 0 &&
+        sentIds.length === rows.length &&
+        messageIds.length === rows.length &&
+        new Set(messageIds).size === rows.length &&
+        sentIds.every((id) => messageIds.includes(id)),
+      `${received.length} received by the SMTP server for ${rows.length} outbox rows (${sentIds.length} sent)`,
+    )
+  } finally {
+    await appSql.end({ timeout: 5 })
+  }
 
   const finalExits = await Promise.all(replicas.map((r) => r.terminate(DRAIN_DELAY_MS + 15_000)))
   check(

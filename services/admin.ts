@@ -7,10 +7,11 @@ import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
 import type { Role } from '../schemas/auth.js'
 import type { ServiceContext } from './context.js'
+import { notify } from './notices.js'
 
 /** Admin rules: listing users, changing roles and status, reading the audit log. */
 
-type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit' | 'cipher'>
+type AdminContext = Pick<ServiceContext, 'sql' | 'cursors' | 'audit' | 'cipher' | 'config'>
 
 const toAdminUser = (u: users.UserRow): AdminUser => ({
   id: u.id,
@@ -51,7 +52,7 @@ export async function updateUser(ctx: AdminContext, actorId: string, id: string,
  * with no acting admin (null): whoever runs the CLI already holds the database's credentials.
  */
 export async function setRoleByOperator(
-  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher'>,
+  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher' | 'config'>,
   username: string,
   role: Role,
 ): Promise<{ user: AdminUser; previousRole: Role }> {
@@ -62,7 +63,7 @@ export async function setRoleByOperator(
 }
 
 async function changeUser(
-  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher'>,
+  ctx: Pick<AdminContext, 'sql' | 'audit' | 'cipher' | 'config'>,
   actorId: string | null,
   id: string,
   patch: AdminUserPatch,
@@ -81,8 +82,10 @@ async function changeUser(
     }
     if (next.role === before.role && next.disabled === before.disabled) return before
     const after = await users.updateRoleAndStatus(tx, ctx.cipher, id, next)
-    await revokeSessions(tx, { userId: id }, 'admin_change')
+    const revoked = await revokeSessions(tx, { userId: id }, 'admin_change')
     await deleteChallenges(tx, id)
+    // Told only when it signed someone out: that is what the user notices and may not have expected.
+    if (revoked.length > 0) await notify(ctx, tx, after, 'sessions-revoked', { disabled: after.disabled })
     // Audited in the same transaction: the change and its record commit together.
     if (after.role !== before.role) {
       const detail = { targetUserId: id, from: before.role, to: after.role }

@@ -28,7 +28,7 @@ export interface MailData {
   'mfa-disabled': Named
   'recovery-code-used': Named & { left: number }
   'new-sign-in': Named & { at: string; ip: string | null; userAgent: string | null }
-  'sessions-revoked': Named
+  'sessions-revoked': Named & { disabled: boolean }
 }
 export type MailTemplate = keyof MailData
 
@@ -72,7 +72,14 @@ function compose(
 ): { subject: string; parts: Part[] } {
   const d = data as MailData[MailTemplate] &
     Partial<
-      Linked & { newEmail: string; left: number; at: string; ip: string | null; userAgent: string | null }
+      Linked & {
+        newEmail: string
+        left: number
+        at: string
+        ip: string | null
+        userAgent: string | null
+        disabled: boolean
+      }
     >
   const linked = (path: string, label: string): Part[] => [
     { link: appLink(config, path, d.token ?? ''), label },
@@ -165,7 +172,10 @@ function compose(
     case 'recovery-code-used':
       return {
         subject: 'A recovery code was used',
-        parts: [`A recovery code was used to sign in to your account. ${d.left} code(s) are left.`, NOT_YOU],
+        parts: [
+          `A recovery code of your account was used (to sign in, to confirm a sensitive action, or to reset the password). ${d.left} code(s) are left${d.left === 0 ? ': create new ones now' : ''}.`,
+          NOT_YOU,
+        ],
       }
     case 'new-sign-in':
       return {
@@ -180,11 +190,16 @@ function compose(
       }
     case 'sessions-revoked':
       return {
-        subject: 'You were signed out',
-        parts: [
-          'An administrator signed out every session of your account.',
-          'Sign in again to continue. If you did not expect this, contact your administrator.',
-        ],
+        subject: d.disabled ? 'Your account was disabled' : 'You were signed out',
+        parts: d.disabled
+          ? [
+              'An administrator disabled your account and signed out every session of it.',
+              'If you did not expect this, contact your administrator.',
+            ]
+          : [
+              'An administrator changed the role of your account, which signed out every session of it.',
+              'Sign in again to continue. If you did not expect this, contact your administrator.',
+            ],
       }
   }
 }

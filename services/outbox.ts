@@ -5,7 +5,7 @@ import type { FieldCipher } from '../lib/field-crypto.js'
 import { isPermanentFailure, type MailTransport } from '../lib/mail-transport.js'
 import * as outbox from '../repositories/outbox.js'
 import type { Config } from '../schemas/env.js'
-import type { Audit } from './audit.js'
+import type { Audit, AuditDetail } from './audit.js'
 import { type MailData, type MailTemplate, renderMail } from './mail-templates.js'
 
 /**
@@ -68,33 +68,38 @@ export function startOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 
   async function settle(mail: outbox.ClaimedMail): Promise<void> {
     const detail = { template: mail.template, outboxId: mail.id, attempts: mail.attempts }
+    let sent: { file?: string }
     try {
       const rendered = renderMail(
         mail.template as MailTemplate,
         mail.payload as unknown as MailData[MailTemplate],
         config,
       )
-      const { file } = await transport.send({
-        id: mail.id,
-        template: mail.template,
-        to: mail.recipient,
-        ...rendered,
-      })
-      if (!(await outbox.markSent(sql, mail))) return
-      if (file) log.info({ event: 'mail.written', file, template: mail.template }, `mail written to ${file}`)
-      await audit('mail.sent', mail.userId, detail)
+      sent = await transport.send({ id: mail.id, template: mail.template, to: mail.recipient, ...rendered })
     } catch (error) {
-      const summary = errorSummary(error)
-      const final = isPermanentFailure(error) || mail.attempts >= config.MAIL_MAX_ATTEMPTS
-      log.warn({ event: 'mail.send_failed', ...detail, error: summary, final }, 'mail not sent')
-      if (final) {
-        await outbox.markFailed(sql, mail, summary)
-        await audit('mail.failed', mail.userId, { ...detail, error: summary })
-      } else {
-        const delayMs = retryDelayMs(mail.attempts, config.MAIL_RETRY_BASE_MS)
-        await outbox.markRetry(sql, mail, delayMs, summary)
-        await audit('mail.retry_scheduled', mail.userId, { ...detail, error: summary, delayMs })
-      }
+      await failed(mail, detail, error)
+      return
+    }
+    // The server has the mail: a database error from here on is no failed send, so it is thrown (the
+    // round ends) and the row is sent again once its lease ends: at least once, never given up.
+    if (!(await outbox.markSent(sql, mail))) return
+    const { file } = sent
+    if (file) log.info({ event: 'mail.written', file, template: mail.template }, `mail written to ${file}`)
+    await audit('mail.sent', mail.userId, detail)
+  }
+
+  /** A send that failed: given up (a permanent refusal, or the last attempt), or tried again later. */
+  async function failed(mail: outbox.ClaimedMail, detail: AuditDetail, error: unknown): Promise<void> {
+    const summary = errorSummary(error)
+    const final = isPermanentFailure(error) || mail.attempts >= config.MAIL_MAX_ATTEMPTS
+    log.warn({ event: 'mail.send_failed', ...detail, error: summary, final }, 'mail not sent')
+    if (final) {
+      await outbox.markFailed(sql, mail, summary)
+      await audit('mail.failed', mail.userId, { ...detail, error: summary })
+    } else {
+      const delayMs = retryDelayMs(mail.attempts, config.MAIL_RETRY_BASE_MS)
+      await outbox.markRetry(sql, mail, delayMs, summary)
+      await audit('mail.retry_scheduled', mail.userId, { ...detail, error: summary, delayMs })
     }
   }
 
@@ -103,15 +108,15 @@ export function startOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       lastPrune = Date.now()
       await outbox.pruneSettled(sql, RETENTION_DAYS)
     }
-    const claimed = await outbox.claimDue(sql, cipher, {
-      claimId: randomUUID(),
-      limit: BATCH,
-      leaseSeconds: LEASE_SECONDS,
-    })
+    const claimId = randomUUID()
+    const claimed = await outbox.claimDue(sql, cipher, { claimId, limit: BATCH, leaseSeconds: LEASE_SECONDS })
     for (const mail of claimed) {
-      if (stopped) break // unsent claims come back when their lease ends
+      if (stopped) break
       await settle(mail)
     }
+    // Stopping (a deploy, a scale-down): what this round claimed and did not try is free again now,
+    // for the next replica, instead of after the lease.
+    if (stopped && claimed.length > 0) await outbox.releaseClaim(sql, claimId)
     return claimed.length
   }
 

@@ -3,10 +3,11 @@ import { conflict, invalidMfaCode, notFound } from '../lib/errors.js'
 import { matchTotp, newTotpSecret, qrSvgDataUrl, randomBase32, TOTP_CODE, totpUri } from '../lib/totp.js'
 import * as mfa from '../repositories/mfa.js'
 import { dropSecondFactor, revokeSessions, setSessionAmr } from '../repositories/sessions.js'
-import { lockUser } from '../repositories/users.js'
+import { findUserById, lockUser } from '../repositories/users.js'
 import type { AuthMethod } from '../schemas/auth.js'
 import type { MfaStatus, TotpEnrolment } from '../schemas/mfa.js'
 import type { ServiceContext } from './context.js'
+import { notify } from './notices.js'
 import { hashOpaqueToken } from './opaque-tokens.js'
 
 /** Second-factor rules: TOTP enrolment and removal, recovery codes, and checking a code (RFC 6238; ASVS 6.5, 6.6). */
@@ -82,7 +83,8 @@ export async function confirmTotpEnrolment(ctx: MfaContext, actor: Actor, code: 
   }
   const { codes, hashes } = newRecoveryCodes()
   const confirmed = await ctx.sql.begin(async (tx) => {
-    await lockUser(tx, ctx.cipher, actor.userId)
+    const user = await lockUser(tx, ctx.cipher, actor.userId)
+    if (!user) return false
     if (!(await mfa.confirmTotp(tx, actor.userId, pending.id, step, ENROLMENT_MAX_AGE_SECONDS))) return false
     await mfa.replaceRecoveryCodes(tx, actor.userId, hashes)
     await setSessionAmr(tx, actor.sessionId, ['pwd', 'otp', 'mfa'])
@@ -90,6 +92,8 @@ export async function confirmTotpEnrolment(ctx: MfaContext, actor: Actor, code: 
     const revoked = await revokeSessions(tx, others, 'mfa_enrolled')
     const detail = { sessionId: actor.sessionId, sessionsRevoked: revoked.length }
     await ctx.audit('auth.mfa.totp_enrolled', actor.userId, detail, tx)
+    // A change of factor is told to the owner's address (OWASP ASVS 5.0 6.3.7).
+    await notify(ctx, tx, user, 'mfa-enabled')
     return true
   })
   if (!confirmed)
@@ -105,15 +109,16 @@ export async function confirmTotpEnrolment(ctx: MfaContext, actor: Actor, code: 
 export async function removeTotp(ctx: MfaContext, actor: Actor): Promise<void> {
   const removed = await ctx.sql.begin(async (tx) => {
     // The user row first: the order every sign-in step takes (user, then challenge, then factor).
-    await lockUser(tx, ctx.cipher, actor.userId)
+    const user = await lockUser(tx, ctx.cipher, actor.userId)
     const existed = await mfa.deleteSecondFactors(tx, actor.userId)
-    if (!existed) return false
+    if (!user || !existed) return false
     await mfa.deleteChallenges(tx, actor.userId)
     await dropSecondFactor(tx, actor.userId)
     const others = { userId: actor.userId, exceptSessionId: actor.sessionId }
     const revoked = await revokeSessions(tx, others, 'mfa_removed')
     const detail = { sessionId: actor.sessionId, sessionsRevoked: revoked.length }
     await ctx.audit('auth.mfa.totp_removed', actor.userId, detail, tx)
+    await notify(ctx, tx, user, 'mfa-disabled')
     return true
   })
   if (!removed) throw notFound()
@@ -159,5 +164,9 @@ export async function checkSecondFactor(
   const left = await mfa.useRecoveryCode(db, userId, hashOpaqueToken(typed))
   if (left === null) return { ok: false, reason: 'wrong' }
   await ctx.audit('auth.mfa.recovery_code_used', userId, { left }, db)
+  // Told in the caller's transaction, so sign-in, step-up and reset all notify, and only if they
+  // commit (OWASP ASVS 5.0 6.3.7). Read here: recovery codes are rare, sign-ins with TOTP are not.
+  const user = await findUserById(db, ctx.cipher, userId)
+  if (user) await notify(ctx, db, user, 'recovery-code-used', { left })
   return { ok: true, method: 'recovery' }
 }

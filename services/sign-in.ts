@@ -21,6 +21,7 @@ import type { ServiceContext } from './context.js'
 import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
 import { spendAccountBudget } from './mail.js'
+import { noticeNewDevice } from './notices.js'
 import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
@@ -80,6 +81,7 @@ async function startSession(
     ...ctx.origin,
   })
   await ctx.audit('auth.login.success', user.id, { sessionId: session.id, amr: amr.join(' ') }, tx)
+  await noticeNewDevice(ctx, tx, user, session, how.deviceId)
   const principal = { userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
   return {
     ...accessFor(ctx, principal),

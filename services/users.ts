@@ -10,6 +10,7 @@ import type { ServiceContext } from './context.js'
 import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
 import { queueMail, spendAccountBudget } from './mail.js'
+import { notify } from './notices.js'
 import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 
@@ -124,6 +125,8 @@ export async function changePassword(
       'password_changed',
     )
     await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length }, tx)
+    // The owner hears of it at their address, in case it was not them (OWASP ASVS 5.0 6.3.7).
+    await notify(ctx, tx, user, 'password-changed')
   })
 }
 

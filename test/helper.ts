@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +14,7 @@ import { loadConfig } from '../lib/config.js'
 import { splitRoles } from '../lib/embedded-postgres.js'
 import { createLogger } from '../lib/logger.js'
 import { totpCode } from '../lib/totp.js'
+import { insertMail } from '../repositories/outbox.js'
 import type { PublicUser, SignedIn, UserEnvelope } from '../schemas/auth.js'
 import type { Problem } from '../schemas/common.js'
 import type { Config } from '../schemas/env.js'
@@ -365,6 +366,19 @@ export async function signUp(app: App, prefix = 'user', options: SignUpOptions =
   }
 }
 
+/** Resolves once `check()` holds, polling every 20 ms; throws `what` after `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 /** Resolves once `count` connections of the app's database wait on a row lock (requests parked mid-transaction). */
 export async function waitForLockWaiter(app: App, timeoutMs = 5000, count = 1): Promise<void> {
   const until = Date.now() + timeoutMs
@@ -517,6 +531,8 @@ export interface ReceivedMail {
   html: string
   messageId: string
   raw: string
+  /** The connection was TLS (upgraded with STARTTLS) when the mail came. */
+  secure: boolean
 }
 
 export interface TestSmtpServer {
@@ -527,28 +543,42 @@ export interface TestSmtpServer {
   waitForMail(to: string, subject?: RegExp, timeoutMs?: number): Promise<ReceivedMail>
   /** Refuse RCPT TO with this SMTP status (e.g. 450 for a retry, 550 for a permanent refusal); null accepts. */
   rejectRecipients(status: number | null): void
+  /** Holds every message's DATA unanswered until the function it returns is called (a slow server). */
+  hold(): () => void
+}
+
+export interface SmtpServerOptions {
+  /** Offer STARTTLS with this certificate and key (PEM): off by default, so the client sends in the clear. */
+  tls?: { cert: string; key: string }
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string
 }
 
 /** Starts an SMTP server (the smtp-server package) on 127.0.0.1, closed when the test ends. */
-export async function startSmtpServer(test: Test): Promise<TestSmtpServer> {
+export async function startSmtpServer(test: Test, options: SmtpServerOptions = {}): Promise<TestSmtpServer> {
   const { SMTPServer } = await import('smtp-server')
   const { simpleParser } = await import('mailparser')
   const mails: ReceivedMail[] = []
   const waiters = new Set<() => void>()
   let rejectStatus: number | null = null
+  let held: Promise<void> = Promise.resolve()
   const server = new SMTPServer({
     authOptional: true,
-    disabledCommands: ['STARTTLS'],
+    disableReverseLookup: true,
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : { disabledCommands: ['STARTTLS'] }),
     logger: false,
-    onRcptTo(_address, _session, callback) {
+    onRcptTo(address, _session, callback) {
       if (rejectStatus === null) return callback()
-      const error = Object.assign(new Error('refused by the test'), { responseCode: rejectStatus })
+      // Quoting the address, as real servers do (`<x@y>: Recipient address rejected`).
+      const message = `<${address.address}>: refused by the test`
+      const error = Object.assign(new Error(message), { responseCode: rejectStatus })
       return callback(error)
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.on('end', () => {
+      stream.on('end', async () => {
+        await held
         const raw = Buffer.concat(chunks).toString('utf8')
         simpleParser(raw).then(
           (parsed) => {
@@ -559,6 +589,7 @@ export async function startSmtpServer(test: Test): Promise<TestSmtpServer> {
               html: typeof parsed.html === 'string' ? parsed.html : '',
               messageId: parsed.messageId ?? '',
               raw,
+              secure: session.secure,
             })
             for (const wake of waiters) wake()
             callback()
@@ -568,16 +599,24 @@ export async function startSmtpServer(test: Test): Promise<TestSmtpServer> {
       })
     },
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const host = options.host ?? '127.0.0.1'
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
   test.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   const { port } = server.server.address() as { port: number }
   const find = (to: string, subject?: RegExp) =>
     mails.find((m) => m.to.includes(to.toLowerCase()) && (!subject || subject.test(m.subject)))
   return {
-    env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_POLL_INTERVAL_MS: '50' },
+    env: { SMTP_URL: `smtp://${host}:${port}`, MAIL_POLL_INTERVAL_MS: '50' },
     mails,
     rejectRecipients(status) {
       rejectStatus = status
+    },
+    hold() {
+      let release = () => {}
+      held = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      return release
     },
     waitForMail(to, subject, timeoutMs = 10_000) {
       const found = find(to, subject)
@@ -601,6 +640,40 @@ export async function startSmtpServer(test: Test): Promise<TestSmtpServer> {
       })
     },
   }
+}
+
+/** An outbox row as the worker leaves it (the address and payload encrypted, or NULL once settled). */
+export interface OutboxRow {
+  recipient: string | null
+  payload: string | null
+  attempts: number
+  nextAttemptAt: Date
+  claimedUntil: Date | null
+  lastError: string | null
+  sentAt: Date | null
+  failedAt: Date | null
+}
+
+export async function outboxRow(app: App, id: string): Promise<OutboxRow | undefined> {
+  const [row] = await app.sql<OutboxRow[]>`
+    select recipient, payload, attempts, next_attempt_at, claimed_until, last_error, sent_at, failed_at
+    from outbox where id = ${id}
+  `
+  return row
+}
+
+/** Queues a password-changed notice to `to` outside any request (as a change's transaction would); its outbox id. */
+export async function queueTestMail(app: App, to: string): Promise<string> {
+  const id = randomUUID()
+  const payload = { username: 'someone' }
+  await insertMail(app.sql, app.cipher, {
+    id,
+    template: 'password-changed',
+    userId: null,
+    recipient: to,
+    payload,
+  })
+  return id
 }
 
 /** The token in a mail's link: after `#token=` (never in a query string). */

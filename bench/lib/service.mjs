@@ -36,6 +36,11 @@ export function serviceEnv(roles, { logLevel }) {
     LOGIN_ACCOUNT_MAX_FAILURES: '10000',
     LOGIN_DEVICE_MAX_FAILURES: '10000',
     REFRESH_RATE_LIMIT_MAX: '100000',
+    // Production needs SMTP_URL or MAIL_DISABLED=true. Off here: every benchmark login comes without
+    // a device cookie, so with mail on each one would queue a new-sign-in notice (an outbox row and an
+    // audit row in its transaction) and a worker would send thousands of them beside the load. The
+    // bench measures the request path; the outbox is tested in test/services/outbox*.test.ts.
+    MAIL_DISABLED: 'true',
     // Load shedding stays on with its default threshold (1 s of event-loop delay).
   }
 }

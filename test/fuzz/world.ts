@@ -9,7 +9,11 @@ import type { Known, Plan } from './requests.js'
  * session), the ids and names the database knows, and a checksum of the user-visible tables.
  */
 
-/** Every table a client's request may change; audit_events is left out, as it records rejections. */
+/**
+ * Every table a client's request may change; audit_events is left out, as it records rejections.
+ * The outbox is in: the world stops the app's outbox worker (the only other writer), so a mail
+ * queued by a rejected request shows here.
+ */
 const TABLES = [
   'users',
   'sessions',
@@ -18,6 +22,8 @@ const TABLES = [
   'mfa_totp',
   'mfa_recovery_codes',
   'mfa_challenges',
+  'email_tokens',
+  'outbox',
 ]
 
 /** Per table, its row count and the sum of its rows' hashes: one cheap query, order-independent. */
@@ -43,6 +49,8 @@ export class World {
   static async create(t: Test, app: App): Promise<World> {
     const db = postgres(await testDatabaseUrl(), { max: 1, onnotice: () => {} })
     t.teardown(() => db.end())
+    // Sending would change outbox rows between two checksums; queued mail stays put instead.
+    await app.mail.worker?.stop()
     const user = await signUp(app, 'fz')
     const admin = await signUp(app, 'fza', { role: 'admin' })
     const bystander = await signUp(app, 'fzb')
