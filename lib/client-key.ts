@@ -42,3 +42,8 @@ export function clientAddressOf(trustProxy: readonly string[]): (req: IncomingMe
   const trusted = trustedProxies(trustProxy)
   return (req) => proxyAddr(req, trusted)
 }
+
+/** A route's limit per client address (@fastify/rate-limit route config): `max` requests per `timeWindow` ms. */
+export const perAddressLimit = (max: number, timeWindow: number) => ({
+  rateLimit: { keyGenerator: (request: { ip: string }) => `ip:${clientKey(request.ip)}`, max, timeWindow },
+})

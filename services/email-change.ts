@@ -1,14 +1,12 @@
-import { randomUUID } from 'node:crypto'
 import type { TransactionSql } from 'postgres'
 import { invalidField } from '../lib/errors.js'
 import { normalizeEmail } from '../lib/field-crypto.js'
-import { deleteTokens, insertToken, spendToken } from '../repositories/email-tokens.js'
+import { deleteTokens, spendToken } from '../repositories/email-tokens.js'
 import type { Principal } from '../repositories/sessions.js'
 import { findUserByEmail, setVerifiedEmail, type UserRow, userOfPrincipal } from '../repositories/users.js'
 import type { LinkMailed } from '../schemas/email.js'
 import type { ServiceContext } from './context.js'
-import { assertMailEnabled, queueMail, spendAccountBudget } from './mail.js'
-import { newOpaqueToken } from './opaque-tokens.js'
+import { assertMailEnabled, mailLink, queueMail, spendAccountBudget } from './mail.js'
 import { assertRecentAuthentication } from './step-up.js'
 
 /**
@@ -55,22 +53,11 @@ export async function requestEmailChange(
       await ctx.audit('auth.email.change_requested', me.id, { addressInUse: true }, tx)
       return
     }
-    const { token, hash } = newOpaqueToken()
-    const ttlSeconds = ctx.config.EMAIL_VERIFICATION_TTL_SECONDS
-    const id = randomUUID()
-    await insertToken(tx, ctx.cipher, {
-      id,
-      userId: me.id,
-      purpose: 'email_change',
-      hash,
-      email: next,
-      ttlSeconds,
-    })
-    await queueMail(ctx, tx, {
+    await mailLink(ctx, tx, {
       template: 'email-change-verify',
-      userId: me.id,
-      to: next,
-      data: { username: me.username, token, expiresInSeconds: ttlSeconds },
+      user: me,
+      email: next,
+      ttlSeconds: ctx.config.EMAIL_VERIFICATION_TTL_SECONDS,
     })
     await ctx.audit('auth.email.change_requested', me.id, { addressInUse: false }, tx)
   })

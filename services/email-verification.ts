@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
 import { conflict, invalidEmailToken } from '../lib/errors.js'
-import { insertToken, lockLiveToken, spendToken } from '../repositories/email-tokens.js'
+import { lockLiveToken, spendToken } from '../repositories/email-tokens.js'
 import type { Principal } from '../repositories/sessions.js'
 import { lockUser, markEmailVerified, type UserRow } from '../repositories/users.js'
 import type { LinkMailed } from '../schemas/email.js'
 import type { ServiceContext } from './context.js'
 import { applyEmailChange } from './email-change.js'
-import { assertMailEnabled, queueMail, spendAccountBudget } from './mail.js'
-import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
+import { assertMailEnabled, mailLink, spendAccountBudget } from './mail.js'
+import { hashOpaqueToken } from './opaque-tokens.js'
 
 /** Proving an address: the verification link, following it (also for an email change), and asking again. */
 
@@ -26,22 +25,11 @@ export async function sendVerification(
   user: Pick<UserRow, 'id' | 'username' | 'email'>,
 ): Promise<void> {
   if (ctx.config.MAIL_DISABLED) return
-  const { token, hash } = newOpaqueToken()
-  const ttlSeconds = ctx.config.EMAIL_VERIFICATION_TTL_SECONDS
-  const id = randomUUID()
-  await insertToken(tx, ctx.cipher, {
-    id,
-    userId: user.id,
-    purpose: 'verify_email',
-    hash,
-    email: user.email,
-    ttlSeconds,
-  })
-  await queueMail(ctx, tx, {
+  await mailLink(ctx, tx, {
     template: 'verify-email',
-    userId: user.id,
-    to: user.email,
-    data: { username: user.username, token, expiresInSeconds: ttlSeconds },
+    user,
+    email: user.email,
+    ttlSeconds: ctx.config.EMAIL_VERIFICATION_TTL_SECONDS,
   })
 }
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { invalidEmailToken, invalidMfaCode } from '../lib/errors.js'
 import * as tokens from '../repositories/email-tokens.js'
 import { deleteChallenges } from '../repositories/mfa.js'
@@ -6,8 +5,8 @@ import { revokeSessions } from '../repositories/sessions.js'
 import { findUserById, findUserByLogin, lockUser, resetPasswordHash } from '../repositories/users.js'
 import type { ResetPasswordBody } from '../schemas/password-reset.js'
 import type { ServiceContext } from './context.js'
-import { queueMail, spendAccountBudget } from './mail.js'
-import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
+import { mailLink, queueMail, spendAccountBudget } from './mail.js'
+import { hashOpaqueToken } from './opaque-tokens.js'
 import { assertAcceptablePassword } from './password-policy.js'
 import { hashPassword } from './passwords.js'
 import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
@@ -36,21 +35,13 @@ export async function requestPasswordReset(ctx: ResetContext, email: string): Pr
   if (!(await spendAccountBudget(ctx, 'mail', `reset:${found.id}`, true))) {
     return ctx.audit('auth.password.reset_requested', found.id, { outcome: 'mail_budget_spent' })
   }
-  const { token, hash } = newOpaqueToken()
   const ttlSeconds = ctx.config.PASSWORD_RESET_TTL_SECONDS
   await ctx.sql.begin(async (tx) => {
     // The user row first (the house lock order): of two requests at once, one link stays live.
     const user = await lockUser(tx, ctx.cipher, found.id)
     if (!user || user.disabled) return
-    // Earlier unused links die: only the newest works (insertToken).
-    const row = { id: randomUUID(), userId: user.id, purpose: 'password_reset' as const, hash, ttlSeconds }
-    await tokens.insertToken(tx, ctx.cipher, { ...row, email: user.email })
-    await queueMail(ctx, tx, {
-      template: 'password-reset',
-      userId: user.id,
-      to: user.email,
-      data: { username: user.username, token, expiresInSeconds: ttlSeconds },
-    })
+    // Earlier unused links die: only the newest works.
+    await mailLink(ctx, tx, { template: 'password-reset', user, email: user.email, ttlSeconds })
     await ctx.audit('auth.password.reset_requested', user.id, { outcome: 'sent' }, tx)
   })
 }

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { clientKey } from '../../../lib/client-key.js'
+import { perAddressLimit } from '../../../lib/client-key.js'
 import { isProblem } from '../../../lib/errors.js'
 import {
   LoginBody,
@@ -25,21 +24,14 @@ const problems = { 400: Problem, 401: Problem, 403: Problem, 409: Problem }
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
   const bearer = { onRequest: [app.authenticate] }
-  const byAddress = { keyGenerator: (request: FastifyRequest) => `ip:${clientKey(request.ip)}` }
-  const registerLimit = {
-    rateLimit: {
-      ...byAddress,
-      max: app.config.REGISTER_RATE_LIMIT_MAX,
-      timeWindow: app.config.REGISTER_RATE_LIMIT_WINDOW_MS,
-    },
-  }
-  const refreshLimit = {
-    rateLimit: {
-      ...byAddress,
-      max: app.config.REFRESH_RATE_LIMIT_MAX,
-      timeWindow: app.config.REFRESH_RATE_LIMIT_WINDOW_MS,
-    },
-  }
+  const registerLimit = perAddressLimit(
+    app.config.REGISTER_RATE_LIMIT_MAX,
+    app.config.REGISTER_RATE_LIMIT_WINDOW_MS,
+  )
+  const refreshLimit = perAddressLimit(
+    app.config.REFRESH_RATE_LIMIT_MAX,
+    app.config.REFRESH_RATE_LIMIT_WINDOW_MS,
+  )
 
   app.post(
     '/register',

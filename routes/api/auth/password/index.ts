@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { clientKey } from '../../../../lib/client-key.js'
+import { perAddressLimit } from '../../../../lib/client-key.js'
 import { NoContent, Problem } from '../../../../schemas/common.js'
 import {
   ForgotPasswordBody,
@@ -17,22 +16,9 @@ const tags = ['auth']
 const mailOff = 'With MAIL_DISABLED=true the flow is off: 501 `mail-disabled`.'
 
 const password: FastifyPluginAsyncTypebox = async (app) => {
-  const byAddress = { keyGenerator: (request: FastifyRequest) => `ip:${clientKey(request.ip)}` }
   const { config } = app
-  const mailLimit = {
-    rateLimit: {
-      ...byAddress,
-      max: config.MAIL_RATE_LIMIT_MAX,
-      timeWindow: config.MAIL_RATE_LIMIT_WINDOW_MS,
-    },
-  }
-  const tokenLimit = {
-    rateLimit: {
-      ...byAddress,
-      max: config.TOKEN_RATE_LIMIT_MAX,
-      timeWindow: config.TOKEN_RATE_LIMIT_WINDOW_MS,
-    },
-  }
+  const mailLimit = perAddressLimit(config.MAIL_RATE_LIMIT_MAX, config.MAIL_RATE_LIMIT_WINDOW_MS)
+  const tokenLimit = perAddressLimit(config.TOKEN_RATE_LIMIT_MAX, config.TOKEN_RATE_LIMIT_WINDOW_MS)
 
   app.post(
     '/forgot',

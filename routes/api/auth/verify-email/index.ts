@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { clientKey } from '../../../../lib/client-key.js'
+import { perAddressLimit } from '../../../../lib/client-key.js'
 import { NoContent, Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
 import { LinkMailed, verifyEmailBody } from '../../../../schemas/email.js'
 import { resendVerification, verifyEmail } from '../../../../services/email-verification.js'
@@ -12,19 +11,12 @@ const tags = ['auth']
 const mailOff = 'Answers 501 `mail-disabled` while mail is disabled (MAIL_DISABLED=true).'
 
 const verification: FastifyPluginAsyncTypebox = async (app) => {
-  const byAddress = { keyGenerator: (request: FastifyRequest) => `ip:${clientKey(request.ip)}` }
   const { config } = app
 
   app.post(
     '',
     {
-      config: {
-        rateLimit: {
-          ...byAddress,
-          max: config.TOKEN_RATE_LIMIT_MAX,
-          timeWindow: config.TOKEN_RATE_LIMIT_WINDOW_MS,
-        },
-      },
+      config: perAddressLimit(config.TOKEN_RATE_LIMIT_MAX, config.TOKEN_RATE_LIMIT_WINDOW_MS),
       schema: {
         tags,
         operationId: 'verifyEmail',
@@ -55,13 +47,7 @@ const verification: FastifyPluginAsyncTypebox = async (app) => {
     '/resend',
     {
       onRequest: [app.authenticate],
-      config: {
-        rateLimit: {
-          ...byAddress,
-          max: config.MAIL_RATE_LIMIT_MAX,
-          timeWindow: config.MAIL_RATE_LIMIT_WINDOW_MS,
-        },
-      },
+      config: perAddressLimit(config.MAIL_RATE_LIMIT_MAX, config.MAIL_RATE_LIMIT_WINDOW_MS),
       schema: {
         tags,
         operationId: 'resendVerificationEmail',

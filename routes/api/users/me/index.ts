@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import { clientKey } from '../../../../lib/client-key.js'
+import { perAddressLimit } from '../../../../lib/client-key.js'
 import { Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
 import { EmailChangeBody, LinkMailed } from '../../../../schemas/email.js'
 import { requestEmailChange } from '../../../../services/email-change.js'
@@ -10,19 +9,11 @@ import { requestEmailChange } from '../../../../services/email-change.js'
 const tags = ['users']
 
 const me: FastifyPluginAsyncTypebox = async (app) => {
-  const byAddress = { keyGenerator: (request: FastifyRequest) => `ip:${clientKey(request.ip)}` }
-
   app.put(
     '/email',
     {
       onRequest: [app.authenticate],
-      config: {
-        rateLimit: {
-          ...byAddress,
-          max: app.config.MAIL_RATE_LIMIT_MAX,
-          timeWindow: app.config.MAIL_RATE_LIMIT_WINDOW_MS,
-        },
-      },
+      config: perAddressLimit(app.config.MAIL_RATE_LIMIT_MAX, app.config.MAIL_RATE_LIMIT_WINDOW_MS),
       schema: {
         tags,
         operationId: 'changeEmail',
