@@ -166,7 +166,9 @@ t.test('a link mailed to an address the account no longer has is refused', async
   const { smtp, app } = await setup(t)
   const user = await signUp(app, 'moved')
   const token = await resetLinkToken(app, smtp, emailOf(user))
-  const [row] = await app.sql<{ id: string }[]>`select id from email_tokens where user_id = ${user.id} and purpose = 'password_reset'`
+  const [row] = await app.sql<
+    { id: string }[]
+  >`select id from email_tokens where user_id = ${user.id} and purpose = 'password_reset'`
   const id = row?.id ?? ''
   const sealed = app.cipher.encrypt('earlier@example.com', {
     table: 'email_tokens',
