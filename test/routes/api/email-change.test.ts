@@ -112,7 +112,7 @@ t.test('an address of another account: the same 202, its owner told, nothing cha
   t.equal(me.email, emailOf(user.username), 'the requester keeps their address')
   const [tokens] = await app.sql`select count(*)::int as n from email_tokens
     where user_id = ${user.id} and purpose = 'email_change' and used_at is null`
-  t.equal(tokens?.n, 1, 'only the free address got a link (and the taken one killed none)')
+  t.equal(tokens?.n, 0, 'the taken address got no link, and killed the free one’s as a newer request does')
 })
 
 t.test('refusals: stale session, own address, signed out, a taken address at confirmation', async (t) => {
@@ -232,5 +232,28 @@ t.test(
         `${recovery}: the owner keeps the address`,
       )
     }
+  },
+)
+
+t.test(
+  'no enumeration through the requester’s own earlier link: a taken address kills it as a free one does',
+  async (t) => {
+    const smtp = await startSmtpServer(t)
+    const app = await build(t, { env: { ...smtp.env, BCRYPT_COST: '4' } })
+    const victim = await register(app, uniqueName('victim'))
+    const outcome: Record<string, number> = {}
+    for (const [label, probed] of [
+      ['taken', victim.email],
+      ['free', `${uniqueName('nobody')}@example.com`],
+    ] as const) {
+      // The prober asks for an address they read, then for the probed one: their first link must not tell.
+      const prober = await signUp(app, 'prober')
+      const mine = `${uniqueName('mine')}@example.com`
+      t.equal((await change(prober, mine)).statusCode, 202)
+      const [link] = await waitForMails(smtp, mine, /Confirm your new email address/, 1)
+      t.equal((await change(prober, probed)).statusCode, 202)
+      outcome[label] = (await verify(app, linkToken(link ?? { text: '' }))).statusCode
+    }
+    t.equal(outcome.taken, outcome.free, `the earlier link fares alike (${JSON.stringify(outcome)})`)
   },
 )
