@@ -41,6 +41,9 @@ export async function requestEmailChange(
   await ctx.sql.begin(async (tx) => {
     const owner = await findUserByEmail(tx, ctx.cipher, next)
     if (owner) {
+      // Earlier links die as for a free address: else the requester's own earlier link, still live,
+      // would tell them this address has an account (OWASP ASVS 5.0 6.3.8).
+      await deleteTokens(tx, me.id, ['email_change'])
       if (await spendAccountBudget(ctx, 'mail', `change-attempt:${owner.id}`, true)) {
         const data = { username: owner.username }
         await queueMail(ctx, tx, {

@@ -1,6 +1,6 @@
 import type { Sql, TransactionSql } from 'postgres'
 import { conflict, invalidEmailToken } from '../lib/errors.js'
-import { lockLiveToken, spendToken } from '../repositories/email-tokens.js'
+import { findLiveToken, lockLiveToken, spendToken } from '../repositories/email-tokens.js'
 import type { Principal } from '../repositories/sessions.js'
 import { lockUser, markEmailVerified, type UserRow } from '../repositories/users.js'
 import type { LinkMailed } from '../schemas/email.js'
@@ -37,7 +37,7 @@ type Failure = { userId: string | null; reason: string }
 
 /**
  * Follows a mailed link: a `verify_email` token proves the account's current address, an
- * `email_change` token makes its address the account's. Token, then user, locked in one transaction:
+ * `email_change` token makes its address the account's. User, then token, locked in one transaction:
  * of two requests with one token, one succeeds and the other finds it spent. Every failure looks the
  * same (400 `invalid-email-token`); a reset token is never accepted here, nor spent by trying.
  */
@@ -47,13 +47,18 @@ export async function verifyEmail(ctx: VerificationContext, token: string): Prom
   let userId: string | null = null
   try {
     failure = await ctx.sql.begin(async (tx): Promise<Failure | undefined> => {
-      const found = await lockLiveToken(tx, ctx.cipher, hashOpaqueToken(token))
-      if (!found) return { userId: null, reason: 'unknown_or_expired' }
-      userId = found.userId
-      if (found.purpose === 'password_reset') return { userId: found.userId, reason: 'wrong_purpose' }
+      const hash = hashOpaqueToken(token)
+      const seen = await findLiveToken(tx, hash)
+      if (!seen) return { userId: null, reason: 'unknown_or_expired' }
+      userId = seen.userId
+      if (seen.purpose === 'password_reset') return { userId: seen.userId, reason: 'wrong_purpose' }
       // Uses of mailed links per account, whatever addresses they come from (OWASP ASVS 5.0 6.3.1).
-      await spendAccountBudget(ctx, 'token', found.userId)
-      const user = await lockUser(tx, ctx.cipher, found.userId)
+      await spendAccountBudget(ctx, 'token', seen.userId)
+      // User row, then the token: the house lock order (services/sign-in.ts), which a resend, a reset
+      // or a change request also takes; the other order deadlocks against them.
+      const user = await lockUser(tx, ctx.cipher, seen.userId)
+      const found = await lockLiveToken(tx, ctx.cipher, hash)
+      if (!found) return { userId: seen.userId, reason: 'unknown_or_expired' }
       if (!user || user.disabled) return { userId: found.userId, reason: 'account_disabled' }
       if (found.purpose === 'email_change' && found.email) {
         await applyEmailChange(ctx, tx, user, { id: found.id, email: found.email })

@@ -100,7 +100,9 @@ export async function resetPassword(ctx: ResetContext, body: ResetPasswordBody):
     // Also marks the address verified: following the mailed link proved the mailbox is the user's.
     await resetPasswordHash(tx, locked.id, passwordHash)
     await tokens.spendToken(tx, token.id)
-    await tokens.deleteTokens(tx, locked.id, ['password_reset'])
+    // An email change asked for from a session that ends now ends with it: else whoever held the old
+    // password could still move the account to their address (OWASP ASVS 5.0 7.4.3).
+    await tokens.deleteTokens(tx, locked.id, ['password_reset', 'email_change'])
     // A sign-in half done with the old password (waiting for its code) cannot finish with it.
     await deleteChallenges(tx, locked.id)
     const revoked = await revokeSessions(tx, { userId: locked.id }, 'password_reset')

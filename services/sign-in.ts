@@ -11,6 +11,7 @@ import * as repo from '../repositories/sessions.js'
 import {
   findUserByLogin,
   lockIfPasswordCurrent,
+  lockUser,
   replacePasswordHash,
   shareLockUser,
   type UserRow,
@@ -100,7 +101,10 @@ async function startSession(
 async function refuseUnverified(ctx: SignInContext, user: UserRow): Promise<never> {
   const mail = await spendAccountBudget(ctx, 'mail', `verify:${user.id}`, true)
   await ctx.sql.begin(async (tx) => {
-    if (mail) await sendVerification(ctx, tx, user)
+    // The user row before its tokens (the house lock order): a confirmed email change holds it while
+    // it kills the old address's links, and the other order deadlocks against it.
+    const current = await lockUser(tx, ctx.cipher, user.id)
+    if (mail && current) await sendVerification(ctx, tx, current)
     await ctx.audit('auth.login.failure', user.id, { reason: 'email_not_verified' }, tx)
   })
   throw emailNotVerified(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
 import { normalizeEmail } from '../lib/field-crypto.js'
+import { deleteTokens } from '../repositories/email-tokens.js'
 import { deleteChallenges } from '../repositories/mfa.js'
 import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
@@ -119,6 +120,8 @@ export async function changePassword(
     await users.updatePasswordHash(tx, principal.userId, hash)
     // A sign-in half done with the old password (waiting for its code) cannot finish with it.
     await deleteChallenges(tx, principal.userId)
+    // A pending email change may come from a session this change ends (OWASP ASVS 5.0 7.4.3).
+    await deleteTokens(tx, principal.userId, ['email_change'])
     const revoked = await sessionsRepo.revokeSessions(
       tx,
       { userId: principal.userId, exceptSessionId: principal.sessionId },

@@ -9,7 +9,11 @@ import {
   expectProblem,
   injectAs,
   linkToken,
+  login,
+  OTHER_PASSWORD,
   register,
+  resetLinkToken,
+  resetPassword,
   type SignedInUser,
   signUp,
   startSmtpServer,
@@ -108,7 +112,7 @@ t.test('an address of another account: the same 202, its owner told, nothing cha
   t.equal(me.email, emailOf(user.username), 'the requester keeps their address')
   const [tokens] = await app.sql`select count(*)::int as n from email_tokens
     where user_id = ${user.id} and purpose = 'email_change' and used_at is null`
-  t.equal(tokens?.n, 1, 'only the free address got a link (and the taken one killed none)')
+  t.equal(tokens?.n, 0, 'the taken address got no link, and killed the free one’s as a newer request does')
 })
 
 t.test('refusals: stale session, own address, signed out, a taken address at confirmation', async (t) => {
@@ -193,3 +197,63 @@ t.test('budget and MAIL_DISABLED', async (t) => {
   const quiet = await signUp(off, 'quiet')
   expectProblem(t, await change(quiet, `${uniqueName('q')}@example.com`), 501, `${P}mail-disabled`)
 })
+
+t.test(
+  'a pending change dies when the owner takes the account back (reset or password change)',
+  async (t) => {
+    const smtp = await startSmtpServer(t)
+    const app = await build(t, { env: { ...smtp.env, BCRYPT_COST: '4' } })
+    for (const recovery of ['reset', 'change'] as const) {
+      // An intruder with a fresh session (a stolen password) asks to move the account to their address.
+      const owner = await signUp(app, `own${recovery}`)
+      const intruder = await login(app, owner.username)
+      const theirs = `${uniqueName('intruder')}@example.com`
+      t.equal((await change({ inject: injectAs(app, intruder) }, theirs)).statusCode, 202)
+      const [link] = await waitForMails(smtp, theirs, /Confirm your new email address/, 1)
+      // The owner notices and takes the account back: every other session ends...
+      if (recovery === 'reset') {
+        const token = await resetLinkToken(app, smtp, emailOf(owner.username))
+        const res = await resetPassword(app, { token, newPassword: OTHER_PASSWORD })
+        t.equal(res.statusCode, 204, res.body)
+      } else {
+        const res = await owner.inject({
+          method: 'PUT',
+          url: '/api/users/me/password',
+          payload: { currentPassword: TEST_PASSWORD, newPassword: OTHER_PASSWORD },
+        })
+        t.equal(res.statusCode, 204, res.body)
+      }
+      // ...and the link the intruder asked for must end with them, or it hands them the address.
+      const late = await verify(app, linkToken(link ?? { text: '' }))
+      expectProblem(t, late, 400, `${P}invalid-email-token`, `${recovery}: the intruder's link is dead`)
+      t.equal(
+        (await login(app, owner.username, OTHER_PASSWORD)).res.json().user.email,
+        emailOf(owner.username),
+        `${recovery}: the owner keeps the address`,
+      )
+    }
+  },
+)
+
+t.test(
+  'no enumeration through the requester’s own earlier link: a taken address kills it as a free one does',
+  async (t) => {
+    const smtp = await startSmtpServer(t)
+    const app = await build(t, { env: { ...smtp.env, BCRYPT_COST: '4' } })
+    const victim = await register(app, uniqueName('victim'))
+    const outcome: Record<string, number> = {}
+    for (const [label, probed] of [
+      ['taken', victim.email],
+      ['free', `${uniqueName('nobody')}@example.com`],
+    ] as const) {
+      // The prober asks for an address they read, then for the probed one: their first link must not tell.
+      const prober = await signUp(app, 'prober')
+      const mine = `${uniqueName('mine')}@example.com`
+      t.equal((await change(prober, mine)).statusCode, 202)
+      const [link] = await waitForMails(smtp, mine, /Confirm your new email address/, 1)
+      t.equal((await change(prober, probed)).statusCode, 202)
+      outcome[label] = (await verify(app, linkToken(link ?? { text: '' }))).statusCode
+    }
+    t.equal(outcome.taken, outcome.free, `the earlier link fares alike (${JSON.stringify(outcome)})`)
+  },
+)

@@ -1,13 +1,18 @@
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { insertToken } from '../../../repositories/email-tokens.js'
 import type { Problem } from '../../../schemas/common.js'
+import { newOpaqueToken } from '../../../services/opaque-tokens.js'
 import {
   attemptLogin,
   build,
   expectProblem,
+  type InjectResponse,
   linkToken,
   register,
   startSmtpServer,
   uniqueName,
+  waitForLockWaiter,
   waitForMails,
 } from '../../helper.js'
 
@@ -71,4 +76,33 @@ t.test('the refusal mails within the account’s budget, and answers the same on
   await waitForMails(smtp, `${username}@example.com`, CONFIRM, 2)
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.equal(smtp.mails.length, 2, 'registration’s link and one more: the budget of 2 is spent')
+})
+
+t.test('deadlock: a refused sign-in while an email change is confirmed gives no 5xx', async (t) => {
+  const smtp = await startSmtpServer(t)
+  const app = await build(t, { env: { ...smtp.env, BCRYPT_COST: '4', REQUIRE_VERIFIED_EMAIL: 'true' } })
+  const username = uniqueName('order')
+  const user = await register(app, username)
+  await waitForMails(smtp, `${username}@example.com`, CONFIRM, 1)
+  const change = newOpaqueToken()
+  const next = `${uniqueName('next')}@example.com`
+  await insertToken(app.sql, app.cipher, {
+    ...{ id: randomUUID(), userId: user.id, purpose: 'email_change' as const },
+    ...{ hash: change.hash, email: next, ttlSeconds: 600 },
+  })
+  let pending: Promise<InjectResponse[]> | undefined
+  // The test holds the live verification link: the refused sign-in (which replaces it) queues on it
+  // first, then the change (which kills it) behind; released, each holds what the other wants.
+  await app.sql.begin(async (tx) => {
+    await tx`select 1 from email_tokens where user_id = ${user.id} and purpose = 'verify_email' for update`
+    const refused = attemptLogin(app, username)
+    await waitForLockWaiter(app, 5000, 1)
+    const payload = { token: change.token }
+    const confirmed = app.inject({ method: 'POST', url: '/api/auth/verify-email', payload })
+    await waitForLockWaiter(app, 5000, 2)
+    pending = Promise.all([refused, confirmed])
+  })
+  const [refused, confirmed] = await (pending as Promise<InjectResponse[]>)
+  t.equal(refused?.statusCode, 403, `the sign-in is refused as unverified (${refused?.body})`)
+  t.equal(confirmed?.statusCode, 204, `the change is made (${confirmed?.body})`)
 })

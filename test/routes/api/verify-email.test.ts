@@ -8,10 +8,12 @@ import {
   type App,
   build,
   expectProblem,
+  type InjectResponse,
   linkToken,
   signUp,
   startSmtpServer,
   uniqueName,
+  waitForLockWaiter,
   waitForMails,
 } from '../../helper.js'
 
@@ -135,6 +137,27 @@ t.test('one token used twice at once: exactly one 204', async (t) => {
   const [row] =
     await app.sql`select count(*)::int as n from audit_events where event = 'auth.email.verified' and user_id = ${user.id}`
   t.equal(row?.n, 1, 'verified once')
+})
+
+t.test('deadlock: following the link while a resend holds the user row gives no 5xx', async (t) => {
+  const smtp = await startSmtpServer(t)
+  const app = await build(t, { env: { ...smtp.env, BCRYPT_COST: '4' } })
+  const user = await signUp(app, 'lockorder')
+  const token = linkToken((await waitForMails(smtp, emailOf(user.username), CONFIRM, 1))[0] ?? { text: '' })
+  let pending: Promise<InjectResponse[]> | undefined
+  // The test holds the user row: the resend queues on it first, then the link's use (holding its
+  // token) queues behind. Released, the resend takes the row and must then touch the token.
+  await app.sql.begin(async (tx) => {
+    await tx`select 1 from users where id = ${user.id} for update`
+    const resend = user.inject({ method: 'POST', url: '/api/auth/verify-email/resend' })
+    await waitForLockWaiter(app, 5000, 1)
+    const follow = verify(app, token)
+    await waitForLockWaiter(app, 5000, 2)
+    pending = Promise.all([resend, follow])
+  })
+  const [resend, follow] = await (pending as Promise<InjectResponse[]>)
+  t.ok([202, 409].includes(resend?.statusCode ?? 0), `resend: mailed, or already verified (${resend?.body})`)
+  t.ok([204, 400].includes(follow?.statusCode ?? 0), `verify: done, or the link died (${follow?.body})`)
 })
 
 t.test('limits: per address on the route, per account on live tokens whatever the address', async (t) => {
