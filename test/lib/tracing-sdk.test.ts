@@ -132,8 +132,8 @@ t.test(
     const redis = trace.filter((s) => attribute(s, 'db.system') === 'redis')
     t.same(
       redis.map((s) => s.name),
-      ['MULTI/EXEC'],
-      "the register limit's counter: one transaction, one span (not one per command)",
+      ['MULTI/EXEC', 'MULTI/EXEC'],
+      "the register limit's counter, then the account's mail budget: one transaction each, one span each (not one per command)",
     )
     t.ok(redis.every(underRequest), 'inside the request')
     t.equal(Number(attribute(redis[0] as OtlpSpan, 'db.operation.batch.size')), 3)
