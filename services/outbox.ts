@@ -70,6 +70,7 @@ export function startOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     const detail = { template: mail.template, outboxId: mail.id, attempts: mail.attempts }
     let sent: { file?: string }
     try {
+      if (mail.unreadable) throw mail.unreadable
       const rendered = renderMail(
         mail.template as MailTemplate,
         mail.payload as unknown as MailData[MailTemplate],
