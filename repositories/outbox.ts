@@ -72,6 +72,23 @@ export async function claimDue(
   })
 }
 
+/**
+ * Renews the lease of one claimed row just before its send: false when the claim is no longer this
+ * worker's (its lease ran out while it sent the rows before, and another worker took the row).
+ */
+export async function renewClaim(
+  db: Db,
+  mail: Pick<ClaimedMail, 'id' | 'claimId'>,
+  leaseSeconds: number,
+): Promise<boolean> {
+  const rows = await db`
+    update outbox set claimed_until = now() + make_interval(secs => ${leaseSeconds})
+    where id = ${mail.id} and claim_id = ${mail.claimId} and sent_at is null and failed_at is null
+    returning id
+  `
+  return rows.length === 1
+}
+
 /** Sent: the address and the payload (which may hold a token) are no longer kept. */
 export async function markSent(db: Db, mail: Pick<ClaimedMail, 'id' | 'claimId'>): Promise<boolean> {
   const rows = await db`
