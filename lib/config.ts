@@ -192,6 +192,12 @@ function mailProblem(config: Config, production: boolean): string | null {
     const url = config[name]
     if (url !== undefined && !URL.canParse(url)) return `${name} is invalid: not a URL`
   }
+  // nodemailer lets query options override the transport's TLS rule (requireTLS=false sent
+  // production mail in the clear): TLS comes from the scheme and NODE_ENV only (ASVS 5.0 12.3.1).
+  const smtpOptions = config.SMTP_URL ? [...new URL(config.SMTP_URL).searchParams.keys()] : []
+  if (smtpOptions.some((key) => /^(secure|requiretls|ignoretls|opportunistictls|tls\.)/i.test(key))) {
+    return 'SMTP_URL is invalid: TLS is chosen by smtp:// or smtps://, never by query options'
+  }
   if (!production || config.MAIL_DISABLED) return null
   if (!config.SMTP_URL) return 'SMTP_URL is required when NODE_ENV=production (or set MAIL_DISABLED=true)'
   if (!config.PUBLIC_APP_URL) {

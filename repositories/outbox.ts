@@ -16,6 +16,8 @@ export interface QueuedMail {
 export interface ClaimedMail extends QueuedMail {
   attempts: number
   claimId: string
+  /** Why the address or payload could not be read (a key gone, a value moved, not JSON): settled as a failed send. */
+  unreadable?: unknown
 }
 
 const at = (id: string, column: 'recipient' | 'payload') => ({ table: 'outbox', column, rowId: id })
@@ -56,11 +58,35 @@ export async function claimDue(
     )
     returning o.id, o.template, o.user_id, o.recipient, o.payload, o.attempts, o.claim_id
   `
-  return rows.map((row) => ({
-    ...row,
-    recipient: cipher.decrypt(row.recipient, at(row.id, 'recipient')),
-    payload: JSON.parse(cipher.decrypt(row.payload, at(row.id, 'payload'))) as Record<string, unknown>,
-  }))
+  // Row by row: one unreadable row must not fail the claim of the others (they stay leased otherwise).
+  return rows.map((row) => {
+    try {
+      return {
+        ...row,
+        recipient: cipher.decrypt(row.recipient, at(row.id, 'recipient')),
+        payload: JSON.parse(cipher.decrypt(row.payload, at(row.id, 'payload'))) as Record<string, unknown>,
+      }
+    } catch (unreadable) {
+      return { ...row, recipient: '', payload: {}, unreadable }
+    }
+  })
+}
+
+/**
+ * Renews the lease of one claimed row just before its send: false when the claim is no longer this
+ * worker's (its lease ran out while it sent the rows before, and another worker took the row).
+ */
+export async function renewClaim(
+  db: Db,
+  mail: Pick<ClaimedMail, 'id' | 'claimId'>,
+  leaseSeconds: number,
+): Promise<boolean> {
+  const rows = await db`
+    update outbox set claimed_until = now() + make_interval(secs => ${leaseSeconds})
+    where id = ${mail.id} and claim_id = ${mail.claimId} and sent_at is null and failed_at is null
+    returning id
+  `
+  return rows.length === 1
 }
 
 /** Sent: the address and the payload (which may hold a token) are no longer kept. */

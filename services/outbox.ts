@@ -39,7 +39,7 @@ export interface OutboxWorkerOptions {
   audit: Audit
 }
 
-/** Longer than one send can take (lib/mail-transport.ts SMTP_TIMEOUTS): a live worker keeps its rows. */
+/** Longer than one send can take (lib/mail-transport.ts SMTP_TIMEOUTS); renewed before each send. */
 export const LEASE_SECONDS = 120
 const BATCH = 10
 const MAX_DELAY_MS = 3_600_000
@@ -68,8 +68,11 @@ export function startOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 
   async function settle(mail: outbox.ClaimedMail): Promise<void> {
     const detail = { template: mail.template, outboxId: mail.id, attempts: mail.attempts }
+    // The batch's lease may have run out during the sends before this one: the lease covers one send.
+    if (!(await outbox.renewClaim(sql, mail, LEASE_SECONDS))) return
     let sent: { file?: string }
     try {
+      if (mail.unreadable) throw mail.unreadable
       const rendered = renderMail(
         mail.template as MailTemplate,
         mail.payload as unknown as MailData[MailTemplate],

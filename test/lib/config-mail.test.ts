@@ -70,3 +70,29 @@ t.test('SMTP_URL (with its credentials) may come from SMTP_URL_FILE', async (t) 
   t.equal(config.SMTP_URL, url)
   refused(t, { SMTP_URL_FILE: file, SMTP_URL: url }, /SMTP_URL/)
 })
+
+t.test(
+  'SMTP_URL query options cannot turn TLS down (nodemailer lets them override the transport’s)',
+  async (t) => {
+    const mail = { ...PROD, PUBLIC_APP_URL: 'https://app.example.com' }
+    const message = /^SMTP_URL is invalid: TLS is chosen by smtp:\/\/ or smtps:\/\/, never by query options/
+    // Each was sent in the clear or to any certificate: requireTLS=false sent a production mail to a
+    // remote server in plain text (the transport's own requireTLS was overridden).
+    for (const query of [
+      'requireTLS=false',
+      'ignoreTLS=true',
+      'secure=false',
+      'opportunisticTLS=true',
+      'tls.rejectUnauthorized=false',
+      'REQUIRETLS=false',
+    ]) {
+      refused(t, { ...mail, SMTP_URL: `smtp://relay.example.com:587?${query}` }, message)
+      refused(t, { SMTP_URL: `smtps://relay.example.com:465?${query}` }, message)
+    }
+    t.equal(
+      loadConfig({ ...mail, SMTP_URL: 'smtp://relay.example.com:587?name=app.example.com' }).SMTP_URL,
+      'smtp://relay.example.com:587?name=app.example.com',
+      'other options still pass',
+    )
+  },
+)

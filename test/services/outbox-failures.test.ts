@@ -128,3 +128,44 @@ t.test('retryDelayMs doubles from the base, caps at an hour, and jitters within 
     if (d < 320 || d > 480) t.fail(`jitter out of bounds: ${d}`)
   }
 })
+
+t.test(
+  'a row that cannot be read (payload not decryptable, or not JSON) does not hold up the mails claimed with it',
+  async (t) => {
+    const smtp = await startSmtpServer(t)
+    const queuer = await build(t, { env: smtp.env })
+    await queuer.mail.worker?.stop() // this app only queues
+    // Two poison rows, oldest first: a payload encrypted for another row (as after a key is dropped
+    // or a value is moved) and one that decrypts to something that is not JSON.
+    const moved = await queue(queuer, 'moved@example.com')
+    const notJson = await queue(queuer, 'not-json@example.com')
+    const sealed = (value: string) =>
+      queuer.cipher.encrypt(value, { table: 'outbox', column: 'payload', rowId: notJson })
+    await queuer.sql`update outbox set payload = ${sealed('{}')} where id = ${moved}`
+    await queuer.sql`update outbox set payload = ${sealed('not json')} where id = ${notJson}`
+    await queuer.sql`
+    update outbox set next_attempt_at = now() - interval '1 minute' where id in ${queuer.sql([moved, notJson])}
+  `
+    const good = [await queue(queuer, 'good1@example.com'), await queue(queuer, 'good2@example.com')]
+    // One batch claims all four: the readable ones must be sent now, not after the two-minute lease.
+    const app = await build(t, { env: { ...smtp.env, MAIL_RETRY_BASE_MS: '10', MAIL_MAX_ATTEMPTS: '2' } })
+    await waitUntil('every row is settled', async () => {
+      const [row] = await app.sql<{ n: number }[]>`
+      select count(*)::int as n from outbox where sent_at is null and failed_at is null
+    `
+      return row?.n === 0
+    }).catch(() => {})
+    t.same(
+      smtp.mails.map((m) => m.to[0]).sort(),
+      ['good1@example.com', 'good2@example.com'],
+      'the readable mails are sent',
+    )
+    for (const id of good) t.ok((await outboxRow(app, id))?.sentAt, 'a readable row is settled')
+    for (const id of [moved, notJson]) {
+      const row = await outboxRow(app, id)
+      t.ok(row?.failedAt, 'an unreadable row is given up after MAIL_MAX_ATTEMPTS')
+      t.match(row, { attempts: 2, recipient: null, payload: null, claimedUntil: null })
+      t.match(row?.lastError, /^(DecryptionError|SyntaxError)$/, 'its error is a name, not a message')
+    }
+  },
+)

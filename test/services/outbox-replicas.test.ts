@@ -101,3 +101,33 @@ t.test('mail queued while no worker runs is sent when one starts', async (t) => 
   await waitUntil('all three arrive', async () => smtp.mails.length === 3)
   t.equal(await pending(next, ids), 0)
 })
+
+t.test(
+  'a worker whose lease ran out while it sent the batch before does not send a row another replica took',
+  async (t) => {
+    // One claim leases a whole batch (10 rows, LEASE_SECONDS) and the sends go one by one, each
+    // bounded only by SMTP_TIMEOUTS: a server that answers DATA after 15 s outlasts the lease by the
+    // ninth row. Here the first send is held, and the lease of the batch is made to run out meanwhile.
+    const smtpA = await startSmtpServer(t)
+    const smtpB = await startSmtpServer(t)
+    const a = await build(t, { env: smtpA.env })
+    const release = smtpA.hold()
+    t.teardown(release)
+    const ids = await queueMany(a, 2, 'slow')
+    await waitUntil('A claimed both', async () => {
+      const [row] = await a.sql<{ n: number }[]>`
+      select count(*)::int as n from outbox where id in ${a.sql(ids)} and claimed_until > now()
+    `
+      return row?.n === 2
+    })
+    await a.sql`update outbox set claimed_until = now() - interval '1 second' where id in ${a.sql(ids)}`
+    const b = await build(t, { env: smtpB.env })
+    await waitUntil('B sent both', async () => (await pending(b, ids)) === 0)
+    t.equal(smtpB.mails.length, 2, 'the other replica took the expired rows')
+    release()
+    await waitUntil('A finished the send it had started', async () => smtpA.mails.length >= 1)
+    // A goes on with its batch at once; give a second send time to show.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    t.equal(smtpA.mails.length, 1, 'A did not start a send for a row it no longer holds')
+  },
+)

@@ -22,10 +22,11 @@ import {
 
 const P = 'urn:bulwark:problem:'
 
-/** The templates queued for a user so far, oldest first (sent or not). */
+/** The notices queued for a user so far, oldest first (sent or not); not registration's verification link. */
 async function queued(app: App, userId: string): Promise<string[]> {
   const rows = await app.sql<{ template: string }[]>`
-    select template from outbox where user_id = ${userId} order by created_at, id
+    select template from outbox where user_id = ${userId} and template <> 'verify-email'
+    order by created_at, id
   `
   return rows.map((r) => r.template)
 }
