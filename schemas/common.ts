@@ -109,3 +109,6 @@ export const Page = <T extends TSchema>(item: T, $id: string) =>
 
 /** OpenAPI: routes that need an access token, by header or by cookie. */
 export const SIGNED_IN: Record<string, string[]>[] = [{ bearerAuth: [] }, { cookieAuth: [] }]
+
+/** An opaque token the service makes (refresh, sign-in challenge, mailed link): 32 random bytes, base64url. */
+export const OPAQUE_TOKEN = '^[A-Za-z0-9_-]{43}$'

@@ -1,11 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { PresentedPassword } from './auth.js'
+import { OPAQUE_TOKEN } from './common.js'
 
 /** Schemas of two-factor authentication (TOTP, recovery codes) and of re-authentication. */
 
 /** The opaque challenge token of a sign-in's second step: 32 bytes, base64url. */
 const MfaToken = Type.String({
-  pattern: '^[A-Za-z0-9_-]{43}$',
+  pattern: OPAQUE_TOKEN,
   'x-message': 'must be the mfaToken from login',
 })
 

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { Email, newPassword } from './auth.js'
+import { MailedToken } from './email.js'
 import { MfaCode } from './mfa.js'
 
 /** Schemas of the password reset: asking for a link, and using it. */
@@ -22,13 +23,6 @@ export const ResetRequested = Type.Object(
     examples: [RESET_REQUESTED],
   },
 )
-
-/** The token of a mailed link (after `#token=`): 32 bytes, base64url. */
-const MailedToken = Type.String({
-  pattern: '^[A-Za-z0-9_-]{43}$',
-  description: 'The token of the link in the mail (what follows `#token=`).',
-  'x-message': 'must be the token from the link in the mail',
-})
 
 export const resetPasswordBody = (minLength: number) =>
   Type.Object(

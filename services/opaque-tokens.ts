@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { OPAQUE_TOKEN } from '../schemas/common.js'
 
 /** Opaque bearer secrets (refresh tokens, sign-in challenge tokens): generated, hashed for storage, shape-checked. */
 
@@ -14,4 +15,4 @@ export function hashOpaqueToken(token: string): Buffer {
 }
 
 /** Shape check before any database work: 32 bytes in base64url are 43 characters. */
-export const OPAQUE_TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/
+export const OPAQUE_TOKEN_PATTERN = new RegExp(OPAQUE_TOKEN)

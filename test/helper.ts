@@ -379,6 +379,33 @@ export async function waitUntil(
   }
 }
 
+/** Runs `statement` in an open transaction of `sql` and keeps it open (and its locks held) until release(). */
+export async function holdInTransaction(
+  sql: postgres.Sql,
+  statement: (tx: postgres.Sql) => Promise<unknown>,
+) {
+  let release = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let holding = () => {}
+  const held = new Promise<void>((resolve) => {
+    holding = resolve
+  })
+  const done = sql.begin(async (tx) => {
+    await statement(tx as unknown as postgres.Sql)
+    holding()
+    await released
+  })
+  await Promise.race([held, done])
+  return {
+    release: async () => {
+      release()
+      await done
+    },
+  }
+}
+
 /** Resolves once `count` connections of the app's database wait on a row lock (requests parked mid-transaction). */
 export async function waitForLockWaiter(app: App, timeoutMs = 5000, count = 1): Promise<void> {
   const until = Date.now() + timeoutMs
@@ -691,13 +718,9 @@ export async function waitForMails(
   count: number,
   timeoutMs = 10_000,
 ): Promise<ReceivedMail[]> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const found = smtp.mails.filter((m) => m.to.includes(to.toLowerCase()) && subject.test(m.subject))
-    if (found.length >= count) return found
-    if (Date.now() > until) throw new Error(`${found.length} of ${count} mails to ${to} matching ${subject}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const matching = () => smtp.mails.filter((m) => m.to.includes(to.toLowerCase()) && subject.test(m.subject))
+  await waitUntil(`${count} mails to ${to} match ${subject}`, () => matching().length >= count, timeoutMs)
+  return matching()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { insertMail } from '../../repositories/outbox.js'
-import { build, linkToken, outboxRow, queueTestMail as queue, startSmtpServer, waitUntil } from '../helper.js'
+import {
+  build,
+  holdInTransaction,
+  linkToken,
+  outboxRow,
+  queueTestMail as queue,
+  startSmtpServer,
+  waitUntil,
+} from '../helper.js'
 
 /**
  * The outbox worker against a real SMTP server: delivery, what the row keeps before and after, a
@@ -107,28 +115,17 @@ t.test('a row locked by another claim is skipped, not waited for', async (t) => 
   await queuer.mail.worker?.stop() // this app only queues
   const locked = await queue(queuer, 'locked@example.com')
   const free = await queue(queuer, 'free@example.com')
-  let release = () => {}
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let holding = () => {}
-  const held = new Promise<void>((resolve) => {
-    holding = resolve
-  })
   // Another worker's claim, still open: it holds the row's lock. Waiting for it would take a minute.
-  const holder = queuer.sql.begin(async (tx) => {
-    await tx`select id from outbox where id = ${locked} for update`
-    holding()
-    await released
-  })
-  t.teardown(release)
-  await held
+  const holder = await holdInTransaction(
+    queuer.sql,
+    (tx) => tx`select id from outbox where id = ${locked} for update`,
+  )
+  t.teardown(holder.release)
   const app = await build(t, { env: { ...smtp.env, DATABASE_LOCK_TIMEOUT_MS: '60000' } })
   // Well within the minute a claim waiting for the lock would take.
   await smtp.waitForMail('free@example.com', undefined, 15_000)
   t.equal((await outboxRow(app, locked))?.attempts, 0, 'the locked row was not taken')
-  release()
-  await holder
+  await holder.release()
   const mail = await smtp.waitForMail('locked@example.com')
   t.equal(mail.messageId, `<${locked}@localhost>`, 'taken once its lock is gone')
   t.equal((await outboxRow(app, free))?.attempts, 1)

@@ -9,6 +9,7 @@ import {
   build,
   createDatabase,
   expectProblem,
+  holdInTransaction,
   type InjectResponse,
   logCapture,
   OTHER_PASSWORD,
@@ -70,30 +71,6 @@ async function otherSession(t: Test): Promise<Sql> {
   const sql = postgres(await testDatabaseUrl(), { max: 1, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
   return sql
-}
-
-/** Runs `statement` in an open transaction of `sql` and keeps it open (and its locks held) until release(). */
-async function holdInTransaction(sql: Sql, statement: (tx: Sql) => Promise<unknown>) {
-  let release = () => {}
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let holding = () => {}
-  const held = new Promise<void>((resolve) => {
-    holding = resolve
-  })
-  const done = sql.begin(async (tx) => {
-    await statement(tx as unknown as Sql)
-    holding()
-    await released
-  })
-  await Promise.race([held, done])
-  return {
-    release: async () => {
-      release()
-      await done
-    },
-  }
 }
 
 /** The answer and how long it took from send. */

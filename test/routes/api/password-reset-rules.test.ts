@@ -133,6 +133,24 @@ t.test('the password rules apply, and a refused password leaves the link usable'
   )
 })
 
+t.test(
+  'a token that is not the shape of one is refused by the schema, before any database work',
+  async (t) => {
+    const { app } = await setup(t)
+    for (const token of [
+      '',
+      'a'.repeat(42),
+      'a'.repeat(44),
+      `${'a'.repeat(42)}=`,
+      "' or 1=1 --".padEnd(43, 'x'),
+    ]) {
+      const res = await resetPassword(app, { token, newPassword: OTHER_PASSWORD })
+      const body = expectProblem(t, res, 400, `${P}validation-error`, JSON.stringify(token))
+      t.match(body, { errors: [{ path: 'body.token' }] })
+    }
+  },
+)
+
 t.test('a token of another purpose (email verification) is refused and left alone', async (t) => {
   const { app } = await setup(t)
   const user = await signUp(app, 'purpose')

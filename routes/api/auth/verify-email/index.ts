@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { perAddressLimit } from '../../../../lib/client-key.js'
 import { NoContent, Problem, ref, SIGNED_IN } from '../../../../schemas/common.js'
-import { LinkMailed, verifyEmailBody } from '../../../../schemas/email.js'
+import { LinkMailed, VerifyEmailBody } from '../../../../schemas/email.js'
 import { resendVerification, verifyEmail } from '../../../../services/email-verification.js'
-import { OPAQUE_TOKEN_PATTERN } from '../../../../services/opaque-tokens.js'
 
 /** Email verification: following the mailed link (also an email change's), and asking for a new one. */
 
@@ -27,7 +26,7 @@ const verification: FastifyPluginAsyncTypebox = async (app) => {
           "the account's and tells the old one. A token works once. An unknown, expired, used or other " +
           `token is 400 \`invalid-email-token\`, all alike. ${mailOff}`,
         security: [],
-        body: verifyEmailBody(OPAQUE_TOKEN_PATTERN),
+        body: VerifyEmailBody,
         response: {
           204: NoContent('The address is verified (or, for an email change, is now the account’s)'),
           400: Problem,
