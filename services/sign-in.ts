@@ -1,4 +1,3 @@
-import type { TransactionSql } from 'postgres'
 import {
   emailNotVerified,
   forbidden,
@@ -7,7 +6,6 @@ import {
   invalidMfaToken,
 } from '../lib/errors.js'
 import * as mfa from '../repositories/mfa.js'
-import * as repo from '../repositories/sessions.js'
 import {
   findUserByLogin,
   lockIfPasswordCurrent,
@@ -16,18 +14,16 @@ import {
   shareLockUser,
   type UserRow,
 } from '../repositories/users.js'
-import type { AuthMethod, LoginBody, PublicUser } from '../schemas/auth.js'
+import type { AuthMethod, LoginBody } from '../schemas/auth.js'
 import type { MfaVerifyBody } from '../schemas/mfa.js'
 import type { ServiceContext } from './context.js'
 import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
 import { spendAccountBudget } from './mail.js'
-import { noticeNewDevice } from './notices.js'
 import { hashOpaqueToken, newOpaqueToken } from './opaque-tokens.js'
 import { hashPassword, needsRehash, verifyPassword } from './passwords.js'
 import { checkSecondFactor, hasSecondFactor } from './second-factor.js'
-import { accessFor, type Tokens } from './sessions.js'
-import { toPublicUser } from './users.js'
+import { type SignedIn, startSession } from './session-start.js'
 
 /** Sign-in rules: the password step, the second-factor step, and the session they start. */
 
@@ -43,54 +39,10 @@ export const MFA_MAX_FAILURES = 5
 /** Printable ASCII: what a username or an email address given at sign-in may be made of. */
 const ASCII = /^[\x20-\x7e]+$/
 
-export interface SignedIn extends Tokens {
-  user: PublicUser
-  /** A new device cookie for this client (OWASP device cookies): its own failure budget next time. */
-  deviceCookie: string
-}
 export interface MfaRequired {
   mfaRequired: true
   mfaToken: string
   expiresIn: number
-}
-
-/**
- * Starts a session (one refresh-token family) in `tx` and signs its first access token. The device
- * cookie is bound to the password verified, and keeps the id of a device already known.
- */
-async function startSession(
-  tx: TransactionSql,
-  ctx: SignInContext,
-  user: UserRow,
-  how: { amr: AuthMethod[]; passwordHash: string; deviceId: string | undefined },
-): Promise<SignedIn> {
-  const { amr } = how
-  const { token, hash } = newOpaqueToken()
-  const session = await repo.insertSession(tx, ctx.cipher, {
-    userId: user.id,
-    amr,
-    idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
-    maxAgeSeconds: ctx.config.SESSION_MAX_AGE_SECONDS,
-    ...ctx.origin,
-  })
-  const refreshExpiresIn = await repo.insertRefreshToken(tx, ctx.cipher, {
-    sessionId: session.id,
-    parentId: null,
-    userId: user.id,
-    tokenHash: hash,
-    idleSeconds: ctx.config.REFRESH_TOKEN_TTL_SECONDS,
-    ...ctx.origin,
-  })
-  await ctx.audit('auth.login.success', user.id, { sessionId: session.id, amr: amr.join(' ') }, tx)
-  await noticeNewDevice(ctx, tx, user, session, how.deviceId)
-  const principal = { userId: user.id, sessionId: session.id, authTime: session.authTime, amr }
-  return {
-    ...accessFor(ctx, principal),
-    refreshToken: token,
-    refreshExpiresIn,
-    user: toPublicUser(user),
-    deviceCookie: ctx.devices.issue(user.id, how.passwordHash, how.deviceId),
-  }
 }
 
 /**
