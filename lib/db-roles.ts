@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Sql, TransactionSql } from 'postgres'
 
@@ -57,8 +58,13 @@ async function runScript(tx: TransactionSql, file: string, vars: Record<string, 
 }
 
 const DUPLICATE = new Set(['42710', '23505', 'XX000'])
+const ROLE_ATTEMPTS = 5
 
-/** Creates or updates both roles (sql/roles.sql); concurrent runs (parallel test files) retry once. */
+/**
+ * Creates or updates both roles (sql/roles.sql). Roles are cluster-wide, so concurrent runs (parallel
+ * test files, replicas booting at once) can collide ("tuple concurrently updated"): retried after a
+ * short random pause, up to ROLE_ATTEMPTS times.
+ */
 export async function createRoles(sql: Sql, names: RoleNames): Promise<void> {
   const vars = {
     migration_role: names.migrationRole,
@@ -73,7 +79,8 @@ export async function createRoles(sql: Sql, names: RoleNames): Promise<void> {
       return
     } catch (error) {
       const code = (error as { code?: string }).code ?? ''
-      if (attempt > 2 || !DUPLICATE.has(code)) throw error
+      if (attempt >= ROLE_ATTEMPTS || !DUPLICATE.has(code)) throw error
+      await sleep(25 + Math.random() * 100 * attempt)
     }
   }
 }

@@ -228,3 +228,31 @@ t.test(
     t.notMatch(err.join(' '), /TopSecret/, 'the URL is never echoed')
   },
 )
+
+t.test(
+  'bug: parallel test files creating the same roles failed with "tuple concurrently updated"',
+  async (t) => {
+    const admin = await createDatabase()
+    const database = new URL(admin).pathname.slice(1)
+    const names = {
+      migrationRole: 'bulwark_race_owner',
+      migrationPassword: 'race-owner',
+      runtimeRole: 'bulwark_race_app',
+      runtimePassword: 'race-app',
+      database,
+    }
+    // Eight sessions at once, as replicas booting together or tap's parallel files would.
+    const sessions = Array.from({ length: 8 }, () => connect(admin))
+    const check = connect(admin)
+    t.teardown(() => Promise.all([check, ...sessions].map((s) => s.end())))
+    const outcomes = await Promise.allSettled(sessions.map((s) => createRoles(s, names)))
+    const failed = outcomes.filter((o) => o.status === 'rejected')
+    t.same(
+      failed.map((o) => String((o as PromiseRejectedResult).reason)),
+      [],
+      'every concurrent run succeeds',
+    )
+    const [app] = await check`select rolcanlogin from pg_roles where rolname = 'bulwark_race_app'`
+    t.equal(app?.rolcanlogin, true)
+  },
+)
