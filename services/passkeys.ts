@@ -58,7 +58,7 @@ export function failureOf(error: unknown): CeremonyFailure {
     [/RP ?ID/i, 'rp_id'],
     [/verification/i, 'user_verification'],
     [/present/i, 'user_presence'],
-    [/response type/i, 'type'],
+    [/response type/i, 'ceremony_type'],
     [/alg/i, 'algorithm'],
   ]
   const reason = reasons.find(([pattern]) => pattern.test(message))?.[1] ?? 'malformed'
