@@ -22,7 +22,8 @@ export function resolveWebauthn(config: WebauthnSettings, production: boolean): 
   if (origins.length === 0) return null
   for (const origin of origins) {
     // An exact origin: what clientDataJSON.origin carries, compared as a string (WebAuthn L3 §13.4.9).
-    if (!URL.canParse(origin) || new URL(origin).origin !== origin || !/^https?:/.test(origin)) {
+    const shape = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/.test(origin)
+    if (!shape || !URL.canParse(origin) || new URL(origin).origin !== origin) {
       return 'WEBAUTHN_ORIGINS is invalid: each entry must be an exact origin like https://app.example.com (no path, no trailing slash)'
     }
     const { protocol, hostname } = new URL(origin)

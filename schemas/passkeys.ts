@@ -76,9 +76,32 @@ const AuthenticationCredential = Type.Object(
   { additionalProperties: false, description: 'What navigator.credentials.get() answered, as JSON.' },
 )
 
+const EXAMPLE_ID = 'Xk3sA9vQ1m2uT0cYbLw8rJpZ4nHdE6fGqRs7tUvWxYz'
+const EXAMPLE_CLIENT_DATA =
+  'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIiwiY2hhbGxlbmdlIjoiLi4uIiwib3JpZ2luIjoiaHR0cHM6Ly9hcHAuZXhhbXBsZS5jb20ifQ'
+
 export const RegisterPasskeyBody = Type.Object(
   { name: Type.Optional(PasskeyName), credential: RegistrationCredential },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        name: 'Work laptop',
+        credential: {
+          id: EXAMPLE_ID,
+          rawId: EXAMPLE_ID,
+          type: 'public-key',
+          response: {
+            clientDataJSON: EXAMPLE_CLIENT_DATA,
+            attestationObject: 'o2NmbXRkbm9uZWdhdHRTdG10oGhhdXRoRGF0YVjF',
+            transports: ['internal', 'hybrid'],
+          },
+          authenticatorAttachment: 'platform',
+          clientExtensionResults: { credProps: { rk: true } },
+        },
+      },
+    ],
+  },
 )
 export type RegisterPasskeyBody = Static<typeof RegisterPasskeyBody>
 
@@ -98,7 +121,25 @@ export type PasskeyLoginOptionsBody = Static<typeof PasskeyLoginOptionsBody>
 
 export const PasskeyLoginBody = Type.Object(
   { credential: AuthenticationCredential },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        credential: {
+          id: EXAMPLE_ID,
+          rawId: EXAMPLE_ID,
+          type: 'public-key',
+          response: {
+            clientDataJSON: EXAMPLE_CLIENT_DATA,
+            authenticatorData: 'SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MdAAAAAA',
+            signature: 'MEUCIQDx3kq2b7YV0m4rJpZ4nHdE6fGqRs7tUvWxYzXk3sA9vQIgZ5c',
+            userHandle: 'C29qUowdTnqfJW08KxoOlA',
+          },
+          clientExtensionResults: {},
+        },
+      },
+    ],
+  },
 )
 export type PasskeyLoginBody = Static<typeof PasskeyLoginBody>
 
