@@ -152,6 +152,8 @@ export class SoftAuthenticator {
   get(options: RequestOptions, t: CeremonyTweaks = {}) {
     if (t.counter === undefined && this.counts) this.counter += 1
     const counter = t.counter ?? (this.counts ? this.counter : 0)
+    // A counter sent on purpose moves the authenticator's forward (never back), as a real one would.
+    this.counter = Math.max(this.counter, counter)
     const flags = t.flags ?? FLAGS.UP | FLAGS.UV | this.backupFlags()
     const authData = this.authData(t, flags, counter)
     const clientDataJSON = this.clientData('webauthn.get', options.challenge, t)

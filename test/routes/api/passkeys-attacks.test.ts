@@ -1,4 +1,5 @@
 import t from 'tap'
+import { recordUse } from '../../../repositories/passkeys.js'
 import { build, expectProblem, signUp } from '../../helper.js'
 import {
   anonymous,
@@ -187,7 +188,37 @@ t.test('passkey ceremonies under attack', async (t) => {
       200,
       'forward again',
     )
+
+    // A clone is told as such before the account's state: a disabled account's clone is still audited.
+    await app.sql`update users set disabled = true where id = ${alice.id}`
+    await refused(
+      await passkeyLogin(anon, aliceKey, { tweaks: { counter: 51 } }),
+      'counter_rollback',
+      'a disabled account',
+      'auth.passkey.cloned',
+    )
+    await app.sql`update users set disabled = false where id = ${alice.id}`
   })
+
+  await t.test(
+    'the counter is also checked by the update that stores it (two racing assertions)',
+    async (t) => {
+      const [row] = await app.sql<{ id: string }[]>`
+      select id from webauthn_credentials where credential_id = ${aliceKey.credentialId}`
+      const id = row?.id ?? ''
+      t.notOk(await recordUse(app.sql, id, { counter: 40, backedUp: false }), 'backwards')
+      t.notOk(await recordUse(app.sql, id, { counter: 51, backedUp: false }), 'equal')
+      t.ok(await recordUse(app.sql, id, { counter: 52, backedUp: false }), 'forward')
+      aliceKey.counter = 52
+      const [other] = await app.sql<{ id: string }[]>`
+      select id from webauthn_credentials where credential_id = ${bobKey.credentialId}`
+      await app.sql`update webauthn_credentials set counter = 0 where id = ${other?.id ?? ''}`
+      t.ok(
+        await recordUse(app.sql, other?.id ?? '', { counter: 0, backedUp: false }),
+        '0 and 0: no counter kept',
+      )
+    },
+  )
 
   await t.test('user verification is required; backup eligibility is fixed', async () => {
     await refused(
