@@ -15,6 +15,7 @@ import { isLocalHost, transportProblem } from './db-tls.js'
 import { parseDataKeys } from './field-crypto.js'
 import { parsePepper } from './pepper.js'
 import { estimatedBits, MIN_SECRET_BITS, sameHmacKey } from './secret-strength.js'
+import { resolveWebauthn } from './webauthn-config.js'
 
 /** Settings from the environment: read, converted and validated once, with one-line errors for operators. */
 
@@ -138,7 +139,8 @@ export function loadConfig(environment: Record<string, string | undefined>): Con
   const problem =
     passwordProblem(config, production) ??
     cookieProblem(config, production) ??
-    mailProblem(config, production)
+    mailProblem(config, production) ??
+    resolveWebauthn(config, production)
   if (problem) throw new ConfigError(problem)
   // RFC 8725 §3.5: an HMAC signing secret must not be guessable; the public development one never
   // signs in production, nor does a patterned one (32 times "a" passes the length rule).

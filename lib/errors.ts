@@ -45,6 +45,8 @@ export type ProblemType =
   | 'mail-disabled'
   | 'email-not-verified'
   | 'invalid-email-token'
+  | 'invalid-passkey'
+  | 'passkeys-disabled'
 
 export class AppError extends Error {
   override name = 'AppError'
@@ -158,3 +160,13 @@ export const unavailable = (
   detail: string,
   retryAfterSeconds: number,
 ) => new AppError(503, detail, { type, data: { retryAfterSeconds } })
+
+/** Any failed passkey ceremony looks the same to the client; the reason goes to the audit log (ASVS 5.0 6.3.8). */
+export const invalidPasskey = () =>
+  new AppError(401, 'The passkey could not be verified: start again.', { type: 'invalid-passkey' })
+
+/** WEBAUTHN_ORIGINS is `none` (or unset in production): the passkey routes are off. */
+export const passkeysDisabled = () =>
+  new AppError(501, 'Passkeys are disabled on this service (WEBAUTHN_ORIGINS).', {
+    type: 'passkeys-disabled',
+  })

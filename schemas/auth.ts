@@ -183,9 +183,10 @@ export type PasswordChangeBody = Static<ReturnType<typeof passwordChangeBody>>
 
 /**
  * How a session was authenticated (RFC 8176 values, plus `recovery` for a recovery code): `pwd`,
- * and `otp` or `recovery` with `mfa` when a second factor was used.
+ * and `otp` or `recovery` with `mfa` when a second factor was used; a passkey is `hwk` (device-bound)
+ * or `swk` (synced) with `mfa`, being something you have unlocked by user verification.
  */
-export type AuthMethod = 'pwd' | 'otp' | 'recovery' | 'mfa'
+export type AuthMethod = 'pwd' | 'otp' | 'recovery' | 'mfa' | 'hwk' | 'swk'
 
 /**
  * Claims of an access token (RFC 8725, RFC 9068: typed, short-lived, audience- and issuer-bound),

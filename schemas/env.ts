@@ -165,6 +165,13 @@ export const EnvSchema = Type.Object({
   EMAIL_VERIFICATION_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 604_800, default: 86_400 }),
   PASSWORD_RESET_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 86_400, default: 1800 }),
   REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
+  // Passkeys (README, Passkeys): lib/webauthn-config.ts fills the defaults and checks them at boot.
+  WEBAUTHN_RP_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$' })),
+  WEBAUTHN_RP_NAME: Type.String({ minLength: 1, maxLength: 64, default: 'Bulwark' }),
+  /** Exact origins allowed to run ceremonies; `none` turns passkeys off. */
+  WEBAUTHN_ORIGINS: List(4096),
+  PASSKEY_LOGIN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),
+  PASSKEY_LOGIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
 })
 
 export type Config = StaticDecode<typeof EnvSchema>

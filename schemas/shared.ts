@@ -12,6 +12,7 @@ import { Comment, CommentInput, CommentPage } from './comments.js'
 import { ProblemSchema, StatusOkSchema } from './common.js'
 import { LinkMailed } from './email.js'
 import { MfaStatus, RecoveryCodes, TotpEnrolment } from './mfa.js'
+import { PASSKEY_SCHEMAS } from './passkeys.js'
 import { Profile } from './users.js'
 
 /**
@@ -40,4 +41,5 @@ export const SHARED_SCHEMAS = [
   AdminUserPage,
   AuditEventItem,
   AuditPage,
+  ...PASSKEY_SCHEMAS,
 ]

@@ -27,7 +27,7 @@ import { type SignedIn, startSession } from './session-start.js'
 
 /** Sign-in rules: the password step, the second-factor step, and the session they start. */
 
-type SignInContext = Pick<
+export type SignInContext = Pick<
   ServiceContext,
   'sql' | 'config' | 'sign' | 'audit' | 'origin' | 'throttle' | 'cipher' | 'devices' | 'counters'
 >
@@ -50,7 +50,7 @@ export interface MfaRequired {
  * the answer is no oracle (OWASP ASVS 5.0 6.3.8), and mailed a fresh link (within its mail budget),
  * so a user whose link expired is not stuck.
  */
-async function refuseUnverified(ctx: SignInContext, user: UserRow): Promise<never> {
+export async function refuseUnverified(ctx: SignInContext, user: UserRow): Promise<never> {
   const mail = await spendAccountBudget(ctx, 'mail', `verify:${user.id}`, true)
   await ctx.sql.begin(async (tx) => {
     // The user row before its tokens (the house lock order): a confirmed email change holds it while

@@ -12,3 +12,6 @@ grant select on audit_events to :"runtime_role";
 grant insert (id, event, user_id, ip, user_agent, request_id, detail) on audit_events to :"runtime_role";
 grant select on schema_migrations to :"runtime_role";
 revoke insert, update, delete, truncate, references, trigger on schema_migrations from :"runtime_role";
+-- Passkeys (migration 0009).
+grant select, insert, update, delete on webauthn_credentials, webauthn_challenges to :"runtime_role";
+revoke truncate, references, trigger on webauthn_credentials, webauthn_challenges from :"runtime_role";

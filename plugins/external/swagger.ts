@@ -21,6 +21,10 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
       tags: [
         { name: 'auth', description: 'Accounts, sign-in, tokens and sessions' },
         { name: 'mfa', description: 'Two-factor authentication: TOTP authenticators and recovery codes' },
+        {
+          name: 'passkeys',
+          description: 'Passkeys (WebAuthn): register them, sign in with them, manage them',
+        },
         { name: 'users', description: 'Your account and the profiles of other users' },
         { name: 'comments', description: 'Comments: anyone reads, signed-in users write their own' },
         { name: 'admin', description: 'User management and the audit log (admins only)' },

@@ -24,6 +24,7 @@ const TABLES = [
   'mfa_challenges',
   'email_tokens',
   'outbox',
+  'webauthn_credentials',
 ]
 
 /** Per table, its row count and the sum of its rows' hashes: one cheap query, order-independent. */
