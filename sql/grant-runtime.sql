@@ -12,3 +12,6 @@ grant select on audit_events to :"runtime_role";
 grant insert (id, event, user_id, ip, user_agent, request_id, detail) on audit_events to :"runtime_role";
 grant select on schema_migrations to :"runtime_role";
 revoke insert, update, delete, truncate, references, trigger on schema_migrations from :"runtime_role";
+-- API keys (migration 0010).
+grant select, insert, update on api_keys, api_key_addresses to :"runtime_role";
+revoke delete, truncate, references, trigger on api_keys, api_key_addresses from :"runtime_role";
