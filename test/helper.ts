@@ -770,3 +770,29 @@ export async function resetLinkToken(
   if (res.statusCode !== 202) throw new Error(`forgot ${email}: ${res.statusCode} ${res.body}`)
   return linkToken(await nthMail(smtp, email, RESET_MAIL, before.length))
 }
+
+// ---------------------------------------------------------------------------------------------
+// API keys (issue 16): create one through the API, and send it.
+
+export interface CreatedKey {
+  id: string
+  key: string
+  prefix: string
+  scopes: string[]
+  expiresAt: string
+}
+
+/** POST /api/auth/api-keys as `user`; anything but 201 fails the calling test loudly. */
+export async function createApiKey(
+  user: Pick<SignedInUser, 'inject'>,
+  scopes: string[],
+  extra: { name?: string; expiresInDays?: number } = {},
+): Promise<CreatedKey> {
+  const payload = { name: extra.name ?? 'test key', scopes, ...extra }
+  const res = await user.inject({ method: 'POST', url: '/api/auth/api-keys', payload })
+  if (res.statusCode !== 201) throw new Error(`create API key: ${res.statusCode} ${res.body}`)
+  return res.json<CreatedKey>()
+}
+
+/** app.inject with `key` as the Bearer token. */
+export const injectWithKey = (app: App, key: string) => injectAs(app, key)
