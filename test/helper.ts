@@ -115,6 +115,7 @@ const GENEROUS_LIMITS = {
   LOGIN_ACCOUNT_MAX_FAILURES: '10000',
   REGISTER_RATE_LIMIT_MAX: '10000',
   REFRESH_RATE_LIMIT_MAX: '100000',
+  API_KEY_RATE_LIMIT_MAX: '100000',
   // Load shedding measures this process's event loop, which test files share with a busy machine
   // (boot-time schema compiles stall it past 1 s under CI load): off, except in its own tests.
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
