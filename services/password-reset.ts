@@ -107,8 +107,10 @@ export async function resetPassword(ctx: ResetContext, body: ResetPasswordBody):
     // A sign-in half done with the old password (waiting for its code) cannot finish with it.
     await deleteChallenges(tx, locked.id)
     const revoked = await revokeSessions(tx, { userId: locked.id }, 'password_reset')
-    if (ctx.config.API_KEYS_REVOKE_ON_PASSWORD_CHANGE)
+    // API keys end with the password, unless configured otherwise (issue 16).
+    if (ctx.config.API_KEYS_REVOKE_ON_PASSWORD_CHANGE) {
       await revokeKeysOf(ctx, tx, locked.id, 'password_reset')
+    }
     await queueMail(ctx, tx, {
       template: 'password-reset-done',
       userId: locked.id,
