@@ -245,6 +245,19 @@ t.test(
       payload: { body: 'bot' },
     })
     t.equal(withKey.statusCode, 201, 'a key is no cookie: no CSRF check')
+    // A stray session cookie beside the key changes nothing: the header authenticates, not the cookie.
+    const keyAndCookie = await injectWithKey(
+      app,
+      key.key,
+    )({
+      method: 'POST',
+      url: '/api/comments',
+      headers: { origin, 'sec-fetch-site': 'cross-site' },
+      cookies: { access_token: user.accessToken },
+      payload: { body: 'bot' },
+    })
+    t.equal(keyAndCookie.statusCode, 201, 'the Authorization header decides')
+    t.equal(keyAndCookie.json<{ author: { id: string } }>().author.id, user.id)
     const withCookie = await app.inject({
       method: 'POST',
       url: '/api/comments',
