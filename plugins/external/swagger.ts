@@ -24,6 +24,7 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
         { name: 'users', description: 'Your account and the profiles of other users' },
         { name: 'comments', description: 'Comments: anyone reads, signed-in users write their own' },
         { name: 'admin', description: 'User management and the audit log (admins only)' },
+        { name: 'api-keys', description: 'Scoped API keys for machine clients: create, list, revoke' },
         { name: 'health', description: 'Liveness and readiness probes for orchestrators and gateways' },
       ],
       components: {
