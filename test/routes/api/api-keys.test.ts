@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import type { App } from '../../../app.js'
+import { AUDIT_REFUSALS_MAX } from '../../../plugins/app/security-audit.js'
 import {
   build,
   type CreatedKey,
@@ -17,6 +19,12 @@ const INVALID_TOKEN = 'urn:bulwark:problem:invalid-token'
 const INSUFFICIENT_SCOPE = 'urn:bulwark:problem:insufficient-scope'
 const NOT_ALLOWED = 'urn:bulwark:problem:api-key-not-allowed'
 const KEY_FORMAT = /^bwk_([0-9a-f]{16})_([0-9a-f]{64})$/
+
+/**
+ * A random client address: refusals are audited within a budget per address and minute (shared in
+ * Redis across runs), so a test that counts audit rows sends each refusal from an address of its own.
+ */
+const anyAddress = () => `10.${Array.from(randomBytes(3)).join('.')}`
 
 const buildApp = (t: Test, env: Record<string, string> = {}) =>
   build(t, { env: { BCRYPT_COST: '4', ...env } })
@@ -187,7 +195,8 @@ t.test(
     const user = await signUp(app, 'keyx')
     const key = await createApiKey(user, ['comments:read', 'profile:read'])
     const secret = key.key.slice(-64)
-    const use = (token: string) => injectWithKey(app, token)('/api/users/me')
+    const use = (token: string) =>
+      injectWithKey(app, token)({ url: '/api/users/me', remoteAddress: anyAddress() })
     t.equal((await use(key.key)).statusCode, 200, 'the key works')
 
     const wrong = `bwk_${key.id}_${secret.slice(0, 63)}${secret.endsWith('0') ? '1' : '0'}`
@@ -222,7 +231,8 @@ t.test(
     // One anchored pattern decides, before any lookup: each is audited as malformed.
     t.equal((await countMalformed()) - before, malformed.length, 'each audited as malformed')
     // On a public route too: a key sent must be good.
-    expectInvalid(t, await injectWithKey(app, wrong)('/api/comments'), 'wrong secret on a public route')
+    const onPublic = await injectWithKey(app, wrong)({ url: '/api/comments', remoteAddress: anyAddress() })
+    expectInvalid(t, onPublic, 'wrong secret on a public route')
 
     await app.sql`update api_keys set expires_at = now() - interval '1 second' where id = ${key.id}`
     expectInvalid(t, await use(key.key), 'expired')
@@ -271,7 +281,15 @@ t.test(
     )
     for (const [method, url] of targets) {
       const payload = method === 'GET' || method === 'DELETE' ? {} : { payload: {} }
-      const res = await injectWithKey(app, key.key)({ method: method as 'GET', url, ...payload })
+      const res = await injectWithKey(
+        app,
+        key.key,
+      )({
+        method: method as 'GET',
+        url,
+        remoteAddress: anyAddress(),
+        ...payload,
+      })
       expectProblem(t, res, 403, NOT_ALLOWED, `${method} ${url}`)
     }
     t.equal((await injectWithKey(app, key.key)('/api/auth/api-keys')).statusCode, 403)
@@ -285,5 +303,22 @@ t.test(
       refused.filter((r) => r.detail.reason === 'route_not_allowed').length >= targets.length,
       'each one audited',
     )
+  },
+)
+
+t.test(
+  'a flood of bad keys from one address writes at most AUDIT_REFUSALS_MAX audit rows a minute',
+  async (t) => {
+    const app = await buildApp(t)
+    const user = await signUp(app, 'keyf')
+    const key = await createApiKey(user, ['comments:read'])
+    const remoteAddress = anyAddress()
+    const forged = `bwk_${key.id}_${'a'.repeat(64)}`
+    for (let i = 0; i < AUDIT_REFUSALS_MAX + 5; i++) {
+      t.equal((await injectWithKey(app, forged)({ url: '/api/comments', remoteAddress })).statusCode, 401)
+    }
+    const rows = await refusedFor(app, key.id)
+    t.equal(rows.length, AUDIT_REFUSALS_MAX, 'the rest reach the log only')
+    t.equal((await injectWithKey(app, key.key)({ url: '/api/comments', remoteAddress })).statusCode, 200)
   },
 )
