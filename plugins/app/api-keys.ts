@@ -11,6 +11,7 @@ import {
   parseApiKey,
   type RefusalReason,
 } from '../../services/api-keys.js'
+import { auditRefusal } from './security-audit.js'
 
 /** API keys on requests: the gate that admits a key only where a route declares its scope. */
 
@@ -64,9 +65,10 @@ async function apiKeysPlugin(app: FastifyInstance) {
     keyId: string | null,
     userId: string | null = null,
   ): Promise<never> {
-    // One row per refusal, bounded by the global limit: an unverified key counts against its address.
+    // No write amplification: at most AUDIT_REFUSALS_MAX rows a minute per account (a verified key's
+    // owner) or address (anything unverified), then the log line alone; the global limit bounds the rest.
     const detail = { reason, keyId, route: request.routeOptions.url ?? null, method: request.method }
-    await app.serviceContext(request).audit('auth.api_key.refused', userId, detail)
+    await auditRefusal(app, request, 'auth.api_key.refused', userId, detail)
     throw error
   }
 
@@ -117,5 +119,5 @@ async function apiKeysPlugin(app: FastifyInstance) {
 
 export default fp(apiKeysPlugin, {
   name: 'api-keys',
-  dependencies: ['config', 'db', 'authentication', 'global-rate-limit', 'service-context'],
+  dependencies: ['config', 'db', 'authentication', 'global-rate-limit', 'service-context', 'security-audit'],
 })
