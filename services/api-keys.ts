@@ -3,6 +3,7 @@ import type { Sql, TransactionSql } from 'postgres'
 import { conflict, forbidden, invalidField, notFound } from '../lib/errors.js'
 import * as repo from '../repositories/api-keys.js'
 import type { KeyPrincipal, SessionPrincipal } from '../repositories/sessions.js'
+import { userOfPrincipal } from '../repositories/users.js'
 import {
   type ApiKeyItem,
   type ApiKeyScope,
@@ -11,10 +12,11 @@ import {
   DEFAULT_EXPIRES_DAYS,
 } from '../schemas/api-keys.js'
 import type { ServiceContext } from './context.js'
+import { notify } from './notices.js'
 
 /** Scoped API keys for machine clients: `bwk_<id>_<secret>`, shown once, stored as a hash (issue 16). */
 
-type KeysContext = Pick<ServiceContext, 'sql' | 'config' | 'audit'>
+type KeysContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher'>
 
 /**
  * The one shape of a key: a 16-hex-character public id and a 64-hex-character (256-bit) secret. No
@@ -81,6 +83,13 @@ export async function createApiKey(
     if (!inserted) return undefined
     const detail = { keyId: id, scopes: body.scopes.join(' '), sessionId: principal.sessionId }
     await ctx.audit('auth.api_key.created', principal.userId, detail, tx)
+    // The owner hears of a new credential at their address, in case it was not them (ASVS 5.0 6.3.7).
+    const scopes = body.scopes.join(', ')
+    await notify(ctx, tx, userOfPrincipal(ctx.cipher, principal), 'api-key-created', {
+      name,
+      prefix: prefixOf(id),
+      scopes,
+    })
     return inserted
   })
   if (!row) {

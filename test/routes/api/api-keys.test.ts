@@ -85,6 +85,9 @@ t.test('create: the key is shown once, 256-bit secret, only a hash stored, audit
       { id: body.id, prefix: body.prefix, scopes: ['comments:read', 'profile:read'], lastUsedAt: null },
     ],
   })
+  const notices = await app.sql<{ template: string }[]>`
+    select template from outbox where user_id = ${user.id} and template = 'api-key-created'`
+  t.equal(notices.length, 1, 'the owner is told by mail (a security notice)')
   const [created] = await auditEvents(app, 'auth.api_key.created', user.id)
   t.match(created?.detail, { keyId: body.id, scopes: 'comments:read profile:read' })
 })
@@ -122,6 +125,9 @@ t.test('create: body rules, default expiry, per-user cap, admin scope for admins
   t.ok(Math.abs(days - 30) < 0.01, 'the default is capped by API_KEY_MAX_EXPIRES_DAYS')
   t.equal((await post({ name: 'b', scopes: ['comments:read'] })).statusCode, 201)
   expectProblem(t, await post({ name: 'c', scopes: ['comments:read'] }), 409, 'urn:bulwark:problem:conflict')
+  const notices = await app.sql`
+    select 1 from outbox where user_id = ${user.id} and template = 'api-key-created'`
+  t.equal(notices.length, 2, 'a refused creation tells no one')
 })
 
 t.test('create and revoke need a recent authentication; another user’s key is 404', async (t) => {
