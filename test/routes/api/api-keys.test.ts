@@ -157,6 +157,9 @@ t.test('use: each scope opens its routes; a missing scope is 403 insufficient-sc
   const id = created.json<{ id: string; authorId: string }>().id
   t.equal((await reader(`/api/comments/${id}`)).statusCode, 200, 'comments:read reads one')
   t.equal((await reader('/api/comments')).statusCode, 200, 'comments:read lists')
+  // Fastify's HEAD twin of a GET carries the GET's scope.
+  t.equal((await reader({ method: 'HEAD', url: '/api/comments' })).statusCode, 200, 'HEAD with comments:read')
+  t.equal((await profile({ method: 'HEAD', url: '/api/comments' })).statusCode, 403, 'HEAD without it')
   const patched = await writer({ method: 'PATCH', url: `/api/comments/${id}`, payload: { body: 'edited' } })
   t.equal(patched.statusCode, 200, 'comments:write edits')
   const me = await profile('/api/users/me')
