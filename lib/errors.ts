@@ -19,6 +19,8 @@ export interface ProblemData {
   limit?: number
   /** The age in seconds a re-authentication may have (RFC 9470 `max_age`). */
   maxAgeSeconds?: number
+  /** The API key scope a route needs (RFC 6750 §3 `scope`). */
+  scope?: string
 }
 
 /** Problem types: each answers with `urn:bulwark:problem:<type>`; a 404 stays `about:blank`. */
@@ -47,6 +49,8 @@ export type ProblemType =
   | 'invalid-email-token'
   | 'invalid-passkey'
   | 'passkeys-disabled'
+  | 'insufficient-scope'
+  | 'api-key-not-allowed'
 
 export class AppError extends Error {
   override name = 'AppError'
@@ -169,4 +173,18 @@ export const invalidPasskey = () =>
 export const passkeysDisabled = () =>
   new AppError(501, 'Passkeys are disabled on this service (WEBAUTHN_ORIGINS).', {
     type: 'passkeys-disabled',
+  })
+
+// API keys (issue 16): the key is good, but not for this route.
+/** RFC 6750 §3.1 insufficient_scope: the key lacks the scope the route needs. */
+export const insufficientScope = (scope: string) =>
+  new AppError(403, `This API key lacks the scope this route needs: ${scope}.`, {
+    type: 'insufficient-scope',
+    data: { scope },
+  })
+
+/** The route accepts no API key at all (sign-in, sessions, passwords, two-factor, key management). */
+export const apiKeyNotAllowed = () =>
+  new AppError(403, 'API keys are not accepted here: sign in and use a session.', {
+    type: 'api-key-not-allowed',
   })

@@ -60,6 +60,10 @@ function problemHeaders(error: AppError): Record<string, string> {
     case 'invalid-token':
       headers['www-authenticate'] = 'Bearer error="invalid_token"'
       break
+    // RFC 6750 §3.1: a valid API key without the scope the route needs.
+    case 'insufficient-scope':
+      headers['www-authenticate'] = `Bearer error="insufficient_scope", scope="${error.data.scope ?? ''}"`
+      break
     // RFC 9470 §3: the token is good but its authentication is too old for this action.
     case 'reauthentication-required':
       headers['www-authenticate'] =

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
 import { type FieldCipher, type Origin, openOrigin, sealOrigin } from '../lib/field-crypto.js'
+import type { ApiKeyScope } from '../schemas/api-keys.js'
 import type { AuthMethod, Role } from '../schemas/auth.js'
 
 /** SQL for sessions and refresh tokens, and the per-request principal lookup. */
@@ -53,7 +54,7 @@ export async function insertRefreshToken(
 }
 
 /** The consumed token, and the principal its access token is signed for. */
-export interface ClaimedToken extends Principal {
+export interface ClaimedToken extends SessionPrincipal {
   id: string
 }
 
@@ -173,11 +174,30 @@ export async function listLiveSessions(db: Db, cipher: FieldCipher, userId: stri
   return rows.map((row) => ({ ...row, ...openOrigin(cipher, 'sessions', row.id, row) }))
 }
 
-export interface Principal {
+/** Who sends a request: a signed-in session, or an API key (repositories/api-keys.ts). */
+export type Principal = SessionPrincipal | KeyPrincipal
+
+/** A session's principal: the only kind that logout, session lists, step-up and MFA enrolment accept. */
+export interface SessionPrincipal extends PrincipalBase {
+  via: 'session'
+  sessionId: string
+}
+
+/**
+ * An API key's principal. `sessionId: null` makes passing it where a session is needed a compile
+ * error; its authTime is the key's creation, and requireRecentAuth refuses it whatever its age.
+ */
+export interface KeyPrincipal extends PrincipalBase {
+  via: 'api-key'
+  sessionId: null
+  apiKeyId: string
+  scopes: ApiKeyScope[]
+}
+
+interface PrincipalBase {
   userId: string
   username: string
   role: Role
-  sessionId: string
   /** When the user last proved who they are in this session (sign-in or re-authentication). */
   authTime: Date
   amr: AuthMethod[]
@@ -198,9 +218,9 @@ export async function findPrincipal(
   db: Db,
   sessionId: string,
   userId: string,
-): Promise<Principal | undefined> {
-  const [row] = await db<Principal[]>`
-    select u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr,
+): Promise<SessionPrincipal | undefined> {
+  const [row] = await db<SessionPrincipal[]>`
+    select 'session' as via, u.id as user_id, u.username, u.role, s.id as session_id, s.auth_time, s.amr,
       u.email as sealed_email, u.created_at as user_created_at, u.email_verified_at
     from sessions s join users u on u.id = s.user_id
     where s.id = ${sessionId} and s.user_id = ${userId}

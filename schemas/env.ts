@@ -172,6 +172,13 @@ export const EnvSchema = Type.Object({
   WEBAUTHN_ORIGINS: List(4096),
   PASSKEY_LOGIN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 100_000, default: 30 }),
   PASSKEY_LOGIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
+  // API keys for machine clients (README, API keys).
+  API_KEYS_MAX_PER_USER: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  API_KEY_MAX_EXPIRES_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 365 }),
+  API_KEYS_REVOKE_ON_PASSWORD_CHANGE: Type.Boolean({ default: true }),
+  API_KEY_LAST_USED_FLUSH_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
+  API_KEY_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  API_KEY_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 900_000 }),
 })
 
 export type Config = StaticDecode<typeof EnvSchema>

@@ -6,6 +6,7 @@ import { revokeSessions } from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { AdminUser, AdminUserPatch, AdminUserQuery, AuditQuery } from '../schemas/admin.js'
 import type { Role } from '../schemas/auth.js'
+import { revokeKeysOf } from './api-keys.js'
 import type { ServiceContext } from './context.js'
 import { notify } from './notices.js'
 
@@ -83,6 +84,10 @@ async function changeUser(
     if (next.role === before.role && next.disabled === before.disabled) return before
     const after = await users.updateRoleAndStatus(tx, ctx.cipher, id, next)
     const revoked = await revokeSessions(tx, { userId: id }, 'admin_change')
+    // API keys: a disabled owner's all end; a demoted admin's keys with the admin scope end (issue 16).
+    if (after.disabled) await revokeKeysOf(ctx, tx, id, 'owner_disabled')
+    else if (before.role === 'admin' && after.role !== 'admin')
+      await revokeKeysOf(ctx, tx, id, 'owner_demoted', 'admin')
     await deleteChallenges(tx, id)
     // Told only when it signed someone out: that is what the user notices and may not have expected.
     if (revoked.length > 0) await notify(ctx, tx, after, 'sessions-revoked', { disabled: after.disabled })

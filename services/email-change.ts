@@ -2,7 +2,7 @@ import type { TransactionSql } from 'postgres'
 import { invalidField } from '../lib/errors.js'
 import { normalizeEmail } from '../lib/field-crypto.js'
 import { deleteTokens, spendToken } from '../repositories/email-tokens.js'
-import type { Principal } from '../repositories/sessions.js'
+import type { SessionPrincipal } from '../repositories/sessions.js'
 import { findUserByEmail, setVerifiedEmail, type UserRow, userOfPrincipal } from '../repositories/users.js'
 import type { LinkMailed } from '../schemas/email.js'
 import type { ServiceContext } from './context.js'
@@ -29,7 +29,7 @@ export function maskEmail(email: string): string {
  */
 export async function requestEmailChange(
   ctx: EmailChangeContext,
-  principal: Principal,
+  principal: SessionPrincipal,
   email: string,
 ): Promise<LinkMailed> {
   assertMailEnabled(ctx.config)

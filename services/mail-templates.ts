@@ -29,6 +29,8 @@ export interface MailData {
   'recovery-code-used': Named & { left: number }
   'new-sign-in': Named & { at: string; ip: string | null; userAgent: string | null }
   'sessions-revoked': Named & { disabled: boolean }
+  // API keys (issue 16).
+  'api-key-created': Named & { name: string; prefix: string; scopes: string }
 }
 export type MailTemplate = keyof MailData
 
@@ -201,6 +203,17 @@ function compose(
               'Sign in again to continue. If you did not expect this, contact your administrator.',
             ],
       }
+    case 'api-key-created': {
+      const k = data as MailData['api-key-created']
+      return {
+        subject: 'A new API key was created',
+        parts: [
+          `An API key was created for your account: "${k.name}" (${k.prefix}), with the scopes ${k.scopes}.`,
+          'You can revoke it at once with DELETE /api/auth/api-keys/:id.',
+          NOT_YOU,
+        ],
+      }
+    }
   }
 }
 

@@ -22,6 +22,7 @@ export type Notice =
   | 'recovery-code-used'
   | 'new-sign-in'
   | 'sessions-revoked'
+  | 'api-key-created'
 
 /** Queues `template` to the user's address; `extra` is what it needs besides the username, if anything. */
 export async function notify<T extends Notice>(

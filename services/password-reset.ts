@@ -4,6 +4,7 @@ import { deleteChallenges } from '../repositories/mfa.js'
 import { revokeSessions } from '../repositories/sessions.js'
 import { findUserById, findUserByLogin, lockUser, resetPasswordHash } from '../repositories/users.js'
 import type { ResetPasswordBody } from '../schemas/password-reset.js'
+import { revokeKeysOf } from './api-keys.js'
 import type { ServiceContext } from './context.js'
 import { mailLink, queueMail, spendAccountBudget } from './mail.js'
 import { hashOpaqueToken } from './opaque-tokens.js'
@@ -106,6 +107,10 @@ export async function resetPassword(ctx: ResetContext, body: ResetPasswordBody):
     // A sign-in half done with the old password (waiting for its code) cannot finish with it.
     await deleteChallenges(tx, locked.id)
     const revoked = await revokeSessions(tx, { userId: locked.id }, 'password_reset')
+    // API keys end with the password, unless configured otherwise (issue 16).
+    if (ctx.config.API_KEYS_REVOKE_ON_PASSWORD_CHANGE) {
+      await revokeKeysOf(ctx, tx, locked.id, 'password_reset')
+    }
     await queueMail(ctx, tx, {
       template: 'password-reset-done',
       userId: locked.id,

@@ -21,7 +21,7 @@ export interface Tokens {
 /** An access token for a principal: its user, current role and session, and how it was authenticated. */
 export function accessFor(
   ctx: Pick<ServiceContext, 'sign' | 'config'>,
-  principal: Pick<repo.Principal, 'userId' | 'sessionId' | 'authTime' | 'amr'>,
+  principal: Pick<repo.SessionPrincipal, 'userId' | 'sessionId' | 'authTime' | 'amr'>,
 ): Pick<Tokens, 'accessToken' | 'expiresIn'> {
   const { userId: sub, sessionId: sid, amr } = principal
   const auth_time = Math.floor(principal.authTime.getTime() / 1000)

@@ -1,5 +1,5 @@
 import { forbidden, invalidMfaCode, reauthenticationRequired } from '../lib/errors.js'
-import { markAuthenticated, type Principal } from '../repositories/sessions.js'
+import { markAuthenticated, type SessionPrincipal } from '../repositories/sessions.js'
 import { findUserById, lockIfPasswordCurrent } from '../repositories/users.js'
 import type { AuthMethod } from '../schemas/auth.js'
 import type { ReauthenticateBody } from '../schemas/mfa.js'
@@ -15,7 +15,7 @@ type StepUpContext = Pick<ServiceContext, 'sql' | 'config' | 'sign' | 'audit' | 
 
 /** Throws 401 reauthentication-required when the session's last authentication is too old for a sensitive action. */
 export function assertRecentAuthentication(
-  principal: Principal,
+  principal: SessionPrincipal,
   maxAgeSeconds: number,
   now = Date.now(),
 ): void {
@@ -29,7 +29,7 @@ export function assertRecentAuthentication(
  */
 export async function reauthenticate(
   ctx: StepUpContext,
-  principal: Principal,
+  principal: SessionPrincipal,
   body: ReauthenticateBody,
 ): Promise<Pick<Tokens, 'accessToken' | 'expiresIn'>> {
   const { userId, sessionId } = principal

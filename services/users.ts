@@ -7,6 +7,7 @@ import * as sessionsRepo from '../repositories/sessions.js'
 import * as users from '../repositories/users.js'
 import type { PasswordChangeBody, PublicUser, RegisterBody, Role } from '../schemas/auth.js'
 import type { Profile } from '../schemas/users.js'
+import { revokeKeysOf } from './api-keys.js'
 import type { ServiceContext } from './context.js'
 import { sendVerification } from './email-verification.js'
 import { budgetOf, checkWithinBudget } from './login-throttle.js'
@@ -128,6 +129,10 @@ export async function changePassword(
       'password_changed',
     )
     await ctx.audit('auth.password.changed', principal.userId, { sessionsRevoked: revoked.length }, tx)
+    // API keys end with the password that made them, unless configured otherwise (issue 16).
+    if (ctx.config.API_KEYS_REVOKE_ON_PASSWORD_CHANGE) {
+      await revokeKeysOf(ctx, tx, principal.userId, 'password_changed')
+    }
     // The owner hears of it at their address, in case it was not them (OWASP ASVS 5.0 6.3.7).
     await notify(ctx, tx, user, 'password-changed')
   })

@@ -15,3 +15,6 @@ revoke insert, update, delete, truncate, references, trigger on schema_migration
 -- Passkeys (migration 0009).
 grant select, insert, update, delete on webauthn_credentials, webauthn_challenges to :"runtime_role";
 revoke truncate, references, trigger on webauthn_credentials, webauthn_challenges from :"runtime_role";
+-- API keys (migration 0010).
+grant select, insert, update on api_keys, api_key_addresses to :"runtime_role";
+revoke delete, truncate, references, trigger on api_keys, api_key_addresses from :"runtime_role";

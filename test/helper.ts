@@ -116,6 +116,7 @@ const GENEROUS_LIMITS = {
   REGISTER_RATE_LIMIT_MAX: '10000',
   REFRESH_RATE_LIMIT_MAX: '100000',
   PASSKEY_LOGIN_RATE_LIMIT_MAX: '100000',
+  API_KEY_RATE_LIMIT_MAX: '100000',
   // Load shedding measures this process's event loop, which test files share with a busy machine
   // (boot-time schema compiles stall it past 1 s under CI load): off, except in its own tests.
   UNDER_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
@@ -771,3 +772,29 @@ export async function resetLinkToken(
   if (res.statusCode !== 202) throw new Error(`forgot ${email}: ${res.statusCode} ${res.body}`)
   return linkToken(await nthMail(smtp, email, RESET_MAIL, before.length))
 }
+
+// ---------------------------------------------------------------------------------------------
+// API keys (issue 16): create one through the API, and send it.
+
+export interface CreatedKey {
+  id: string
+  key: string
+  prefix: string
+  scopes: string[]
+  expiresAt: string
+}
+
+/** POST /api/auth/api-keys as `user`; anything but 201 fails the calling test loudly. */
+export async function createApiKey(
+  user: Pick<SignedInUser, 'inject'>,
+  scopes: string[],
+  extra: { name?: string; expiresInDays?: number } = {},
+): Promise<CreatedKey> {
+  const payload = { name: extra.name ?? 'test key', scopes, ...extra }
+  const res = await user.inject({ method: 'POST', url: '/api/auth/api-keys', payload })
+  if (res.statusCode !== 201) throw new Error(`create API key: ${res.statusCode} ${res.body}`)
+  return res.json<CreatedKey>()
+}
+
+/** app.inject with `key` as the Bearer token. */
+export const injectWithKey = (app: App, key: string) => injectAs(app, key)

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { forbidden, unauthenticated } from '../../lib/errors.js'
-import { findPrincipal, type Principal } from '../../repositories/sessions.js'
+import { apiKeyNotAllowed, forbidden, unauthenticated } from '../../lib/errors.js'
+import { findPrincipal, type Principal, type SessionPrincipal } from '../../repositories/sessions.js'
 import type { Role, VerifiedClaims } from '../../schemas/auth.js'
 import { assertRecentAuthentication } from '../../services/step-up.js'
 
@@ -19,7 +19,7 @@ declare module 'fastify' {
     /** onRequest hook after authenticate: the session authenticated within REAUTH_MAX_AGE_SECONDS, or 401. */
     requireRecentAuth: (request: FastifyRequest) => Promise<void>
     /** The principal when a valid access token of a live session comes with the request, else null. */
-    optionalPrincipal: (request: FastifyRequest) => Promise<Principal | null>
+    optionalPrincipal: (request: FastifyRequest) => Promise<SessionPrincipal | null>
     /** The user id of a valid access token, without touching the database (rate-limit keys); else null. */
     peekUserId: (request: FastifyRequest) => string | null
   }
@@ -27,6 +27,8 @@ declare module 'fastify' {
     principal: Principal | null
     /** The authenticated principal; throws 401 if the route forgot app.authenticate. */
     requirePrincipal: () => Principal
+    /** The authenticated session's principal; 403 api-key-not-allowed for an API key, 401 without one. */
+    requireSession: () => SessionPrincipal
   }
 }
 
@@ -38,6 +40,8 @@ const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 }
 
 /** The scheme name is case-insensitive (RFC 9110 §11.1); the token is RFC 6750 §2.1's b64token. */
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i
+/** Every API key starts so (plugins/app/api-keys.ts); such a token is never a JWT. */
+export const API_KEY_PREFIX = 'bwk_'
 
 async function authenticationPlugin(app: FastifyInstance) {
   const keys = app.jwtKeys
@@ -45,6 +49,11 @@ async function authenticationPlugin(app: FastifyInstance) {
   app.decorateRequest('requirePrincipal', function requirePrincipal(this: FastifyRequest) {
     if (!this.principal) throw unauthenticated(false)
     return this.principal
+  })
+  app.decorateRequest('requireSession', function requireSession(this: FastifyRequest) {
+    const principal = this.requirePrincipal()
+    if (principal.via !== 'session') throw apiKeyNotAllowed()
+    return principal
   })
 
   const ttl = app.config.ACCESS_TOKEN_TTL_SECONDS
@@ -89,11 +98,13 @@ async function authenticationPlugin(app: FastifyInstance) {
   function tokenOf(request: FastifyRequest): string | null | undefined {
     const header = request.headers.authorization
     if (header === undefined) return request.accessCookie()
-    return BEARER.exec(header)?.[1] ?? null
+    const token = BEARER.exec(header)?.[1] ?? null
+    // An API key (plugins/app/api-keys.ts checks it before any route hook) is never read as a JWT.
+    return token?.startsWith(API_KEY_PREFIX) ? null : token
   }
 
   /** The live principal behind a token, or null when the token or its session is not good. */
-  async function principalOf(request: FastifyRequest, token: string): Promise<Principal | null> {
+  async function principalOf(request: FastifyRequest, token: string): Promise<SessionPrincipal | null> {
     const claims = claimsOf(request, token)
     if (!claims) return null
     // Revoked sessions, disabled users and role changes take effect at once (ASVS 7.4.1, 8.3.1).
@@ -106,6 +117,8 @@ async function authenticationPlugin(app: FastifyInstance) {
   })
 
   app.decorate('authenticate', async function authenticate(request: FastifyRequest) {
+    // Set by the api-keys gate when the route declares the scope the key holds (deny by default).
+    if (request.principal?.via === 'api-key') return
     const token = tokenOf(request)
     if (token === undefined) throw unauthenticated(false)
     const principal = token === null ? null : await principalOf(request, token)
@@ -115,8 +128,9 @@ async function authenticationPlugin(app: FastifyInstance) {
 
   app.decorate('optionalPrincipal', async function optionalPrincipal(request: FastifyRequest) {
     const token = tokenOf(request)
-    request.principal = token ? await principalOf(request, token) : null
-    return request.principal
+    const principal = token ? await principalOf(request, token) : null
+    request.principal = principal
+    return principal
   })
 
   // A listed role needs a second factor, and so does every role above it (an admin may do what a user may).
@@ -140,7 +154,8 @@ async function authenticationPlugin(app: FastifyInstance) {
 
   const maxAge = app.config.REAUTH_MAX_AGE_SECONDS
   app.decorate('requireRecentAuth', async function requireRecentAuth(request: FastifyRequest) {
-    assertRecentAuthentication(request.requirePrincipal(), maxAge)
+    // An API key never counts as a recent authentication (ASVS 5.0 7.5.3): it is refused here.
+    assertRecentAuthentication(request.requireSession(), maxAge)
   })
 }
 

@@ -45,28 +45,40 @@ function refusalOf(request: FastifyRequest, error: FastifyError): Refusal | null
   return null
 }
 
+/**
+ * Audits a refusal within its source's budget: the signed-in account (or `userId`), else the client
+ * address. Beyond AUDIT_REFUSALS_MAX rows per event per minute, the log line alone keeps the count.
+ */
+export async function auditRefusal(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  event: string,
+  userId: string | null,
+  detail: Record<string, string | number | null>,
+): Promise<void> {
+  // A signed-in caller is bounded by its own account, so anonymous noise from the same address
+  // cannot crowd out the record of an account probing where it should not.
+  const who = userId ? `user:${userId}` : `ip:${clientKey(request.ip)}`
+  const source = `audit:refusals:${event}:${who}`
+  let count = 0
+  try {
+    count = (await app.counters.increment(source, AUDIT_REFUSALS_WINDOW_MS)).count
+  } catch {
+    // Without the shared counters (Redis away) the record is written: an audit gap is worse.
+  }
+  if (count > AUDIT_REFUSALS_MAX) {
+    request.log.warn({ event, auditSuppressed: true, userId, detail }, event)
+    app.metrics?.securityEvent(event, detail) // recorded ones are counted by the audit
+    return
+  }
+  await app.serviceContext(request).audit(event, userId, detail)
+}
+
 async function securityAuditPlugin(app: FastifyInstance) {
-  app.addHook('onError', async function auditRefusal(request: FastifyRequest, _reply: FastifyReply, error) {
+  app.addHook('onError', async function auditRefusals(request: FastifyRequest, _reply: FastifyReply, error) {
     const refusal = refusalOf(request, error)
-    if (!refusal) return
-    // A signed-in caller is bounded by its own account, so anonymous noise from the same address
-    // cannot crowd out the record of an account probing where it should not.
-    const userId = request.principal?.userId ?? null
-    const who = userId ? `user:${userId}` : `ip:${clientKey(request.ip)}`
-    const source = `audit:refusals:${refusal.event}:${who}`
-    let count = 0
-    try {
-      count = (await app.counters.increment(source, AUDIT_REFUSALS_WINDOW_MS)).count
-    } catch {
-      // Without the shared counters (Redis away) the record is written: an audit gap is worse.
-    }
-    if (count > AUDIT_REFUSALS_MAX) {
-      const suppressed = { event: refusal.event, auditSuppressed: true, userId, detail: refusal.detail }
-      request.log.warn(suppressed, refusal.event)
-      app.metrics?.securityEvent(refusal.event, refusal.detail) // recorded ones are counted by the audit
-      return
-    }
-    await app.serviceContext(request).audit(refusal.event, userId, refusal.detail)
+    if (refusal)
+      await auditRefusal(app, request, refusal.event, request.principal?.userId ?? null, refusal.detail)
   })
 }
 

@@ -7,6 +7,8 @@ import { rateLimited } from '../../lib/errors.js'
 /** The global limit's bucket for a client address (IPv6 by /64). */
 export const addressKey = (address: string) => `ip:${clientKey(address)}`
 
+const isKeyBucket = (key: string) => key.startsWith('key:')
+
 /**
  * The global limit counts the signed-in user when a valid access token comes with the request
  * (so users behind one NAT do not share a budget), otherwise the client address (IPv6 by /64).
@@ -18,12 +20,17 @@ export const addressKey = (address: string) => `ip:${clientKey(address)}`
 export const autoConfig = (app: FastifyInstance): FastifyRateLimitOptions => ({
   // Applied by plugins/app/global-rate-limit.ts as a root hook, ahead of every route's auth hooks.
   global: false,
-  max: app.config.RATE_LIMIT_MAX,
-  timeWindow: app.config.RATE_LIMIT_WINDOW_MS,
+  // An API key has a budget of its own (plugins/app/api-keys.ts: only once its secret was verified).
+  max: (_request: FastifyRequest, key: string) =>
+    isKeyBucket(key) ? app.config.API_KEY_RATE_LIMIT_MAX : app.config.RATE_LIMIT_MAX,
+  timeWindow: (_request: FastifyRequest, key: string) =>
+    isKeyBucket(key) ? app.config.API_KEY_RATE_LIMIT_WINDOW_MS : app.config.RATE_LIMIT_WINDOW_MS,
   enableDraftSpec: true,
   store: rateLimitStore(() => app.requestCounters, 'rl:'),
   skipOnError: true,
   keyGenerator: function rateLimitKey(request: FastifyRequest) {
+    const keyId = app.peekApiKeyId(request)
+    if (keyId) return `key:${keyId}`
     const userId = app.peekUserId(request)
     return userId ? `user:${userId}` : addressKey(request.ip)
   },

@@ -28,6 +28,7 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
         { name: 'users', description: 'Your account and the profiles of other users' },
         { name: 'comments', description: 'Comments: anyone reads, signed-in users write their own' },
         { name: 'admin', description: 'User management and the audit log (admins only)' },
+        { name: 'api-keys', description: 'Scoped API keys for machine clients: create, list, revoke' },
         { name: 'health', description: 'Liveness and readiness probes for orchestrators and gateways' },
       ],
       components: {
@@ -35,6 +36,16 @@ export const autoConfig = (app: FastifyInstance): FastifyDynamicSwaggerOptions =
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           refreshCookie: { type: 'apiKey', in: 'cookie', name: cookies.refresh },
           cookieAuth: { type: 'apiKey', in: 'cookie', name: cookies.access },
+          // Scoped API keys for machine clients (POST /api/auth/api-keys); a route lists the scope it needs.
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'bwk_<id>_<secret>',
+            description:
+              'An API key as `Authorization: Bearer bwk_<id>_<secret>`. A route accepts a key only when it ' +
+              'lists this scheme, and only with the scope it names (else 403 `insufficient-scope`); every ' +
+              'other route refuses keys (403 `api-key-not-allowed`).',
+          },
         },
       },
     },

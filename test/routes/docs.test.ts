@@ -46,7 +46,34 @@ t.test('/docs/json is a valid OpenAPI 3.1 document describing every route', asyn
     t.ok(Object.keys(op.responses ?? {}).length > 0, `${method} ${url} lists responses`)
     t.ok(op.responses?.['4XX'] && op.responses?.['5XX'], `${method} ${url} declares its problem responses`)
   }
-  t.same(Object.keys(doc.components.securitySchemes).sort(), ['bearerAuth', 'cookieAuth', 'refreshCookie'])
+  t.same(Object.keys(doc.components.securitySchemes).sort(), [
+    'apiKey',
+    'bearerAuth',
+    'cookieAuth',
+    'refreshCookie',
+  ])
+  // API keys: exactly the routes that declare a scope list the apiKey scheme, with that scope.
+  const keyed: string[] = []
+  for (const [path, operations] of Object.entries<Record<string, { security: Record<string, string[]>[] }>>(
+    doc.paths,
+  )) {
+    for (const [method, op] of Object.entries(operations)) {
+      const key = op.security.find((s) => 'apiKey' in s)
+      if (key) keyed.push(`${method.toUpperCase()} ${path} ${key.apiKey?.join(' ')}`)
+    }
+  }
+  t.same(keyed.sort(), [
+    'DELETE /api/comments/{id} comments:write',
+    'GET /api/admin/audit-events admin',
+    'GET /api/admin/users admin',
+    'GET /api/comments comments:read',
+    'GET /api/comments/{id} comments:read',
+    'GET /api/users/me profile:read',
+    'GET /api/users/{username} profile:read',
+    'PATCH /api/admin/users/{id} admin',
+    'PATCH /api/comments/{id} comments:write',
+    'POST /api/comments comments:write',
+  ])
 })
 
 // biome-ignore lint/suspicious/noExplicitAny: a test walks the document as plain JSON

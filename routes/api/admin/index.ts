@@ -7,6 +7,7 @@ import {
   AuditPage,
   AuditQuery,
 } from '../../../schemas/admin.js'
+import { orApiKey } from '../../../schemas/api-keys.js'
 import { IdParams, Problem, ProblemSchema, ref, SIGNED_IN } from '../../../schemas/common.js'
 import * as admin from '../../../services/admin.js'
 
@@ -14,6 +15,8 @@ import * as admin from '../../../services/admin.js'
 
 const tags = ['admin']
 const errors = { 400: Problem, 401: Problem, 403: Problem }
+/** A session, or an API key with the admin scope of an enabled admin (autohooks.ts declares it). */
+const adminSecurity = orApiKey('admin', SIGNED_IN)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -23,7 +26,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         operationId: 'adminListUsers',
         summary: 'List users',
-        security: SIGNED_IN,
+        security: adminSecurity,
         querystring: AdminUserQuery,
         response: { 200: ref(AdminUserPage, { description: 'A page of users' }), ...errors },
       },
@@ -40,7 +43,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         operationId: 'adminUpdateUser',
         summary: "Change a user's role or disabled flag (revokes their sessions)",
-        security: SIGNED_IN,
+        security: adminSecurity,
         params: IdParams,
         body: AdminUserPatch,
         response: {
@@ -64,7 +67,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         operationId: 'adminListAuditEvents',
         summary: 'Read the audit log',
-        security: SIGNED_IN,
+        security: adminSecurity,
         querystring: AuditQuery,
         response: { 200: ref(AuditPage, { description: 'A page of audit events, newest first' }), ...errors },
       },

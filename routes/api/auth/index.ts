@@ -109,7 +109,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function reauthenticate(request, reply) {
       const ctx = app.serviceContext(request)
-      const tokens = await stepUp.reauthenticate(ctx, request.requirePrincipal(), request.body)
+      const tokens = await stepUp.reauthenticate(ctx, request.requireSession(), request.body)
       reply.setAuthCookies(tokens)
       return { accessToken: tokens.accessToken, tokenType: 'Bearer' as const, expiresIn: tokens.expiresIn }
     },
@@ -180,7 +180,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function logoutAll(request, reply) {
-      await sessions.logoutAll(app.serviceContext(request), request.requirePrincipal().userId)
+      await sessions.logoutAll(app.serviceContext(request), request.requireSession().userId)
       return reply.clearAuthCookies().code(204).send()
     },
   )
@@ -198,7 +198,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function listSessions(request) {
-      return { items: await sessions.listSessions(app.serviceContext(request), request.requirePrincipal()) }
+      return { items: await sessions.listSessions(app.serviceContext(request), request.requireSession()) }
     },
   )
 
@@ -218,7 +218,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     async function revokeSession(request, reply) {
       await sessions.revokeSession(
         app.serviceContext(request),
-        request.requirePrincipal().userId,
+        request.requireSession().userId,
         request.params.id,
       )
       return reply.code(204).send()

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { orApiKey } from '../../../schemas/api-keys.js'
 import { Comment, CommentInput, CommentPage, CommentQuery } from '../../../schemas/comments.js'
 import { IdParams, NoContent, Problem, ref, SIGNED_IN } from '../../../schemas/common.js'
 import * as comments from '../../../services/comments.js'
@@ -11,16 +12,22 @@ const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem }
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // authorize('user') admits every role; it is where MFA_REQUIRED_ROLES=user takes effect.
   const signedIn = { onRequest: [app.authenticate, app.authorize('user')] }
+  // API keys (plugins/app/api-keys.ts): writes need comments:write; a key sent to a read needs comments:read.
+  const write = { config: { apiKeyScope: 'comments:write' as const } }
+  const read = { config: { apiKeyScope: 'comments:read' as const } }
+  const writeSecurity = orApiKey('comments:write', SIGNED_IN)
+  const readSecurity = orApiKey('comments:read', [{}])
 
   app.post(
     '',
     {
       ...signedIn,
+      ...write,
       schema: {
         tags,
         operationId: 'createComment',
         summary: 'Post a comment (sanitized: no markup)',
-        security: SIGNED_IN,
+        security: writeSecurity,
         body: ref(CommentInput),
         response: { 201: ref(Comment, { description: 'The new comment' }), ...errors },
       },
@@ -35,11 +42,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '',
     {
+      ...read,
       schema: {
         tags,
         operationId: 'listComments',
         summary: 'List comments, newest first',
-        security: [],
+        security: readSecurity,
         querystring: CommentQuery,
         response: { 200: ref(CommentPage, { description: 'A page of comments' }), 400: Problem },
       },
@@ -52,11 +60,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/:id',
     {
+      ...read,
       schema: {
         tags,
         operationId: 'getComment',
         summary: 'Read one comment',
-        security: [],
+        security: readSecurity,
         params: IdParams,
         response: { 200: ref(Comment, { description: 'The comment' }), 400: Problem, 404: Problem },
       },
@@ -70,11 +79,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/:id',
     {
       ...signedIn,
+      ...write,
       schema: {
         tags,
         operationId: 'updateComment',
         summary: 'Edit your own comment',
-        security: SIGNED_IN,
+        security: writeSecurity,
         params: IdParams,
         body: ref(CommentInput),
         response: { 200: ref(Comment, { description: 'The edited comment' }), ...errors },
@@ -90,11 +100,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     '/:id',
     {
       ...signedIn,
+      ...write,
       schema: {
         tags,
         operationId: 'deleteComment',
         summary: 'Delete your own comment (admins: any)',
-        security: SIGNED_IN,
+        security: writeSecurity,
         params: IdParams,
         response: { 204: NoContent('Deleted'), ...errors },
       },

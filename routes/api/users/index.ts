@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { orApiKey } from '../../../schemas/api-keys.js'
 import { passwordChangeBody, UserEnvelope } from '../../../schemas/auth.js'
 import { NoContent, Problem, ref, SIGNED_IN } from '../../../schemas/common.js'
 import { Profile, UsernameParams } from '../../../schemas/users.js'
@@ -13,11 +14,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     '/me',
     {
       onRequest: [app.authenticate],
+      config: { apiKeyScope: 'profile:read' },
       schema: {
         tags,
         operationId: 'getCurrentUser',
         summary: 'Your account',
-        security: SIGNED_IN,
+        security: orApiKey('profile:read', SIGNED_IN),
         response: { 200: ref(UserEnvelope, { description: 'Your account' }), 401: Problem },
       },
     },
@@ -46,7 +48,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function updatePassword(request, reply) {
-      await changePassword(app.serviceContext(request), request.requirePrincipal(), request.body)
+      await changePassword(app.serviceContext(request), request.requireSession(), request.body)
       return reply.code(204).send()
     },
   )
@@ -55,11 +57,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     '/:username',
     {
       onRequest: [app.authenticate, app.authorize('user')],
+      config: { apiKeyScope: 'profile:read' },
       schema: {
         tags,
         operationId: 'getProfile',
         summary: "A user's profile (email only for yourself or admins)",
-        security: SIGNED_IN,
+        security: orApiKey('profile:read', SIGNED_IN),
         params: UsernameParams,
         response: {
           200: ref(Profile, { description: 'The profile' }),

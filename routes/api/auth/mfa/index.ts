@@ -62,7 +62,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function status(request) {
-      return secondFactor.mfaStatus(app.serviceContext(request), request.requirePrincipal().userId)
+      return secondFactor.mfaStatus(app.serviceContext(request), request.requireSession().userId)
     },
   )
 
@@ -87,7 +87,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function enrol(request, reply) {
       const ctx = app.serviceContext(request)
-      const enrolment = await secondFactor.startTotpEnrolment(ctx, request.requirePrincipal())
+      const enrolment = await secondFactor.startTotpEnrolment(ctx, request.requireSession())
       return reply.code(201).header('cache-control', 'no-store').send(enrolment)
     },
   )
@@ -114,7 +114,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function confirm(request, reply) {
       const ctx = app.serviceContext(request)
-      const principal = request.requirePrincipal()
+      const principal = request.requireSession()
       const recoveryCodes = await secondFactor.confirmTotpEnrolment(ctx, principal, request.body.code)
       return reply.header('cache-control', 'no-store').send({ recoveryCodes })
     },
@@ -134,7 +134,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function remove(request, reply) {
-      await secondFactor.removeTotp(app.serviceContext(request), request.requirePrincipal())
+      await secondFactor.removeTotp(app.serviceContext(request), request.requireSession())
       return reply.code(204).send()
     },
   )
@@ -158,7 +158,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function replaceCodes(request, reply) {
       const ctx = app.serviceContext(request)
-      const recoveryCodes = await secondFactor.replaceRecoveryCodes(ctx, request.requirePrincipal())
+      const recoveryCodes = await secondFactor.replaceRecoveryCodes(ctx, request.requireSession())
       return reply.header('cache-control', 'no-store').send({ recoveryCodes })
     },
   )

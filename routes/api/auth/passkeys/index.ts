@@ -36,7 +36,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function registerOptions(request) {
-      return registrationOptions(app.serviceContext(request), request.requirePrincipal())
+      return registrationOptions(app.serviceContext(request), request.requireSession())
     },
   )
 
@@ -62,7 +62,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function register(request, reply) {
       const ctx = app.serviceContext(request)
-      return reply.code(201).send(await registerPasskey(ctx, request.requirePrincipal(), request.body))
+      return reply.code(201).send(await registerPasskey(ctx, request.requireSession(), request.body))
     },
   )
 
@@ -79,7 +79,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function list(request) {
-      return { items: await listPasskeys(app.serviceContext(request), request.requirePrincipal().userId) }
+      return { items: await listPasskeys(app.serviceContext(request), request.requireSession().userId) }
     },
   )
 
@@ -104,7 +104,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function rename(request) {
-      const { userId } = request.requirePrincipal()
+      const { userId } = request.requireSession()
       return renamePasskey(app.serviceContext(request), userId, request.params.id, request.body.name)
     },
   )
@@ -124,7 +124,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function remove(request, reply) {
-      await removePasskey(app.serviceContext(request), request.requirePrincipal().userId, request.params.id)
+      await removePasskey(app.serviceContext(request), request.requireSession().userId, request.params.id)
       return reply.code(204).send()
     },
   )

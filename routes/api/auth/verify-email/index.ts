@@ -65,7 +65,7 @@ const verification: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function resend(request, reply) {
-      const sent = await resendVerification(app.serviceContext(request), request.requirePrincipal())
+      const sent = await resendVerification(app.serviceContext(request), request.requireSession())
       return reply.code(202).send(sent)
     },
   )

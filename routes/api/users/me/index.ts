@@ -37,9 +37,7 @@ const me: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function changeEmail(request, reply) {
       const ctx = app.serviceContext(request)
-      return reply
-        .code(202)
-        .send(await requestEmailChange(ctx, request.requirePrincipal(), request.body.email))
+      return reply.code(202).send(await requestEmailChange(ctx, request.requireSession(), request.body.email))
     },
   )
 }
