@@ -23,7 +23,16 @@ import {
   writeResults,
 } from './lib/report.mjs'
 import { BCRYPT_CONNECTIONS } from './lib/scenarios.mjs'
-import { BCRYPT_COST, login, logins, PASSWORD, register, seedComments, serviceEnv } from './lib/service.mjs'
+import {
+  BCRYPT_COST,
+  createApiKey,
+  login,
+  logins,
+  PASSWORD,
+  register,
+  seedComments,
+  serviceEnv,
+} from './lib/service.mjs'
 
 let options
 try {
@@ -133,6 +142,7 @@ async function prepareService(api) {
     // The twin's /me checks this session as the service checks a token's (the payload is not verified here).
     bench.sessionId = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()).sid
     await seedComments(api, accessToken, 50)
+    bench.apiKey = await createApiKey(api, accessToken)
   }
   const { accessToken, cookies } = await login(api, bench.username)
   // What a browser sends to /api/users/me: the access and device cookies (the refresh cookie is Path=/api/auth).
@@ -140,7 +150,7 @@ async function prepareService(api) {
     .filter(([name]) => !name.endsWith('refresh_token'))
     .map(([name, value]) => `${name}=${value}`)
     .join('; ')
-  return { accessToken, cookie, username: bench.username, password: PASSWORD }
+  return { accessToken, cookie, apiKey: bench.apiKey, username: bench.username, password: PASSWORD }
 }
 
 // --- Measuring one scenario.

@@ -55,6 +55,13 @@ export const SCENARIOS = [
     job: (c) => get(c, 'service', '/api/users/me', { cookie: c.auth.cookie }),
   },
   {
+    id: 'me-api-key',
+    label: 'service GET /api/users/me (API key, profile:read)',
+    target: 'service',
+    needs: ['me-twin', 'me'],
+    job: (c) => get(c, 'service', '/api/users/me', { authorization: `Bearer ${c.auth.apiKey}` }),
+  },
+  {
     id: 'express',
     label: 'Express recipe GET /api/protected (jwt.verify, string secret)',
     target: 'express',
@@ -185,6 +192,14 @@ export const RATIOS = [
     a: 'me-cookie',
     b: 'me-twin',
     of: 'rps',
+  },
+  {
+    id: 'me-api-key/me',
+    label: '`/me` (API key) req/s ÷ `/me` (Bearer JWT) req/s',
+    a: 'me-api-key',
+    b: 'me',
+    of: 'rps',
+    min: 0.85,
   },
   {
     id: 'comment-create/twin',

@@ -36,6 +36,7 @@ export function serviceEnv(roles, { logLevel }) {
     LOGIN_ACCOUNT_MAX_FAILURES: '10000',
     LOGIN_DEVICE_MAX_FAILURES: '10000',
     REFRESH_RATE_LIMIT_MAX: '100000',
+    API_KEY_RATE_LIMIT_MAX: '1000000',
     // Production needs SMTP_URL or MAIL_DISABLED=true. Off here: every benchmark login comes without
     // a device cookie, so with mail on each one would queue a new-sign-in notice (an outbox row and an
     // audit row in its transaction) and a worker would send thousands of them beside the load. The
@@ -113,6 +114,20 @@ export async function logins(api, username, count, inFlight = 8) {
   }
   await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker))
   return out
+}
+
+/** An API key of the bench user that may read profiles (made once, from a fresh sign-in: recent). */
+export async function createApiKey(api, accessToken) {
+  const response = await call(
+    `${api}/api/auth/api-keys`,
+    {
+      method: 'POST',
+      headers: { ...json, authorization: `Bearer ${accessToken}` },
+      body: JSON.stringify({ name: 'bench', scopes: ['profile:read'], expiresInDays: 1 }),
+    },
+    201,
+  )
+  return (await response.json()).key
 }
 
 export async function seedComments(api, accessToken, count) {
