@@ -95,6 +95,10 @@ export async function registerPasskey(
     })
     if (!verification.verified) throw new CeremonyFailure('not_verified')
     const info = verification.registrationInfo
+    const credentialId = Buffer.from(info.credential.id, 'base64url')
+    // WebAuthn L3 §7.1 step 25 (≤ 1023 bytes) and §4 (≥ 16 bytes): refused here, not by the table's check.
+    if (credentialId.length < 16 || credentialId.length > 1023)
+      throw new CeremonyFailure('credential_id_length')
     const row = await ctx.sql.begin(async (tx) => {
       // The user row serializes this user's registrations, so the cap holds under a race.
       await lockUser(tx, ctx.cipher, userId)
@@ -102,7 +106,7 @@ export async function registerPasskey(
       const inserted = await repo.insertCredential(tx, {
         id: crypto.randomUUID(),
         userId,
-        credentialId: Buffer.from(info.credential.id, 'base64url'),
+        credentialId,
         publicKey: Buffer.from(info.credential.publicKey),
         counter: info.credential.counter,
         transports: (body.credential.response.transports ?? []).slice(0, 10),
