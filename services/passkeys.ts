@@ -80,17 +80,20 @@ export async function takeChallenge(
   clientDataJSON: string,
   purpose: repo.ChallengePurpose,
 ) {
-  let challenge: unknown
+  let client: { challenge?: unknown; crossOrigin?: unknown; topOrigin?: unknown }
   try {
-    challenge = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')).challenge
+    client = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')) ?? {}
   } catch {
     throw new CeremonyFailure('malformed')
   }
+  const { challenge } = client
   if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) throw new CeremonyFailure('malformed')
   const row = await repo.consumeChallenge(ctx.sql, hashChallenge(challenge))
   if (!row) throw new CeremonyFailure('unknown_challenge')
   if (row.expired) throw new CeremonyFailure('challenge_expired')
   if (row.purpose !== purpose) throw new CeremonyFailure('challenge_purpose')
+  // WebAuthn L3 §7.1 steps 10–11, §7.2 steps 13–14: we expect no ceremony inside another site's iframe.
+  if (client.crossOrigin || client.topOrigin !== undefined) throw new CeremonyFailure('cross_origin')
   return { value: challenge, userId: row.userId, named: row.named }
 }
 
