@@ -1,8 +1,10 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
-import { build, expectProblem, signUp } from '../../helper.js'
+import { build, enrolTotp, expectProblem, injectAs, signUp } from '../../helper.js'
 import {
   anonymous,
+  cbor,
+  FLAGS,
   passkeyLogin,
   registerPasskey,
   SoftAuthenticator,
@@ -45,4 +47,93 @@ t.test('a ceremony run in a cross-origin iframe (crossOrigin: true) is refused',
     order by created_at desc limit 1`
   t.equal(row?.reason, 'cross_origin', 'audited with its reason')
   t.equal((await passkeyLogin(anon, key)).statusCode, 200, 'crossOrigin false still signs in')
+})
+
+t.test('origins are compared exactly: no prefix, suffix, scheme, port or case tricks', async (t) => {
+  const app = await build(t)
+  const anon = anonymous(app)
+  const user = await signUp(app, 'pkorigin')
+  const key = new SoftAuthenticator()
+  t.equal((await registerPasskey(user.inject, key)).statusCode, 201)
+  const tricks = [
+    'http://localhost:3000/',
+    'https://localhost:3000',
+    'http://localhost:30000',
+    'http://localhost',
+    'http://localhost:3000.evil.example',
+    'http://evil.localhost:3000',
+    'HTTP://LOCALHOST:3000',
+    'null',
+  ]
+  for (const origin of tricks) {
+    expectProblem(t, await passkeyLogin(anon, key, { tweaks: { origin } }), 401, INVALID, origin)
+  }
+})
+
+t.test('malformed authenticator data and attestation objects are 401, never 500', async (t) => {
+  const app = await build(t)
+  const anon = anonymous(app)
+  const user = await signUp(app, 'pkfuzz')
+  const key = new SoftAuthenticator()
+  t.equal((await registerPasskey(user.inject, key)).statusCode, 201)
+  const sha = (s: string) => createHash('sha256').update(s).digest()
+  const rpHash = sha('localhost')
+  const authDatas = [
+    Buffer.concat([rpHash, Buffer.from([FLAGS.UP | FLAGS.UV | FLAGS.AT]), Buffer.alloc(4)]),
+    Buffer.concat([rpHash, Buffer.from([FLAGS.UP | FLAGS.UV | 0x80]), Buffer.alloc(4), cbor({ a: 1 })]),
+    Buffer.concat([rpHash, Buffer.from([FLAGS.UP | FLAGS.UV | FLAGS.BS]), Buffer.alloc(4)]),
+    Buffer.concat([rpHash, Buffer.from([0xff]), Buffer.alloc(4), Buffer.from([0xff, 0xff, 0xff])]),
+  ]
+  for (const [i, authData] of authDatas.entries()) {
+    const options = (
+      await anon({ method: 'POST', url: '/api/auth/passkeys/login/options', payload: {} })
+    ).json()
+    const good = key.get(options)
+    const credential = {
+      ...good,
+      response: { ...good.response, authenticatorData: authData.toString('base64url') },
+    }
+    const res = await anon({ method: 'POST', url: '/api/auth/passkeys/login', payload: { credential } })
+    expectProblem(t, res, 401, INVALID, `authenticatorData #${i}`)
+  }
+  const attestations = [
+    cbor({ fmt: 'none', attStmt: {}, authData: authDatas[0] as Buffer }),
+    cbor({ fmt: 'none', attStmt: { x: 1 }, authData: authDatas[0] as Buffer }),
+    cbor({ fmt: 'packed', attStmt: {}, authData: authDatas[0] as Buffer }),
+    cbor({ fmt: 1, attStmt: 'x', authData: 'y' }),
+    cbor('just a string'),
+    Buffer.from([0xbf, 0xff, 0x9f]),
+    Buffer.from([0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+  ]
+  for (const [i, attestationObject] of attestations.entries()) {
+    const started = await user.inject({ method: 'POST', url: '/api/auth/passkeys/register/options' })
+    const created = new SoftAuthenticator().create(started.json())
+    const credential = {
+      ...created,
+      response: { ...created.response, attestationObject: attestationObject.toString('base64url') },
+    }
+    const res = await user.inject({
+      method: 'POST',
+      url: '/api/auth/passkeys/register',
+      payload: { credential },
+    })
+    expectProblem(t, res, 401, INVALID, `attestationObject #${i}`)
+  }
+})
+
+t.test('removing TOTP keeps a passkey session two-factor (amr is not reset to pwd)', async (t) => {
+  const app = await build(t, { env: { MFA_REQUIRED_ROLES: 'admin' } })
+  const admin = await signUp(app, 'pkamr', { role: 'admin' })
+  const key = new SoftAuthenticator()
+  t.equal((await registerPasskey(admin.inject, key)).statusCode, 201)
+  await enrolTotp(app, admin)
+  const signedIn = await passkeyLogin(anonymous(app), key)
+  t.equal(signedIn.statusCode, 200)
+  const session = injectAs(app, signedIn.json().accessToken)
+  t.equal((await session('/api/admin/users')).statusCode, 200, 'a passkey session is two-factor')
+  t.equal((await session({ method: 'DELETE', url: '/api/auth/mfa/totp' })).statusCode, 204)
+  t.equal((await session('/api/admin/users')).statusCode, 200, 'still two-factor: the passkey was used')
+  const [row] = await app.sql<{ amr: string[] }[]>`
+    select amr from sessions where user_id = ${admin.id} and revoked_at is null`
+  t.same(row?.amr, ['hwk', 'mfa'], 'the session still says how it was authenticated')
 })
