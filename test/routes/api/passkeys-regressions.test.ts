@@ -1,6 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
-import { build, enrolTotp, expectProblem, injectAs, signUp } from '../../helper.js'
+import {
+  build,
+  enrolTotp,
+  expectProblem,
+  holdInTransaction,
+  injectAs,
+  signUp,
+  waitForLockWaiter,
+} from '../../helper.js'
 import {
   anonymous,
   cbor,
@@ -137,3 +145,28 @@ t.test('removing TOTP keeps a passkey session two-factor (amr is not reset to pw
     select amr from sessions where user_id = ${admin.id} and revoked_at is null`
   t.same(row?.amr, ['hwk', 'mfa'], 'the session still says how it was authenticated')
 })
+
+t.test(
+  'two assertions racing past the counter check: the storing update lets only one sign in',
+  async (t) => {
+    const app = await build(t)
+    const anon = anonymous(app)
+    const user = await signUp(app, 'pkrace')
+    const key = new SoftAuthenticator()
+    t.equal((await registerPasskey(user.inject, key)).statusCode, 201)
+    t.equal((await passkeyLogin(anon, key)).statusCode, 200, 'stored counter 1')
+    // Both verify against counter 1, then wait for the user row; released, they store counter 2 in turn.
+    const hold = await holdInTransaction(
+      app.sql,
+      (tx) => tx`select 1 from users where id = ${user.id} for update`,
+    )
+    const racing = [1, 2].map(() => passkeyLogin(anon, key, { tweaks: { counter: 2 } }))
+    await waitForLockWaiter(app, 5000, 2)
+    await hold.release()
+    const statuses = (await Promise.all(racing)).map((res) => res.statusCode).sort()
+    t.same(statuses, [200, 401], 'one signs in, the other is refused')
+    const [row] = await app.sql<{ n: number }[]>`
+    select count(*)::int as n from audit_events where user_id = ${user.id} and event = 'auth.passkey.cloned'`
+    t.equal(row?.n, 1, 'the loser is audited as a clone')
+  },
+)
