@@ -170,3 +170,14 @@ t.test(
     t.equal(row?.n, 1, 'the loser is audited as a clone')
   },
 )
+
+t.test('assertions are rate limited per address too, not only the options', async (t) => {
+  const app = await build(t, { env: { PASSKEY_LOGIN_RATE_LIMIT_MAX: '2' } })
+  const key = new SoftAuthenticator()
+  const credential = key.get({ challenge: randomBytes(32).toString('base64url') })
+  const send = (remoteAddress: string) =>
+    app.inject({ method: 'POST', url: '/api/auth/passkeys/login', payload: { credential }, remoteAddress })
+  for (const n of [1, 2]) expectProblem(t, await send('203.0.113.20'), 401, INVALID, `assertion ${n}`)
+  expectProblem(t, await send('203.0.113.20'), 429, `${P}rate-limited`, 'the third from one address')
+  expectProblem(t, await send('203.0.113.21'), 401, INVALID, 'another address has its own budget')
+})
