@@ -22,6 +22,8 @@ export type Notice =
   | 'recovery-code-used'
   | 'new-sign-in'
   | 'sessions-revoked'
+  | 'passkey-added'
+  | 'passkey-removed'
 
 /** Queues `template` to the user's address; `extra` is what it needs besides the username, if anything. */
 export async function notify<T extends Notice>(

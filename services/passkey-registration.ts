@@ -9,6 +9,7 @@ import * as repo from '../repositories/passkeys.js'
 import type { Principal } from '../repositories/sessions.js'
 import { lockUser } from '../repositories/users.js'
 import type { Passkey, RegisterPasskeyBody } from '../schemas/passkeys.js'
+import { notify } from './notices.js'
 import {
   ALGORITHMS,
   CeremonyFailure,
@@ -101,7 +102,7 @@ export async function registerPasskey(
       throw new CeremonyFailure('credential_id_length')
     const row = await ctx.sql.begin(async (tx) => {
       // The user row serializes this user's registrations, so the cap holds under a race.
-      await lockUser(tx, ctx.cipher, userId)
+      const user = await lockUser(tx, ctx.cipher, userId)
       if ((await repo.countCredentials(tx, userId)) >= MAX_PASSKEYS) throw tooMany()
       const inserted = await repo.insertCredential(tx, {
         id: crypto.randomUUID(),
@@ -123,6 +124,8 @@ export async function registerPasskey(
         backedUp: info.credentialBackedUp,
       }
       await ctx.audit('auth.passkey.registered', userId, detail, tx)
+      // A new way to sign in is told to the owner's address (OWASP ASVS 5.0 6.3.7).
+      if (user) await notify(ctx, tx, user, 'passkey-added', { name: inserted.name })
       return inserted
     })
     return toPasskey(row)

@@ -7,6 +7,7 @@ import {
   holdInTransaction,
   injectAs,
   signUp,
+  startSmtpServer,
   waitForLockWaiter,
 } from '../../helper.js'
 import {
@@ -180,4 +181,25 @@ t.test('assertions are rate limited per address too, not only the options', asyn
   for (const n of [1, 2]) expectProblem(t, await send('203.0.113.20'), 401, INVALID, `assertion ${n}`)
   expectProblem(t, await send('203.0.113.20'), 429, `${P}rate-limited`, 'the third from one address')
   expectProblem(t, await send('203.0.113.21'), 401, INVALID, 'another address has its own budget')
+})
+
+t.test('adding or removing a passkey mails the owner a notice (a silent new sign-in method)', async (t) => {
+  const smtp = await startSmtpServer(t)
+  const app = await build(t, { env: smtp.env })
+  const user = await signUp(app, 'pknotice')
+  const address = `${user.username}@example.com`
+  const created = await registerPasskey(user.inject, new SoftAuthenticator(), { name: 'Work <b>laptop</b>' })
+  t.equal(created.statusCode, 201)
+  const added = await smtp.waitForMail(address, /A passkey was added/)
+  t.match(added.text, /"Work <b>laptop<\/b>"/)
+  t.notMatch(added.html, /<b>laptop/, 'the name is escaped in HTML')
+  const removed = await user.inject({ method: 'DELETE', url: `/api/auth/passkeys/${created.json().id}` })
+  t.equal(removed.statusCode, 204)
+  await smtp.waitForMail(address, /A passkey was removed/)
+  const refused = await registerPasskey(user.inject, new SoftAuthenticator(), { tweaks: { flags: FLAGS.UP } })
+  t.equal(refused.statusCode, 401)
+  const rows = await app.sql<{ template: string }[]>`
+    select template from outbox where user_id = ${user.id} and template like 'passkey-%' order by created_at, id`
+  const templates = rows.map((r) => r.template)
+  t.same(templates, ['passkey-added', 'passkey-removed'], 'a refused registration queues nothing')
 })
