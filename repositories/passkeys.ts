@@ -124,8 +124,10 @@ export async function renameCredential(db: Db, userId: string, id: string, name:
   return row
 }
 
-export async function deleteCredential(db: Db, userId: string, id: string): Promise<boolean> {
-  const rows =
-    await db`delete from webauthn_credentials where id = ${id} and user_id = ${userId} returning id`
-  return rows.length === 1
+/** Deletes one of the user's credentials: its name, or undefined when the user has no such one. */
+export async function deleteCredential(db: Db, userId: string, id: string): Promise<string | undefined> {
+  const [row] = await db<{ name: string }[]>`
+    delete from webauthn_credentials where id = ${id} and user_id = ${userId} returning name
+  `
+  return row?.name
 }

@@ -243,7 +243,13 @@ export async function setSessionAmr(db: Db, sessionId: string, amr: AuthMethod[]
   await db`update sessions set amr = ${amr} where id = ${sessionId}`
 }
 
-/** The user's sessions lose a second factor that no longer exists: their amr falls back to `pwd`. */
+/**
+ * The user's sessions lose a second factor that no longer exists: those that used it (otp, recovery)
+ * fall back to `pwd`; a passkey session keeps its amr, as its factor still stands (RFC 8176).
+ */
 export async function dropSecondFactor(db: Db, userId: string): Promise<void> {
-  await db`update sessions set amr = '{pwd}' where user_id = ${userId} and revoked_at is null`
+  await db`
+    update sessions set amr = '{pwd}'
+    where user_id = ${userId} and revoked_at is null and amr && '{otp,recovery}'::text[]
+  `
 }

@@ -31,6 +31,8 @@ export interface MailData {
   'sessions-revoked': Named & { disabled: boolean }
   // API keys (issue 16).
   'api-key-created': Named & { name: string; prefix: string; scopes: string }
+  'passkey-added': Named & { name: string }
+  'passkey-removed': Named & { name: string }
 }
 export type MailTemplate = keyof MailData
 
@@ -81,6 +83,7 @@ function compose(
         ip: string | null
         userAgent: string | null
         disabled: boolean
+        name: string
       }
     >
   const linked = (path: string, label: string): Part[] => [
@@ -178,6 +181,16 @@ function compose(
           `A recovery code of your account was used (to sign in, to confirm a sensitive action, or to reset the password). ${d.left} code(s) are left${d.left === 0 ? ': create new ones now' : ''}.`,
           NOT_YOU,
         ],
+      }
+    case 'passkey-added':
+      return {
+        subject: 'A passkey was added to your account',
+        parts: [`A passkey named "${d.name}" was added to your account: it can sign in on its own.`, NOT_YOU],
+      }
+    case 'passkey-removed':
+      return {
+        subject: 'A passkey was removed from your account',
+        parts: [`The passkey named "${d.name}" was removed from your account.`, NOT_YOU],
       }
     case 'new-sign-in':
       return {

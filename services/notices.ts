@@ -23,6 +23,8 @@ export type Notice =
   | 'new-sign-in'
   | 'sessions-revoked'
   | 'api-key-created'
+  | 'passkey-added'
+  | 'passkey-removed'
 
 /** Queues `template` to the user's address; `extra` is what it needs besides the username, if anything. */
 export async function notify<T extends Notice>(

@@ -9,6 +9,7 @@ import * as repo from '../repositories/passkeys.js'
 import type { Principal } from '../repositories/sessions.js'
 import { lockUser } from '../repositories/users.js'
 import type { Passkey, RegisterPasskeyBody } from '../schemas/passkeys.js'
+import { notify } from './notices.js'
 import {
   ALGORITHMS,
   CeremonyFailure,
@@ -95,14 +96,18 @@ export async function registerPasskey(
     })
     if (!verification.verified) throw new CeremonyFailure('not_verified')
     const info = verification.registrationInfo
+    const credentialId = Buffer.from(info.credential.id, 'base64url')
+    // WebAuthn L3 §7.1 step 25 (≤ 1023 bytes) and §4 (≥ 16 bytes): refused here, not by the table's check.
+    if (credentialId.length < 16 || credentialId.length > 1023)
+      throw new CeremonyFailure('credential_id_length')
     const row = await ctx.sql.begin(async (tx) => {
       // The user row serializes this user's registrations, so the cap holds under a race.
-      await lockUser(tx, ctx.cipher, userId)
+      const user = await lockUser(tx, ctx.cipher, userId)
       if ((await repo.countCredentials(tx, userId)) >= MAX_PASSKEYS) throw tooMany()
       const inserted = await repo.insertCredential(tx, {
         id: crypto.randomUUID(),
         userId,
-        credentialId: Buffer.from(info.credential.id, 'base64url'),
+        credentialId,
         publicKey: Buffer.from(info.credential.publicKey),
         counter: info.credential.counter,
         transports: (body.credential.response.transports ?? []).slice(0, 10),
@@ -119,6 +124,8 @@ export async function registerPasskey(
         backedUp: info.credentialBackedUp,
       }
       await ctx.audit('auth.passkey.registered', userId, detail, tx)
+      // A new way to sign in is told to the owner's address (OWASP ASVS 5.0 6.3.7).
+      if (user) await notify(ctx, tx, user, 'passkey-added', { name: inserted.name })
       return inserted
     })
     return toPasskey(row)

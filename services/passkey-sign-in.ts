@@ -138,8 +138,8 @@ export async function loginWithPasskey(ctx: PasskeySignInContext, body: PasskeyL
       if (ctx.config.REQUIRE_VERIFIED_EMAIL && user.emailVerifiedAt === null) return { unverified: user }
       // The update re-checks the counter, so two assertions racing past the check above cannot both pass.
       if (!(await repo.recordUse(tx, found.id, assertion))) throw cloned(found, assertion.counter)
-      // RFC 8176: hwk for a device-bound key, swk for a synced one; user verification makes it mfa.
-      const amr: AuthMethod[] = [assertion.backedUp ? 'swk' : 'hwk', 'mfa']
+      // RFC 8176: hwk for a device-bound key (BE 0, fixed), swk for a syncable one; UV makes it mfa.
+      const amr: AuthMethod[] = [found.backupEligible ? 'swk' : 'hwk', 'mfa']
       const deviceId = budgetOf(ctx.throttle, user).device
       return {
         signedIn: await startSession(tx, ctx, user, { amr, passwordHash: user.passwordHash, deviceId }),

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto'
 import { type AppError, invalidField, invalidPasskey, notFound, passkeysDisabled } from '../lib/errors.js'
 import { passkeysEnabled } from '../lib/webauthn-config.js'
 import * as repo from '../repositories/passkeys.js'
+import { lockUser } from '../repositories/users.js'
 import type { Passkey } from '../schemas/passkeys.js'
 import type { ServiceContext } from './context.js'
+import { notify } from './notices.js'
 
 /** Passkeys (WebAuthn Level 3): what both ceremonies share, and the list, rename and removal of passkeys. */
 
@@ -80,17 +82,20 @@ export async function takeChallenge(
   clientDataJSON: string,
   purpose: repo.ChallengePurpose,
 ) {
-  let challenge: unknown
+  let client: { challenge?: unknown; crossOrigin?: unknown; topOrigin?: unknown }
   try {
-    challenge = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')).challenge
+    client = JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')) ?? {}
   } catch {
     throw new CeremonyFailure('malformed')
   }
+  const { challenge } = client
   if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) throw new CeremonyFailure('malformed')
   const row = await repo.consumeChallenge(ctx.sql, hashChallenge(challenge))
   if (!row) throw new CeremonyFailure('unknown_challenge')
   if (row.expired) throw new CeremonyFailure('challenge_expired')
   if (row.purpose !== purpose) throw new CeremonyFailure('challenge_purpose')
+  // WebAuthn L3 §7.1 steps 10–11, §7.2 steps 13–14: we expect no ceremony inside another site's iframe.
+  if (client.crossOrigin || client.topOrigin !== undefined) throw new CeremonyFailure('cross_origin')
   return { value: challenge, userId: row.userId, named: row.named }
 }
 
@@ -149,7 +154,12 @@ export async function renamePasskey(
 
 export async function removePasskey(ctx: PasskeyContext, userId: string, id: string): Promise<void> {
   await ctx.sql.begin(async (tx) => {
-    if (!(await repo.deleteCredential(tx, userId, id))) throw notFound()
+    // The user row before the credential: the order registration and sign-in take.
+    const user = await lockUser(tx, ctx.cipher, userId)
+    const name = await repo.deleteCredential(tx, userId, id)
+    if (!user || name === undefined) throw notFound()
     await ctx.audit('auth.passkey.removed', userId, { passkeyId: id }, tx)
+    // OWASP ASVS 5.0 6.3.7: a change to the ways of signing in is told to the owner's address.
+    await notify(ctx, tx, user, 'passkey-removed', { name })
   })
 }

@@ -63,6 +63,8 @@ export interface CeremonyTweaks {
   userHandle?: string | null
   /** Answer with another authenticator's credential id (its key still signs). */
   credentialId?: Buffer
+  /** clientDataJSON.crossOrigin (default false: a top-level page). */
+  crossOrigin?: boolean
 }
 
 export class SoftAuthenticator {
@@ -120,7 +122,7 @@ export class SoftAuthenticator {
       type: t.type ?? type,
       challenge: t.challenge ?? challenge,
       origin: t.origin ?? this.origin,
-      crossOrigin: false,
+      crossOrigin: t.crossOrigin ?? false,
     }
     return Buffer.from(JSON.stringify(data))
   }
