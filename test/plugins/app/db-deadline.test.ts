@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { attemptRegister, build, login, refreshWith, uniqueName } from '../../helper.js'
+import { attemptLogin, attemptRegister, build, refreshWith, uniqueName } from '../../helper.js'
 
 const BOUNDS = {
   DATABASE_POOL_MAX: '1',
@@ -45,7 +45,9 @@ t.test('a refresh answered 503 at the deadline is not a reuse when the client re
   const username = uniqueName('lateref')
   // Set-up on a one-connection pool: a loaded machine may answer it 503 too (seen in a full run).
   t.equal((await retryPast503(() => attemptRegister(app, username))).statusCode, 201, 'set-up: registered')
-  const { refreshToken } = await login(app, username)
+  const signedIn = await retryPast503(() => attemptLogin(app, username))
+  t.equal(signedIn.statusCode, 200, 'set-up: signed in')
+  const refreshToken = signedIn.cookies.find((c) => c.name.endsWith('refresh_token'))?.value ?? ''
   const held = holdPool(app, 2500)
   t.equal((await refreshWith(app, refreshToken)).statusCode, 503)
   await held
