@@ -158,8 +158,10 @@ export async function checkApiKey(sql: Sql, key: ParsedKey): Promise<KeyCheck> {
   const refused = row.revoked ? 'revoked' : row.expired ? 'expired' : row.disabled ? 'owner_disabled' : null
   if (refused) return { ok: false, reason: refused, userId: row.userId }
   const { id, secretHash: _hash, revoked: _r, expired: _e, disabled: _d, createdAt, ...owner } = row
+  // Least privilege (ASVS 5.0 8.2.1): an admin's powers (moderation, others' emails) need the admin scope.
+  const role = owner.scopes.includes('admin') ? owner.role : 'user'
   return {
     ok: true,
-    principal: { ...owner, via: 'api-key', sessionId: null, apiKeyId: id, authTime: createdAt },
+    principal: { ...owner, role, via: 'api-key', sessionId: null, apiKeyId: id, authTime: createdAt },
   }
 }
