@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { build, createApiKey, expectProblem, injectWithKey, signUp } from '../../helper.js'
+import { build, createApiKey, expectProblem, injectWithKey, logCapture, signUp } from '../../helper.js'
 
 /** Hostile review of API keys (issue 16): each test is named after the defect it proved. */
 
@@ -152,4 +152,69 @@ t.test('an all-scope admin key walks every route: 2xx only where a route declare
   for (const url of ['/API/admin/users', '//api/admin/users', '/api//admin/users', '/api/admin/Users']) {
     t.equal((await injectWithKey(app, key.key)({ url, remoteAddress: anyAddress() })).statusCode, 401, url)
   }
+})
+
+t.test(
+  'a route that declares a scope but needs a session still refuses a key (requireSession, step-up)',
+  async (t) => {
+    const app = await build(t, {
+      env: { BCRYPT_COST: '4' },
+      setup: (app) => {
+        const config = { apiKeyScope: 'profile:read' as const }
+        app.get('/test-only/session', { config, onRequest: [app.authenticate] }, async (request) => ({
+          userId: request.requireSession().userId,
+        }))
+        app.get(
+          '/test-only/step-up',
+          { config, onRequest: [app.authenticate, app.requireRecentAuth] },
+          async () => ({}),
+        )
+      },
+    })
+    const user = await signUp(app, 'kdid')
+    const key = await createApiKey(user, ['profile:read'])
+    for (const url of ['/test-only/session', '/test-only/step-up']) {
+      t.equal((await user.inject(url)).statusCode, 200, `${url}: a session passes`)
+      const res = await injectWithKey(app, key.key)({ url, remoteAddress: anyAddress() })
+      expectProblem(
+        t,
+        res,
+        403,
+        'urn:bulwark:problem:api-key-not-allowed',
+        `${url}: a key never counts as a session`,
+      )
+    }
+  },
+)
+
+t.test('no key secret in any log line: refusals, a 500 on a key route, headers logged as such', async (t) => {
+  const log = logCapture()
+  const app = await build(t, {
+    env: { BCRYPT_COST: '4' },
+    logStream: log.stream,
+    setup: (app) => {
+      app.get('/test-only/key-boom', { config: { apiKeyScope: 'profile:read' } }, async (request) => {
+        request.log.info(
+          { headers: request.headers, authorization: request.headers.authorization },
+          'headers',
+        )
+        throw new Error('boom')
+      })
+    },
+  })
+  const user = await signUp(app, 'klog')
+  const key = await createApiKey(user, ['profile:read'])
+  const secret = key.key.slice(-64)
+  const send = (url: string, token = key.key, method: 'GET' | 'POST' = 'GET') =>
+    injectWithKey(app, token)({ method, url, remoteAddress: anyAddress() })
+  t.equal((await send('/test-only/key-boom')).statusCode, 500)
+  await send('/api/comments') // insufficient scope
+  await send('/api/auth/logout', key.key, 'POST') // route takes no key
+  await send('/api/users/me', `${key.key}x`) // malformed
+  await send('/api/users/me', `bwk_${key.id}_${secret.replace(/^./, (c) => (c === 'a' ? 'b' : 'a'))}`)
+  t.ok(log.raw.length > 0, `${log.raw.length} lines`)
+  t.notOk(
+    log.raw.some((line) => line.includes(secret) || line.includes(secret.slice(1))),
+    'the secret is in no line',
+  )
 })
