@@ -218,3 +218,17 @@ t.test('no key secret in any log line: refusals, a 500 on a key route, headers l
     'the secret is in no line',
   )
 })
+
+t.test(
+  'MFA_REQUIRED_ROLES=admin: an admin session without a second factor makes no key of any scope',
+  async (t) => {
+    const app = await buildApp(t, { MFA_REQUIRED_ROLES: 'admin' })
+    const admin = await signUp(app, 'knomfa', { role: 'admin' })
+    // That session may post no comment itself; a key it made must not do it for it.
+    const payload = { name: 'bot', scopes: ['comments:write'] }
+    const res = await admin.inject({ method: 'POST', url: '/api/auth/api-keys', payload })
+    expectProblem(t, res, 403, 'urn:bulwark:problem:mfa-required')
+    const user = await signUp(app, 'kmfau')
+    t.equal((await createApiKey(user, ['comments:write'])).scopes.length, 1, 'a user’s role is not listed')
+  },
+)
