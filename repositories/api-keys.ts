@@ -15,12 +15,16 @@ export interface ApiKeyRow {
   lastUsedAt: Date | null
 }
 
-/** Inserts a key unless the user already holds `max` live ones (the count and insert are one statement). */
+/**
+ * Inserts a key unless the user already holds `max` live ones (the count and insert are one statement),
+ * or the creating session ended meanwhile: 'session-ended'.
+ */
 export async function insertApiKey(
   db: Db,
   k: {
     id: string
     userId: string
+    sessionId: string
     name: string
     secretHash: Buffer
     scopes: ApiKeyScope[]
@@ -28,9 +32,16 @@ export async function insertApiKey(
     expiresInDays: number
     max: number
   },
-): Promise<ApiKeyRow | undefined> {
+): Promise<ApiKeyRow | 'session-ended' | undefined> {
   // The user's row is locked first, so two concurrent creations cannot both pass the cap.
   await db`select id from users where id = ${k.userId} for no key update`
+  // Read after the lock (a statement of its own sees what committed while it waited): a disable or a
+  // password change that revoked this session has also revoked every key, so none may follow it.
+  const [live] = await db`
+    select 1 from sessions s join users u on u.id = s.user_id
+    where s.id = ${k.sessionId} and s.user_id = ${k.userId} and s.revoked_at is null and not u.disabled
+  `
+  if (!live) return 'session-ended'
   const [row] = await db<ApiKeyRow[]>`
     insert into api_keys (id, user_id, name, secret_hash, scopes, amr, expires_at)
     select ${k.id}, ${k.userId}, ${k.name}, ${k.secretHash}, ${k.scopes}, ${k.amr},

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
-import { conflict, forbidden, invalidField, notFound } from '../lib/errors.js'
+import { conflict, forbidden, invalidField, notFound, unauthenticated } from '../lib/errors.js'
 import * as repo from '../repositories/api-keys.js'
 import type { KeyPrincipal, SessionPrincipal } from '../repositories/sessions.js'
 import { userOfPrincipal } from '../repositories/users.js'
@@ -73,6 +73,7 @@ export async function createApiKey(
     const inserted = await repo.insertApiKey(tx, {
       id,
       userId: principal.userId,
+      sessionId: principal.sessionId,
       name,
       secretHash: hashSecret(secret),
       scopes: body.scopes,
@@ -80,7 +81,7 @@ export async function createApiKey(
       expiresInDays: body.expiresInDays ?? DEFAULT_EXPIRES_DAYS,
       max: ctx.config.API_KEYS_MAX_PER_USER,
     })
-    if (!inserted) return undefined
+    if (!inserted || inserted === 'session-ended') return inserted
     const detail = { keyId: id, scopes: body.scopes.join(' '), sessionId: principal.sessionId }
     await ctx.audit('auth.api_key.created', principal.userId, detail, tx)
     // The owner hears of a new credential at their address, in case it was not them (ASVS 5.0 6.3.7).
@@ -92,6 +93,8 @@ export async function createApiKey(
     })
     return inserted
   })
+  // ASVS 5.0 7.4.1: a session revoked while this request waited makes no credential that outlives it.
+  if (row === 'session-ended') throw unauthenticated(true)
   if (!row) {
     const max = ctx.config.API_KEYS_MAX_PER_USER
     throw conflict(`You already hold ${max} live API keys: revoke one first.`)
@@ -158,8 +161,10 @@ export async function checkApiKey(sql: Sql, key: ParsedKey): Promise<KeyCheck> {
   const refused = row.revoked ? 'revoked' : row.expired ? 'expired' : row.disabled ? 'owner_disabled' : null
   if (refused) return { ok: false, reason: refused, userId: row.userId }
   const { id, secretHash: _hash, revoked: _r, expired: _e, disabled: _d, createdAt, ...owner } = row
+  // Least privilege (ASVS 5.0 8.2.1): an admin's powers (moderation, others' emails) need the admin scope.
+  const role = owner.scopes.includes('admin') ? owner.role : 'user'
   return {
     ok: true,
-    principal: { ...owner, via: 'api-key', sessionId: null, apiKeyId: id, authTime: createdAt },
+    principal: { ...owner, role, via: 'api-key', sessionId: null, apiKeyId: id, authTime: createdAt },
   }
 }

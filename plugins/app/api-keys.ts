@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { clientKey } from '../../lib/client-key.js'
 import { type AppError, apiKeyNotAllowed, insufficientScope, unauthenticated } from '../../lib/errors.js'
 import type { ApiKeyScope } from '../../schemas/api-keys.js'
 import { createKeyUsage, type KeyUsage } from '../../services/api-key-usage.js'
@@ -27,8 +28,11 @@ declare module 'fastify' {
   }
 }
 
-/** An Authorization header that carries an API key (the scheme is case-insensitive, RFC 9110 §11.1). */
-const KEY_HEADER = /^Bearer bwk_/i
+/**
+ * An Authorization header that carries an API key (the scheme is case-insensitive, RFC 9110 §11.1),
+ * whatever whitespace follows the scheme: only `Bearer <key>` with one space parses, the rest is refused.
+ */
+const KEY_HEADER = /^Bearer\s+bwk_/i
 /** Verified keys this process remembers for rate-limit bucketing (the oldest is forgotten beyond). */
 const VERIFIED_MAX = 10_000
 
@@ -36,7 +40,7 @@ function keyOf(request: FastifyRequest): { token: string; key: ParsedKey | null 
   const header = request.headers.authorization
   if (header === undefined || !KEY_HEADER.test(header)) return null
   const token = header.slice('Bearer '.length)
-  return { token, key: parseApiKey(token) }
+  return { token, key: header[6] === ' ' ? parseApiKey(token) : null }
 }
 
 async function apiKeysPlugin(app: FastifyInstance) {
@@ -86,7 +90,11 @@ async function apiKeysPlugin(app: FastifyInstance) {
     const scope = request.routeOptions.config.apiKeyScope
     if (!scope) return refuse(request, apiKeyNotAllowed(), 'route_not_allowed', key.id)
     const check = await checkApiKey(app.sql, key)
-    if (!check.ok) return refuse(request, unauthenticated(true), check.reason, key.id, check.userId)
+    if (!check.ok) {
+      // A dead key keeps no budget of its own (ASVS 5.0 2.4.1): its sender's address pays from now on.
+      if (check.reason !== 'wrong_secret') verified.delete(key.id)
+      return refuse(request, unauthenticated(true), check.reason, key.id, check.userId)
+    }
     const { principal } = check
     rememberVerified(key)
     if (!principal.scopes.includes(scope)) {
@@ -94,7 +102,8 @@ async function apiKeysPlugin(app: FastifyInstance) {
     }
     request.principal = principal
     usage.used(key.id)
-    const address = app.cipher.blindIndex(`api-key-address\0${request.ip}`)
+    // An IPv6 client by its /64, as the rate limits count it: rotating inside it is no new address (RFC 6177).
+    const address = app.cipher.blindIndex(`api-key-address\0${clientKey(request.ip)}`)
     if (await usage.firstFromAddress(app.sql, key.id, address)) {
       await app.serviceContext(request).audit('auth.api_key.new_address', principal.userId, { keyId: key.id })
     }

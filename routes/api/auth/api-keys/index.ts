@@ -12,6 +12,7 @@ const stepUp =
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const requireAdmin = app.authorize('admin')
+  const requireUser = app.authorize('user')
 
   app.post(
     '',
@@ -23,7 +24,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Create an API key (shown once)',
         description:
           `The key is in the answer once, never again: only a hash is stored. ${stepUp} The \`admin\` scope ` +
-          'needs an admin whose session meets MFA_REQUIRED_ROLES (403 `forbidden` / `mfa-required`). ' +
+          'needs an admin; any key, a session that meets MFA_REQUIRED_ROLES (403 `forbidden` / `mfa-required`). ' +
           'More than API_KEYS_MAX_PER_USER live keys is 409.',
         security: SIGNED_IN,
         body: createApiKeyBody(app.config.API_KEY_MAX_EXPIRES_DAYS),
@@ -37,8 +38,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async function createKey(request, reply) {
-      // The admin scope: the role and the admin MFA rule that authorize('admin') applies (ASVS 5.0 6.3.3).
-      if (request.body.scopes.includes('admin')) await requireAdmin(request)
+      // The admin scope needs the admin role; and every key, the MFA rule of its creator's role, or a
+      // key would act for a session that may not act itself (ASVS 5.0 6.3.3).
+      await (request.body.scopes.includes('admin') ? requireAdmin : requireUser)(request)
       const key = await apiKeys.createApiKey(
         app.serviceContext(request),
         request.requireSession(),
