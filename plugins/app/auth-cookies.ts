@@ -16,16 +16,23 @@ declare module 'fastify' {
     deviceCookies: () => string[]
   }
   interface FastifyReply {
-    setAuthCookies: (tokens: {
-      accessToken: string
-      refreshToken?: string | undefined
-      refreshExpiresIn?: number | undefined
-      /** Set at sign-in; sign-out keeps it, so the device stays known to the account. */
-      deviceCookie?: string | undefined
-    }) => FastifyReply
+    setAuthCookies: (tokens: SignInTokens) => FastifyReply
     clearAuthCookies: () => FastifyReply
+    /**
+     * Ends a completed sign-in (password, second factor, passkey): sets its cookies and returns the
+     * body, from which the refresh token and the device cookie are taken out (they travel as cookies only).
+     */
+    signedIn: <T extends SignInTokens>(result: T) => Omit<T, keyof SignInCookies> & { tokenType: 'Bearer' }
   }
 }
+
+interface SignInCookies {
+  refreshToken?: string | undefined
+  refreshExpiresIn?: number | undefined
+  /** Set at sign-in; sign-out keeps it, so the device stays known to the account. */
+  deviceCookie?: string | undefined
+}
+type SignInTokens = { accessToken: string } & SignInCookies
 
 export interface AuthCookieNames {
   access: string
@@ -85,6 +92,11 @@ async function authCookiesPlugin(app: FastifyInstance) {
     }
     if (tokens.deviceCookie) this.setCookie(names.device, tokens.deviceCookie, deviceCookie)
     return this.header('cache-control', 'no-store')
+  })
+  app.decorateReply('signedIn', function signedIn<T extends SignInTokens>(this: FastifyReply, result: T) {
+    const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
+    this.setAuthCookies(result)
+    return { ...body, tokenType: 'Bearer' as const }
   })
   app.decorateReply('clearAuthCookies', function clearAuthCookies(this: FastifyReply) {
     this.clearCookie(names.access, { ...base, path: accessCookie.path })

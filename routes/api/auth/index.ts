@@ -78,9 +78,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
       const result = await signIn.login(app.serviceContext(request), request.body)
       // The password step of a two-factor account: a token for POST /mfa/verify, and no cookie yet.
       if ('mfaRequired' in result) return reply.header('cache-control', 'no-store').send(result)
-      const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
-      reply.setAuthCookies(result)
-      return { ...body, tokenType: 'Bearer' as const }
+      return reply.signedIn(result)
     },
   )
 

@@ -43,9 +43,7 @@ const mfa: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function verify(request, reply) {
       const result = await verifyMfa(app.serviceContext(request), request.body)
-      const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
-      reply.setAuthCookies(result)
-      return { ...body, tokenType: 'Bearer' as const }
+      return reply.signedIn(result)
     },
   )
 

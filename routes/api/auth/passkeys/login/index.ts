@@ -70,9 +70,7 @@ const passkeyLogin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async function login(request, reply) {
       const result = await loginWithPasskey(app.serviceContext(request), request.body)
-      const { refreshToken, refreshExpiresIn, deviceCookie, ...body } = result
-      reply.setAuthCookies(result)
-      return { ...body, tokenType: 'Bearer' as const }
+      return reply.signedIn(result)
     },
   )
 }
