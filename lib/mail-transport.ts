@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import nodemailer from 'nodemailer'
 import type { Config } from '../schemas/env.js'
@@ -92,7 +92,11 @@ function fileTransport(config: Pick<Config, 'MAIL_DIR' | 'MAIL_FROM'>): MailTran
       await mkdir(dir, { recursive: true, mode: 0o700 })
       const stamp = new Date().toISOString().replace(/[:.]/g, '-')
       const file = join(dir, `${stamp}-${mail.template}-${mail.id}.eml`)
-      await writeFile(file, info.message as Buffer, { mode: 0o600 })
+      // Written under a name no reader looks for, then renamed: a mail appears whole or not at all
+      // (a reader of the folder saw an empty file while it was being written).
+      const partial = `${file}.partial`
+      await writeFile(partial, info.message as Buffer, { mode: 0o600 })
+      await rename(partial, file)
       return { file }
     },
     close: () => composer.close(),

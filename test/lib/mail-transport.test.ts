@@ -43,11 +43,16 @@ t.test(
     // Two mails: the registration's verification link, then the notice of the password change.
     await waitUntil('the files are written', () => {
       try {
-        return readdirSync(dir).length === 2
+        return readdirSync(dir).filter((f) => f.endsWith('.eml')).length === 2
       } catch {
         return false
       }
     })
+    t.same(
+      readdirSync(dir).filter((f) => !f.endsWith('.eml')),
+      [],
+      'no partial file is left once both are written',
+    )
     const name = readdirSync(dir).find((f) => f.includes('-password-changed-')) ?? ''
     const file = join(dir, name)
     t.match(name, /^[\dTZ-]+-password-changed-[0-9a-f-]{36}\.eml$/, 'time, template and outbox id')

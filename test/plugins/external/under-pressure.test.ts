@@ -55,8 +55,13 @@ t.test('an event-loop block sheds load with 503 + Retry-After; /health/live stay
 
   // The delay is a mean over one sample interval, reset at each sample: the window in which it
   // is over the threshold lasts about one interval, so poll for it instead of sleeping blindly.
-  blockEventLoop(600)
-  const tripped = await waitFor(() => app.memoryUsage().eventLoopDelay > MAX_DELAY_MS, 20 * SAMPLE_MS)
+  // On a loaded machine the one sample that saw a block can be missed (a CI run did): block again,
+  // up to three times, until a sample shows it.
+  let tripped = false
+  for (let attempt = 0; attempt < 3 && !tripped; attempt++) {
+    blockEventLoop(600)
+    tripped = await waitFor(() => app.memoryUsage().eventLoopDelay > MAX_DELAY_MS, 20 * SAMPLE_MS)
+  }
   t.ok(tripped, `the sampled event-loop delay passed ${MAX_DELAY_MS} ms`)
 
   const [shed, live] = await Promise.all([app.inject('/api/comments'), app.inject('/health/live')])
