@@ -23,7 +23,8 @@ type KeysContext = Pick<ServiceContext, 'sql' | 'config' | 'audit' | 'cipher'>
  * `_` or `-` inside either part, so the key parses unambiguously, selects on a double-click, and
  * secret scanners recognise the `bwk_` prefix. Anything else starting with `bwk_` is refused.
  */
-export const API_KEY_FORMAT = /^bwk_([0-9a-f]{16})_([0-9a-f]{64})$/
+export const API_KEY_PREFIX = 'bwk_'
+export const API_KEY_FORMAT = new RegExp(`^${API_KEY_PREFIX}([0-9a-f]{16})_([0-9a-f]{64})$`)
 
 export interface ParsedKey {
   id: string
@@ -41,7 +42,7 @@ export function parseApiKey(token: string): ParsedKey | null {
  */
 export const hashSecret = (secret: string): Buffer => createHash('sha256').update(secret).digest()
 
-export const prefixOf = (id: string) => `bwk_${id}`
+export const prefixOf = (id: string) => `${API_KEY_PREFIX}${id}`
 
 const toItem = (row: repo.ApiKeyRow): ApiKeyItem => ({
   id: row.id,

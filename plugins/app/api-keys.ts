@@ -6,6 +6,7 @@ import { type AppError, apiKeyNotAllowed, insufficientScope, unauthenticated } f
 import type { ApiKeyScope } from '../../schemas/api-keys.js'
 import { createKeyUsage, type KeyUsage } from '../../services/api-key-usage.js'
 import {
+  API_KEY_PREFIX,
   checkApiKey,
   hashSecret,
   type ParsedKey,
@@ -32,7 +33,7 @@ declare module 'fastify' {
  * An Authorization header that carries an API key (the scheme is case-insensitive, RFC 9110 §11.1),
  * whatever whitespace follows the scheme: only `Bearer <key>` with one space parses, the rest is refused.
  */
-const KEY_HEADER = /^Bearer\s+bwk_/i
+const KEY_HEADER = new RegExp(`^Bearer\\s+${API_KEY_PREFIX}`, 'i')
 /** Verified keys this process remembers for rate-limit bucketing (the oldest is forgotten beyond). */
 const VERIFIED_MAX = 10_000
 

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { apiKeyNotAllowed, forbidden, unauthenticated } from '../../lib/errors.js'
 import { findPrincipal, type Principal, type SessionPrincipal } from '../../repositories/sessions.js'
 import type { Role, VerifiedClaims } from '../../schemas/auth.js'
+import { API_KEY_PREFIX } from '../../services/api-keys.js'
 import { assertRecentAuthentication } from '../../services/step-up.js'
 
 /** Authentication: who sends a request (access token → live session → principal), and role checks. */
@@ -40,8 +41,6 @@ const ROLE_RANK: Record<Role, number> = { user: 1, admin: 2 }
 
 /** The scheme name is case-insensitive (RFC 9110 §11.1); the token is RFC 6750 §2.1's b64token. */
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i
-/** Every API key starts so (plugins/app/api-keys.ts); such a token is never a JWT. */
-export const API_KEY_PREFIX = 'bwk_'
 
 async function authenticationPlugin(app: FastifyInstance) {
   const keys = app.jwtKeys
