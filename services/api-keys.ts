@@ -29,11 +29,15 @@ export const API_KEY_FORMAT = new RegExp(`^${API_KEY_PREFIX}([0-9a-f]{16})_([0-9
 export interface ParsedKey {
   id: string
   secret: string
+  /** hashSecret(secret), computed once at parse: the rate limit, the check and the cache all compare it. */
+  hash: Buffer
 }
 
 export function parseApiKey(token: string): ParsedKey | null {
   const match = API_KEY_FORMAT.exec(token)
-  return match ? { id: match[1] as string, secret: match[2] as string } : null
+  if (!match) return null
+  const secret = match[2] as string
+  return { id: match[1] as string, secret, hash: hashSecret(secret) }
 }
 
 /**
@@ -156,7 +160,7 @@ export type KeyCheck =
 export async function checkApiKey(sql: Sql, key: ParsedKey): Promise<KeyCheck> {
   const row = await repo.findKeyWithOwner(sql, key.id)
   if (!row) return { ok: false, reason: 'unknown', userId: null }
-  if (!timingSafeEqual(row.secretHash, hashSecret(key.secret))) {
+  if (!timingSafeEqual(row.secretHash, key.hash)) {
     return { ok: false, reason: 'wrong_secret', userId: null }
   }
   const refused = row.revoked ? 'revoked' : row.expired ? 'expired' : row.disabled ? 'owner_disabled' : null

@@ -8,7 +8,6 @@ import { createKeyUsage, type KeyUsage } from '../../services/api-key-usage.js'
 import {
   API_KEY_PREFIX,
   checkApiKey,
-  hashSecret,
   type ParsedKey,
   parseApiKey,
   type RefusalReason,
@@ -37,11 +36,21 @@ const KEY_HEADER = new RegExp(`^Bearer\\s+${API_KEY_PREFIX}`, 'i')
 /** Verified keys this process remembers for rate-limit bucketing (the oldest is forgotten beyond). */
 const VERIFIED_MAX = 10_000
 
-function keyOf(request: FastifyRequest): { token: string; key: ParsedKey | null } | null {
+type SentKey = { token: string; key: ParsedKey | null } | null
+/** Parsed (and hashed) once per request: the rate limit's key generator and the gate both ask. */
+const sentKeys = new WeakMap<FastifyRequest, SentKey>()
+
+function keyOf(request: FastifyRequest): SentKey {
+  const cached = sentKeys.get(request)
+  if (cached !== undefined) return cached
   const header = request.headers.authorization
-  if (header === undefined || !KEY_HEADER.test(header)) return null
-  const token = header.slice('Bearer '.length)
-  return { token, key: header[6] === ' ' ? parseApiKey(token) : null }
+  let sent: SentKey = null
+  if (header !== undefined && KEY_HEADER.test(header)) {
+    const token = header.slice('Bearer '.length)
+    sent = { token, key: header[6] === ' ' ? parseApiKey(token) : null }
+  }
+  sentKeys.set(request, sent)
+  return sent
 }
 
 async function apiKeysPlugin(app: FastifyInstance) {
@@ -55,11 +64,11 @@ async function apiKeysPlugin(app: FastifyInstance) {
   app.decorate('peekApiKeyId', function peekApiKeyId(request: FastifyRequest): string | null {
     const key = keyOf(request)?.key
     const known = key ? verified.get(key.id) : undefined
-    return known && key && timingSafeEqual(known, hashSecret(key.secret)) ? key.id : null
+    return known && key && timingSafeEqual(known, key.hash) ? key.id : null
   })
   function rememberVerified(key: ParsedKey) {
     verified.delete(key.id)
-    verified.set(key.id, hashSecret(key.secret))
+    verified.set(key.id, key.hash)
     if (verified.size > VERIFIED_MAX) verified.delete(verified.keys().next().value as string)
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Sql } from 'postgres'
 import t from 'tap'
 import { isProblem } from '../../lib/errors.js'
@@ -35,7 +36,8 @@ t.test('createApiKey refuses the admin scope to a non-admin before touching the 
 t.test('parseApiKey: one anchored shape', async (t) => {
   const id = '0123456789abcdef'
   const secret = 'ab'.repeat(32)
-  t.same(parseApiKey(`bwk_${id}_${secret}`), { id, secret })
+  const hash = createHash('sha256').update(secret).digest()
+  t.same(parseApiKey(`bwk_${id}_${secret}`), { id, secret, hash }, 'the id, the secret and its SHA-256')
   for (const bad of [
     `bwk_${id}_${secret}\n`,
     ` bwk_${id}_${secret}`,
