@@ -36,20 +36,20 @@ const KEY_HEADER = new RegExp(`^Bearer\\s+${API_KEY_PREFIX}`, 'i')
 /** Verified keys this process remembers for rate-limit bucketing (the oldest is forgotten beyond). */
 const VERIFIED_MAX = 10_000
 
-type SentKey = { token: string; key: ParsedKey | null } | null
+type SentKey = { token: string; key: ParsedKey | null }
 /** Parsed (and hashed) once per request: the rate limit's key generator and the gate both ask. */
 const sentKeys = new WeakMap<FastifyRequest, SentKey>()
 
-function keyOf(request: FastifyRequest): SentKey {
-  const cached = sentKeys.get(request)
-  if (cached !== undefined) return cached
+function keyOf(request: FastifyRequest): SentKey | null {
   const header = request.headers.authorization
-  let sent: SentKey = null
-  if (header !== undefined && KEY_HEADER.test(header)) {
+  // Most requests carry no key: answered by one test, with nothing cached for them.
+  if (header === undefined || !KEY_HEADER.test(header)) return null
+  let sent = sentKeys.get(request)
+  if (!sent) {
     const token = header.slice('Bearer '.length)
     sent = { token, key: header[6] === ' ' ? parseApiKey(token) : null }
+    sentKeys.set(request, sent)
   }
-  sentKeys.set(request, sent)
   return sent
 }
 
